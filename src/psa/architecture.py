@@ -1,0 +1,98 @@
+"""Architecture strings: "[4*4, 2*8]" (segments of count*width), "L*W" in configuration files,
+"LxW" in job names. One Architecture value serves all three spellings."""
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from psa import PSAError
+
+INPUTS, OUTPUTS = 784, 10
+FAMILIES = ("simplemlp", "resmlp")
+_SEGMENT = re.compile(r"^\s*(\d+)\s*[*xX×]\s*(\d+)\s*$")
+
+
+@dataclass(frozen=True)
+class Architecture:
+    segments: tuple[tuple[int, int], ...]  # (layer count, width) runs, in order
+
+    @classmethod
+    def parse(cls, text: str) -> "Architecture":
+        body = text.strip()
+        if body.startswith("[") and body.endswith("]"):
+            body = body[1:-1]
+        parts = [p for p in body.split(",")]
+        segments = []
+        for part in parts:
+            match = _SEGMENT.match(part)
+            if not match:
+                raise PSAError(
+                    f"malformed architecture {text!r}: expected segments like '4*4' "
+                    f"(layers*width), e.g. \"[4*4, 2*8]\" or \"1*2048\""
+                )
+            count, width = int(match[1]), int(match[2])
+            if count < 1 or width < 1:
+                raise PSAError(f"malformed architecture {text!r}: layer counts and widths must be >= 1")
+            segments.append((count, width))
+        return cls(tuple(segments))
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """Hidden layer widths in order, e.g. [2*8] -> (8, 8)."""
+        return tuple(w for count, w in self.segments for _ in range(count))
+
+    @property
+    def depth(self) -> int:
+        return sum(count for count, _ in self.segments)
+
+    def __str__(self) -> str:
+        """The configuration-file spelling: '1*2048' or '4*4,2*8'."""
+        return ",".join(f"{c}*{w}" for c, w in self.segments)
+
+    @property
+    def job_token(self) -> str:
+        """The job-name spelling: '1x2048' (segments joined by '_')."""
+        return "_".join(f"{c}x{w}" for c, w in self.segments)
+
+    @property
+    def label(self) -> str:
+        """The figure spelling: '1×2048'."""
+        return ",".join(f"{c}×{w}" for c, w in self.segments)
+
+    def parameter_count(self, family: str = "simplemlp") -> int:
+        return sum((d_in + 1) * d_out for d_in, d_out in linear_shapes(self, family))
+
+
+def linear_shapes(arch: Architecture, family: str) -> list[tuple[int, int]]:
+    """(fan_in, fan_out) of every linear layer in compute order, output layer last."""
+    if family == "simplemlp":
+        dims = (INPUTS, *arch.widths, OUTPUTS)
+        return list(zip(dims[:-1], dims[1:]))
+    if family == "resmlp":
+        shapes, current = [], INPUTS
+        for count, width in arch.segments:
+            if width != current:
+                shapes.append((current, width))
+                current = width
+            shapes += [(width, width), (width, width)] * count
+        return shapes + [(current, OUTPUTS)]
+    raise PSAError(f"unknown model family {family!r}: choose simplemlp or resmlp")
+
+
+def read_configurations(path: Path | str) -> list[Architecture]:
+    """One architecture per line ('L*W'); blank lines and '#' comments are skipped."""
+    path = Path(path)
+    if not path.is_file():
+        raise PSAError(f"configuration file not found: {path}")
+    archs = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        try:
+            archs.append(Architecture.parse(text))
+        except PSAError as error:
+            raise PSAError(f"{path}:{number}: {error}") from None
+    if not archs:
+        raise PSAError(f"configuration file {path} lists no architectures")
+    return archs
