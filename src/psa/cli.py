@@ -11,10 +11,22 @@ from rich.console import Console
 
 from psa import PSAError
 
-COMMANDS = {  # name -> (module, one-line help)
-    "train": ("psa.engine", "train one PSA trial (Frustration Engine), resuming from its checkpoint"),
-    "clean": ("psa.checkpoint", "delete checkpoints"),
-    "analyze-dataset": ("psa.analysis", "MNIST class distribution and ZeroR baselines per split"),
+COMMANDS = {  # name -> ("module:configure function", one-line help)
+    "train": ("psa.engine:configure", "train one PSA trial (Frustration Engine), resuming from its checkpoint"),
+    "clean": ("psa.checkpoint:configure", "delete checkpoints"),
+    "sweep": ("psa.sweep:configure", "run a grid of architectures x modes x trials into the results store"),
+    "export": ("psa.store:configure_export", "write the study's markdown tables and a CSV from a results store"),
+    "reproduce": ("psa.sweep:configure_reproduce", "the main job: sweep, export and figures in one command"),
+    "bench": ("psa.bench:configure", "benchmarks: estimate the full sweep, compare engines"),
+    "analyze-dataset": ("psa.analysis:configure", "MNIST class distribution and ZeroR baselines per split"),
+    "regimes": ("psa.regimes:configure", "classify architectures into training regimes"),
+    "make-architecture-table": ("psa.report:configure_architecture_table", "LaTeX table of parameter counts"),
+    "make-trial-accuracy-table": ("psa.report:configure_accuracy_table", "LaTeX table of mean +- std accuracy"),
+    "make-design-space-figure": ("psa.figures:configure_design_space", "log-log figure of the design space"),
+    "make-figure-heatmaps": ("psa.figures:configure_heatmaps", "the six heat maps of the design space"),
+    "make-convergence-plots": ("psa.figures:configure_convergence", "validation accuracy over meta-loops"),
+    "compare": ("psa.compare:configure", "compare a reproduction's trials table with a reference"),
+    "cloud": ("psa.cloud.cli:configure", "AWS SageMaker: launch, job, results, logs, storage, cost"),
 }
 
 SCRIPTS = {  # console-script name -> the psa argv it stands for
@@ -39,10 +51,11 @@ console = Console(stderr=True)
 def build_parser(chosen: str | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="psa", description="Persistent Stochastic Ablation toolkit")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (module, help_text) in COMMANDS.items():
+    for name, (target, help_text) in COMMANDS.items():
         sub = subparsers.add_parser(name, help=help_text, description=help_text)
         if name == chosen:
-            importlib.import_module(module).configure(sub)
+            module_name, function = target.split(":")
+            getattr(importlib.import_module(module_name), function)(sub)
     return parser
 
 

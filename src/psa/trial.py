@@ -1,0 +1,63 @@
+"""What a trial is (its spec and seed), what one meta-loop records, and what a finished trial
+reports. Shared by the single-trial engine, the batched engine, the store and the cloud job."""
+
+import hashlib
+from dataclasses import dataclass, field
+
+from psa.architecture import Architecture
+
+
+def trial_seed(base_seed: int, arch: Architecture | str, trial: int) -> int:
+    """The seed of trial `trial` (0-based) of `arch` in a sweep with `base_seed`. The mode is left
+    out on purpose: trial k of every mode starts from the same initial weights and data order, so
+    modes are compared on paired trials."""
+    key = f"{base_seed}/{arch}/{trial}".encode()
+    return int.from_bytes(hashlib.sha256(key).digest()[:4], "big") & 0x7FFFFFFF
+
+
+@dataclass(frozen=True)
+class Hyper:
+    lr: float = 1e-4
+    batch_size: int = 256
+    weight_decay: float = 1e-4  # used in mode `decay` only
+    dropout: float = 0.1  # used in mode `dropout` only
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    arch: Architecture
+    family: str  # simplemlp | resmlp
+    mode: str
+    trial: int  # 0-based index within its (arch, mode) cell
+    seed: int
+    hyper: Hyper = Hyper()
+
+
+@dataclass
+class LoopRecord:
+    loop: int  # 1-based, global (continues across resumes)
+    score: float  # validation accuracy of the candidate, percent
+    lkg_score: float
+    bounty: float
+    improved: bool
+    ablated: str | None  # what was zeroed before this loop's training, e.g. "L2:17"; None if nothing
+
+
+@dataclass
+class TrialResult:
+    spec: TrialSpec
+    bounty: float
+    bounty_loop: int
+    test_accuracy: float
+    history: list[LoopRecord] = field(default_factory=list)
+    seconds: float = 0.0
+    device: str = "cpu"
+
+
+def log_line(record: LoopRecord, index: int, total: int) -> str:
+    """The per-meta-loop line of DESIGN.md section 5 that the logs parser reads: `index` of `total`
+    counts the loops of this run, Global the loops of the trial across resumes."""
+    return (
+        f"Loop {index}/{total} (Global: {record.loop}) | Current: {record.score:.2f}% | "
+        f"LKG: {record.lkg_score:.2f}% | Bounty: {record.bounty:.2f}%"
+    )
