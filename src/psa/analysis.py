@@ -1,6 +1,7 @@
 """MNIST class distribution and majority-class (ZeroR) baselines per split, computed from the same
 loader and 50k/10k split that training uses, so the baselines match what the trainer sees."""
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +63,7 @@ def analyze_mnist(data_dir: Path | str | None = None) -> MNISTAnalysis:
     return MNISTAnalysis(*splits)
 
 
+@functools.cache  # several tools may ask within one process; MNIST loads once
 def validation_zeror(data_dir: Path | str | None = None) -> float:
     """The failure threshold of the regime rules: ZeroR accuracy on the validation split."""
     return analyze_mnist(data_dir).validation.zeror

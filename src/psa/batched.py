@@ -1,0 +1,320 @@
+"""The batched engine: many trials of one architecture trained together as one stacked
+computation. Every trial keeps its own weights (a leading trial dimension), data order, ablation,
+dropout masks, weight decay, LKG and fresh AdamW state, and follows DESIGN.md section 4 exactly
+as if it ran alone in psa.engine (tests/test_batched.py checks this in float64).
+
+Layout: all parameters of a trial live in one row of a flat (trials, P) buffer; every layer's
+weight and bias are views into it. AdamW, LKG promotion and ablation are then a handful of
+operations on whole buffers, whatever the depth, and forward and backward are written out by hand
+(batched matmuls), so a 2048-layer stack costs a few operations per layer, not a few per layer
+and trial."""
+
+import time
+from dataclasses import dataclass
+
+import torch
+
+from psa import ablation, randomness
+from psa.architecture import INPUTS, Architecture, linear_shapes
+from psa.data import MNIST
+from psa.models import initial_parameters
+from psa.trial import LoopRecord, TrialResult, TrialSpec
+
+BETAS, EPS = (0.9, 0.999), 1e-8
+
+
+@dataclass
+class Layout:
+    """Where each linear layer's weight and bias sit in a flat parameter row, and the
+    compute plan (SimpleMLP: a chain; ResMLP: transitions and residual blocks)."""
+
+    family: str
+    shapes: list[tuple[int, int]]  # (fan_in, fan_out) per linear, compute order
+    offsets: list[int]  # start of each layer's weight; its bias follows the weight
+    size: int
+    plan: list[tuple[str, int]]  # ("linear", l) hidden layer, ("block", l) uses l and l+1
+    dropout_offsets: list[int]  # unit offset of each dropout point, in plan order
+    dropout_units: int
+
+    @classmethod
+    def of(cls, arch: Architecture, family: str) -> "Layout":
+        shapes = linear_shapes(arch, family)
+        offsets, size = [], 0
+        for fan_in, fan_out in shapes:
+            offsets.append(size)
+            size += (fan_in + 1) * fan_out
+        if family == "simplemlp":
+            plan = [("linear", l) for l in range(len(shapes) - 1)]
+        else:
+            plan, l, current = [], 0, INPUTS
+            for count, width in arch.segments:
+                if width != current:
+                    plan.append(("linear", l))
+                    l, current = l + 1, width
+                for _ in range(count):
+                    plan.append(("block", l))
+                    l += 2
+        widths = [shapes[l][1] for _, l in plan]
+        dropout_offsets = [sum(widths[:k]) for k in range(len(widths))]
+        return cls(family, shapes, offsets, size, plan, dropout_offsets, sum(widths))
+
+    def views(self, flat: torch.Tensor):
+        """[(weight (T, out, in), bias (T, out))] views of a flat (T, P) buffer."""
+        out = []
+        for (fan_in, fan_out), start in zip(self.shapes, self.offsets):
+            weight = flat[:, start : start + fan_in * fan_out].view(-1, fan_out, fan_in)
+            bias = flat[:, start + fan_in * fan_out : start + (fan_in + 1) * fan_out]
+            out.append((weight, bias))
+        return out
+
+    def neuron_indices(self, mode: str, layer: int, unit: int) -> torch.Tensor:
+        """Flat positions that ablating (layer, unit) zeroes: its incoming row and bias, plus in
+        `hidden` mode its outgoing column in the next layer."""
+        fan_in, fan_out = self.shapes[layer]
+        start = self.offsets[layer]
+        parts = [torch.arange(start + unit * fan_in, start + (unit + 1) * fan_in),
+                 torch.tensor([start + fan_in * fan_out + unit])]
+        if mode == "hidden":
+            next_in, next_out = self.shapes[layer + 1]
+            parts.append(self.offsets[layer + 1] + torch.arange(next_out) * next_in + unit)
+        return torch.cat(parts)
+
+    def memory_per_trial(self, batch: int, eval_batch: int, itemsize: int) -> int:
+        """Bytes one trial of the stack needs: parameters, gradients, AdamW moments and LKG,
+        the activations a training step keeps for backward, and an evaluation chunk."""
+        widest = max(fan_out for _, fan_out in self.shapes)
+        kept = INPUTS + 3 * sum(fan_out for _, fan_out in self.shapes) + 2 * self.dropout_units
+        return itemsize * (5 * self.size + batch * kept + eval_batch * (INPUTS + 2 * widest))
+
+
+class Stack:
+    """The mutable state of a stack of trials: active weights, LKG, scores."""
+
+    def __init__(self, specs: list[TrialSpec], device, dtype):
+        arch, family = specs[0].arch, specs[0].family
+        self.specs, self.layout = specs, Layout.of(arch, family)
+        rows = []
+        for spec in specs:
+            params = initial_parameters(arch, family, spec.seed, dtype)
+            rows.append(torch.cat([torch.cat([w.reshape(-1), b]) for w, b in params]))
+        self.lkg = torch.stack(rows).to(device)
+        self.active = self.lkg.clone()
+        self.grad = torch.zeros_like(self.lkg)
+        self.weights, self.grads = self.layout.views(self.active), self.layout.views(self.grad)
+        n = len(specs)
+        column = lambda values: torch.tensor(values, dtype=dtype, device=device).view(-1, 1)  # noqa: E731
+        self.decay = column([s.hyper.weight_decay if s.mode == "decay" else 0.0 for s in specs])
+        self.lkg_score = [-1.0] * n
+        self.bounty = [-1.0] * n
+        self.bounty_loop = [0] * n
+        # Dropout trials are kept contiguous (see order_specs) so their slice is a view.
+        dropping = [i for i, s in enumerate(specs) if s.mode == "dropout"]
+        self.drop = slice(dropping[0], dropping[-1] + 1) if dropping else None
+        self.drop_p = column([specs[i].hyper.dropout for i in dropping]).view(-1, 1, 1) if dropping else None
+        self.grid = None  # hashed dropout counters, built at the first batch
+
+
+def order_specs(specs: list[TrialSpec]) -> list[TrialSpec]:
+    """Dropout-mode trials first, so that a stack's dropout trials are contiguous."""
+    return sorted(specs, key=lambda s: s.mode != "dropout")
+
+
+def _relu_mask(z: torch.Tensor) -> torch.Tensor:
+    return (z > 0).to(z.dtype)
+
+
+def _dropout_masks(stack: Stack, loop: int, step: int, batch: int):
+    """Scaled keep-masks (dropout trials, batch, units) for this step, or None."""
+    if stack.drop is None:
+        return None
+    if stack.grid is None or stack.grid.shape[0] < batch:
+        stack.grid = randomness.counter_grid(batch, stack.layout.dropout_units, stack.lkg.device)
+    specs = stack.specs[stack.drop]
+    keys = torch.tensor([randomness.dropout_key(s.seed, loop, step) for s in specs],
+                        dtype=torch.int64, device=stack.lkg.device).view(-1, 1, 1)
+    keep = randomness.keep_mask(stack.grid[:batch], keys, stack.drop_p)
+    return keep.to(stack.lkg.dtype) / (1 - stack.drop_p)
+
+
+def _linear(x, weight, bias):
+    return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+
+
+def forward(stack: Stack, x: torch.Tensor, masks=None, weights=None):
+    """Logits (T, B, 10) and what backward needs, with `weights` (default: the active ones).
+    `masks`: scaled keep-masks (dropout trials, B, units) while training, else None."""
+    weights, layout, tape = weights or stack.weights, stack.layout, []
+
+    def drop(a, point):
+        if masks is None:
+            return a
+        a = a.clone()
+        start = layout.dropout_offsets[point]
+        a[stack.drop] *= masks[:, :, start : start + a.shape[2]]
+        return a
+
+    for point, (kind, l) in enumerate(layout.plan):
+        if kind == "linear":
+            z = _linear(x, *weights[l])
+            tape.append((x, _relu_mask(z), None))
+            x = drop(torch.relu(z), point)
+        else:
+            z = _linear(x, *weights[l])
+            d = drop(torch.relu(z), point)
+            s = x + _linear(d, *weights[l + 1])
+            tape.append((x, _relu_mask(z), (d, _relu_mask(s))))
+            x = torch.relu(s)
+    return _linear(x, *weights[-1]), x, tape
+
+
+def backward(stack: Stack, g: torch.Tensor, last: torch.Tensor, tape, masks=None) -> None:
+    """Gradients of the mean loss into stack.grad, given g = dloss/dlogits (T, B, 10)."""
+    weights, grads, layout = stack.weights, stack.grads, stack.layout
+
+    def into(l, g, inputs):
+        torch.bmm(g.transpose(1, 2), inputs, out=grads[l][0])
+        torch.sum(g, 1, out=grads[l][1])
+
+    def undrop(g, point):
+        if masks is None:
+            return g
+        start = layout.dropout_offsets[point]
+        g[stack.drop] *= masks[:, :, start : start + g.shape[2]]
+        return g
+
+    into(len(weights) - 1, g, last)
+    g = torch.bmm(g, weights[-1][0])
+    for point in range(len(layout.plan) - 1, -1, -1):
+        kind, l = layout.plan[point]
+        x, relu_z, block = tape[point]
+        if kind == "linear":
+            g = undrop(g, point) * relu_z
+            into(l, g, x)
+            if l > 0:
+                g = torch.bmm(g, weights[l][0])
+        else:
+            d, relu_s = block
+            g_s = g * relu_s
+            into(l + 1, g_s, d)
+            g_z = undrop(torch.bmm(g_s, weights[l + 1][0]), point) * relu_z
+            into(l, g_z, x)
+            g = g_s + torch.bmm(g_z, weights[l][0]) if l > 0 else None
+
+
+def adamw_step(stack: Stack, m, v, t: int, lr: float) -> None:
+    """torch.optim.AdamW's update on the whole flat buffer, per-trial weight decay."""
+    b1, b2 = BETAS
+    p, g = stack.active, stack.grad
+    p.mul_(1 - lr * stack.decay)
+    m.lerp_(g, 1 - b1)
+    v.mul_(b2).addcmul_(g, g, value=1 - b2)
+    step_size = lr / (1 - b1**t)
+    denom = (v.sqrt() / (1 - b2**t) ** 0.5).add_(EPS)
+    p.addcdiv_(m, denom, value=-step_size)
+
+
+def cross_entropy_grad(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """d(mean cross-entropy)/d logits for each trial: (softmax - one_hot) / batch."""
+    g = torch.softmax(logits, dim=2)
+    g.scatter_add_(2, y.unsqueeze(2), torch.full_like(y, -1, dtype=g.dtype).unsqueeze(2))
+    return g / logits.shape[1]
+
+
+@torch.no_grad()
+def accuracy(stack: Stack, flat: torch.Tensor, x: torch.Tensor, y: torch.Tensor, chunk: int) -> list[float]:
+    """Accuracy (percent) of every trial's weights in `flat` on (x, y), in chunks of samples."""
+    weights = stack.layout.views(flat)
+    correct = torch.zeros(flat.shape[0], dtype=torch.int64, device=flat.device)
+    for i in range(0, len(x), chunk):
+        xb = x[i : i + chunk].unsqueeze(0).expand(flat.shape[0], -1, -1)
+        logits = forward(stack, xb, weights=weights)[0]
+        correct += (logits.argmax(2) == y[i : i + chunk]).sum(1)
+    return (100.0 * correct.double() / len(x)).tolist()
+
+
+def ablate(stack: Stack, loop: int) -> list:
+    """Zero one neuron per ablative trial in the active buffer; returns each trial's choice."""
+    choices, rows, cols = [], [], []
+    for t, spec in enumerate(stack.specs):
+        choice = ablation.choose(spec.mode, stack.layout.shapes, spec.family, spec.seed, loop)
+        choices.append(choice)
+        if choice is not None:
+            idx = stack.layout.neuron_indices(spec.mode, *choice)
+            rows.append(torch.full_like(idx, t))
+            cols.append(idx)
+    if rows:
+        device = stack.active.device
+        stack.active[torch.cat(rows).to(device), torch.cat(cols).to(device)] = 0
+    return choices
+
+
+@torch.no_grad()
+def train_loop(stack: Stack, data: MNIST, loop: int, on_batch=lambda: None) -> None:
+    """One meta-loop's epoch for every trial of the stack, on stack.active."""
+    specs, n = stack.specs, len(data.x_train)
+    size, lr = specs[0].hyper.batch_size, specs[0].hyper.lr
+    device = stack.active.device
+    orders = torch.stack([randomness.shuffle(s.seed, loop, n) for s in specs]).to(device)
+    m, v = torch.zeros_like(stack.active), torch.zeros_like(stack.active)  # fresh AdamW state
+    for step, start in enumerate(range(0, n, size)):
+        idx = orders[:, start : start + size]
+        x, y = data.x_train[idx], data.y_train[idx]
+        masks = _dropout_masks(stack, loop, step, idx.shape[1])
+        logits, last, tape = forward(stack, x, masks)
+        backward(stack, cross_entropy_grad(logits, y), last, tape, masks)
+        adamw_step(stack, m, v, step + 1, lr)
+        on_batch()
+
+
+def train_stack(specs: list[TrialSpec], data: MNIST, meta_loops: int, on_loop=None,
+                on_batch=lambda: None, eval_chunk: int = 1000) -> list[TrialResult]:
+    """Run `meta_loops` meta-loops of every trial in `specs` (same architecture and family,
+    hyperparameters lr and batch size shared) as one stack; `data` already on the device."""
+    device, dtype = data.x_train.device, data.x_train.dtype
+    stack, started = Stack(specs, device, dtype), time.perf_counter()
+    histories = [[] for _ in specs]
+    for loop in range(1, meta_loops + 1):
+        stack.active.copy_(stack.lkg)  # ablations never accumulate: each loop damages a fresh copy
+        choices = ablate(stack, loop) if loop > 1 else [None] * len(specs)
+        train_loop(stack, data, loop, on_batch)
+        scores = accuracy(stack, stack.active, data.x_val, data.y_val, eval_chunk)
+        improved = [score > best for score, best in zip(scores, stack.lkg_score)]
+        rows = torch.tensor(improved, device=device)
+        stack.lkg[rows] = stack.active[rows]
+        for t, spec in enumerate(specs):
+            if improved[t]:
+                stack.lkg_score[t] = scores[t]
+                if scores[t] > stack.bounty[t]:
+                    stack.bounty[t], stack.bounty_loop[t] = scores[t], loop
+            record = LoopRecord(loop, scores[t], stack.lkg_score[t], stack.bounty[t], improved[t],
+                                ablation.describe(choices[t]))
+            histories[t].append(record)
+            if on_loop:
+                on_loop(spec, record)
+    tests = accuracy(stack, stack.lkg, data.x_test, data.y_test, eval_chunk)
+    seconds = (time.perf_counter() - started) / len(specs)
+    return [
+        TrialResult(spec, stack.bounty[t], stack.bounty_loop[t], tests[t], histories[t], seconds, str(device))
+        for t, spec in enumerate(specs)
+    ]
+
+
+def chunk_size(specs: list[TrialSpec], memory_bytes: int, itemsize: int = 4, eval_chunk: int = 1000) -> int:
+    """How many trials of this architecture fit one stack within `memory_bytes`."""
+    layout = Layout.of(specs[0].arch, specs[0].family)
+    per_trial = layout.memory_per_trial(specs[0].hyper.batch_size, eval_chunk, itemsize)
+    return max(1, min(len(specs), memory_bytes // per_trial))
+
+
+def train_trials(specs: list[TrialSpec], data: MNIST, meta_loops: int, device: str = "cpu",
+                 on_loop=None, memory_bytes: int = 2 << 30, dtype=torch.float32) -> list[TrialResult]:
+    """Train trials of one architecture and family in stacks that fit `memory_bytes`; results
+    come back in the order of `specs`."""
+    data = data.to(device, dtype)
+    ordered = order_specs(specs)
+    size = chunk_size(ordered, memory_bytes, torch.finfo(dtype).bits // 8)
+    results = {}
+    for start in range(0, len(ordered), size):
+        for result in train_stack(ordered[start : start + size], data, meta_loops, on_loop):
+            results[id(result.spec)] = result
+    return [results[id(spec)] for spec in specs]

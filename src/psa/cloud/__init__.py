@@ -1,0 +1,5 @@
+"""The study as SageMaker training jobs (DESIGN.md section 7): launch them, run one (the job entry
+point), and collect what they leave behind: results, storage, CloudWatch logs and cost.
+
+Every AWS call goes through `client.Cloud`; endpoints and credentials are found the way boto3
+finds them (AWS_ENDPOINT_URL included), so the same code talks to AWS or to a local moto."""

@@ -1,0 +1,121 @@
+"""Publication LaTeX tables (booktabs): parameter counts per architecture, and mean +- std peak
+accuracy per mode with the winners in bold."""
+
+import sys
+from pathlib import Path
+
+from psa.architecture import FAMILIES, read_configurations
+from psa.modes import MODES
+from psa.results import FAMILY_TITLES, SummaryEntry, default_path, read_summary, write_text_atomic
+
+TIE_TOLERANCE = 0.01  # percentage points: means this close to the best share the win
+# Summary means carry two decimals; in binary floating point 98.33 - 98.32 exceeds 0.01 slightly.
+_ROUNDING = 1e-9
+
+
+def architecture_table(config_file: Path | str, asymmetric_file: Path | str, family: str = "simplemlp") -> str:
+    asymmetric = {str(arch) for arch in read_configurations(asymmetric_file)}
+    rows = [
+        f"{arch} & {arch.parameter_count(family):,} & {'Asymmetric' if str(arch) in asymmetric else 'Matched'} \\\\"
+        for arch in read_configurations(config_file)
+    ]
+    return "\n".join([
+        r"\begin{table}[ht]",
+        r"\centering",
+        r"\caption{Parameters for Network Architectures}",
+        r"\label{tab:architecture_parameters}",
+        r"\begin{tabular}{lcl}",
+        r"\toprule",
+        r"\textbf{Architecture} & \textbf{Parameters} & \textbf{Parameter Matching}\\",
+        r"\midrule",
+        *rows,
+        r"\bottomrule",
+        r"\end{tabular}",
+        r"\end{table}",
+    ]) + "\n"
+
+
+def winners(entry: SummaryEntry) -> list[str]:
+    """Modes whose mean is within TIE_TOLERANCE of the best, in the study's mode order."""
+    if not entry.modes:
+        return []
+    best = max(stats.mean for stats in entry.modes.values())
+    return [mode for mode in MODES if mode in entry.modes and best - entry.modes[mode].mean <= TIE_TOLERANCE + _ROUNDING]
+
+
+def accuracy_table(summary: dict[str, SummaryEntry], order: list[str], caption: str, label: str) -> str:
+    """Rows in `order` (architectures the summary lacks are skipped, ones it adds come last);
+    columns for the modes the summary holds."""
+    modes = [mode for mode in MODES if any(mode in entry.modes for entry in summary.values())]
+    archs = [arch for arch in order if arch in summary] + [arch for arch in summary if arch not in order]
+    rows = []
+    for arch in archs:
+        entry, best = summary[arch], winners(summary[arch])
+        cells = [arch]
+        for mode in modes:
+            stats = entry.modes.get(mode)
+            cell = "--" if stats is None else f"${stats.mean:.2f} \\pm {stats.std:.2f}$"
+            cells.append(f"\\bfseries {cell}" if mode in best else cell)
+        names = "/".join(f"\\texttt{{{mode}}}" for mode in best)
+        cells.append("--" if not best else f"Tie: {names}" if len(best) > 1 else names)
+        rows.append(" & ".join(cells) + " \\\\")
+    return "\n".join([
+        r"\begin{table}[ht]",
+        r"\centering",
+        f"\\caption{{{caption}}}",
+        f"\\label{{{label}}}",
+        r"\resizebox{\textwidth}{!}{%",
+        f"\\begin{{tabular}}{{{' '.join('l' * (len(modes) + 2))}}}",
+        r"\toprule",
+        r"\textbf{Architecture} & " + " & ".join(f"{{\\textbf{{`{mode}`}}}}" for mode in modes) + r" & \textbf{Winner} \\",
+        " & " + " & ".join(r"{Mean $\pm$ Std (\%)}" for _ in modes) + r" & \\",
+        r"\midrule",
+        *rows,
+        r"\bottomrule",
+        r"\end{tabular}",
+        "}",
+        r"\end{table}",
+    ]) + "\n"
+
+
+def _emit(text: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        write_text_atomic(output, text)
+
+
+def run_architecture_table(args) -> None:
+    _emit(architecture_table(args.config_file, args.asymmetric_file, args.family), args.output)
+
+
+def run_accuracy_table(args) -> None:
+    datafile = args.datafile or default_path("summary", args.family)
+    caption = args.caption or (
+        f"Mean Peak Accuracy (\\%) with Standard Deviation over 10 Trials for {FAMILY_TITLES[args.family]} Architectures"
+    )
+    order = [str(arch) for arch in read_configurations(args.order)]
+    _emit(accuracy_table(read_summary(datafile), order, caption, args.label), args.output)
+
+
+def _common(parser) -> None:
+    parser.add_argument("--family", choices=FAMILIES, default="simplemlp")
+    parser.add_argument("--output", type=Path, help="write the table to this file (default: print it)")
+
+
+def configure_architecture_table(parser) -> None:
+    parser.add_argument("--config-file", type=Path, default=Path("reproduction/configurations.txt"))
+    parser.add_argument("--asymmetric-file", type=Path, default=Path("reproduction/asymmetric.txt"),
+                        help="architectures outside the parameter-matching design")
+    _common(parser)
+    parser.set_defaults(func=run_architecture_table)
+
+
+def configure_accuracy_table(parser) -> None:
+    parser.add_argument("--datafile", type=Path, help="summary file (default: results/psa_<family>_summary.md)")
+    parser.add_argument("--order", type=Path, default=Path("reproduction/configurations.txt"),
+                        help="configuration file giving the row order")
+    parser.add_argument("--caption", help="table caption (default names the family)")
+    parser.add_argument("--label", default="tab:results_summary_stats")
+    _common(parser)
+    parser.set_defaults(func=run_accuracy_table)
