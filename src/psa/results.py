@@ -4,7 +4,6 @@ either. Architecture keys are always the configuration spelling "L*W", mode keys
 
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,13 +99,22 @@ def _mode(title: str, path: Path, number: int) -> str:
 # Writing helpers.
 
 
-def write_text_atomic(path: Path | str, text: str) -> None:
-    """Write through a temporary file in the same folder, so readers never see half a file."""
+def write_atomic(path: Path | str, write) -> Path:
+    """Call write(temporary path) and move the result onto `path`, so readers never see half a
+    file. The temporary name sits in the same folder (os.replace cannot cross file systems)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False, encoding="utf-8") as tmp:
-        tmp.write(text)
-    os.replace(tmp.name, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_text_atomic(path: Path | str, text: str) -> Path:
+    return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def _percent(value: float | None, suffix: str = "%") -> str:

@@ -1,17 +1,14 @@
 """Job names: `psa-<L>x<W>-<mode>-<timestamp>` (DESIGN.md section 7), made, checked and read back,
 and the requested-jobs file that lists them. A job name becomes an S3 folder and a local folder,
-so nothing that does not pass `check` is ever used as a path."""
+so nothing that does not pass `check` is ever used as a path or an S3 key."""
 
 import re
 from datetime import datetime, timezone
-from pathlib import Path
 
 from psa import PSAError
 from psa.architecture import Architecture
 from psa.modes import MODES
-from psa.results import write_text_atomic
 
-DEFAULT_JOBS_FILE = Path("aws/sagemaker/requested-jobs.txt")
 # SageMaker's own rule for training job names: letters, digits and single or repeated hyphens,
 # at most 63 characters. It admits no '/', '.' or '_', which is what makes a valid name path-safe.
 _SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
@@ -53,14 +50,3 @@ def latest_per_cell(names: list[str]) -> dict[tuple[str, str], str]:
         latest[cell(name)] = name
     return latest
 
-
-def read_jobs_file(path: Path | str) -> list[str]:
-    """Job names, one a line, unchecked: each tool checks and reports bad ones job by job."""
-    path = Path(path)
-    if not path.is_file():
-        raise PSAError(f"jobs file not found: {path}; rebuild it with `reconstruct-jobs` or pass --jobs-file")
-    return [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
-
-
-def write_jobs_file(path: Path | str, names: list[str]) -> None:
-    write_text_atomic(path, "".join(f"{name}\n" for name in names))

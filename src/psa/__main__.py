@@ -1,0 +1,3 @@
+from psa.cli import main
+
+main()

@@ -1,0 +1,243 @@
+"""`psa cloud ...`: the SageMaker tools of TOOLS.md. Each subcommand reads its settings, opens one
+`Cloud`, calls its module and prints rich tables; a per-job problem is printed and the run goes
+on, while an AWS failure that stops the whole tool (no credentials, no bucket) is a user error."""
+
+import argparse
+import functools
+from pathlib import Path
+
+from botocore.exceptions import BotoCoreError, ClientError
+from rich.console import Console
+
+from psa import PSAError
+from psa.cloud.client import describe
+from psa.cloud.files import DEFAULT_JOBS_FILE
+
+DEFAULT_CONFIGS = Path("reproduction/configurations.txt")
+FAMILY = "simplemlp"  # the cloud jobs train SimpleMLP, as the published study did
+console = Console(highlight=False)
+
+
+def _aws(run):
+    @functools.wraps(run)
+    def guarded(args):
+        try:
+            run(args)
+        except (ClientError, BotoCoreError) as error:
+            raise PSAError(f"AWS: {describe(error)}") from None
+    return guarded
+
+
+def _open(args):
+    from psa.cloud.client import Cloud
+    from psa.cloud.settings import load_settings
+
+    settings = load_settings(args.env_file)
+    return settings, Cloud(settings.region)
+
+
+def _problems(problems: list[str], what: str) -> None:
+    for problem in problems:
+        console.print(f"[yellow]warning:[/] {problem}")
+    if problems:
+        console.print(f"[yellow]{len(problems)} {what} had problems (listed above); the rest completed[/]")
+
+
+def _jobs(args, settings, cloud) -> list[str]:
+    from psa.cloud import collect, files
+
+    if getattr(args, "reconstruct_jobs", False):
+        found, rejected = collect.reconstruct(cloud, settings.bucket, settings.prefix, args.jobs_file)
+        _problems(rejected, "job folders")
+        console.print(f"Rebuilt {args.jobs_file}: {len(found)} jobs")
+    return files.read_jobs_file(args.jobs_file)
+
+
+# ------------------------------------------------------------------------------------ tools
+
+@_aws
+def run_launch(args) -> None:
+    from psa.architecture import read_configurations
+    from psa.cloud import launch
+    from psa.modes import parse_modes
+
+    settings, cloud = _open(args)
+    archs, modes = read_configurations(args.configs), parse_modes(args.modes)
+    steps = launch.plan(cloud, archs, modes, args.force_rerun)
+    if args.dry_run:
+        console.print(launch.table(steps, "Launch plan (dry run: nothing launched)"))
+        return
+    run = launch.Run(args.trials, args.meta_loops, args.seed, args.weight_decay, args.dropout)
+    launch.launch(cloud, settings, steps, run, args.jobs_file, args.retry_wait)
+    console.print(launch.table(steps, "Launch"))
+    failed = [s for s in steps if s.error]
+    _problems([f"{s.arch} {s.mode}: {s.error}" for s in failed], "jobs")
+    console.print(f"{sum(s.job is not None for s in steps)} launched, {sum(not s.launch for s in steps)} skipped, "
+                  f"{len(failed)} not launched; job names in {args.jobs_file}")
+    if failed:
+        raise PSAError(f"{len(failed)} of {len(steps)} jobs could not be launched (see the table); run again to retry")
+
+
+def run_job(args) -> None:
+    from psa.architecture import Architecture
+    from psa.cloud import job
+    from psa.modes import check_mode
+    from psa.trial import Hyper
+
+    specs = job.trial_specs(Architecture.parse(args.arch), check_mode(args.mode), args.trials, args.seed,
+                            Hyper(weight_decay=args.weight_decay, dropout=args.dropout))
+    job.run(specs, args.meta_loops, Path(args.model_dir or job.model_dir()), args.data_dir, args.device)
+
+
+@_aws
+def run_results(args) -> None:
+    from psa.architecture import read_configurations
+    from psa.cloud import collect
+    from psa.results import default_path, write_summary, write_trials
+
+    settings, cloud = _open(args)
+    configs = args.configs or (DEFAULT_CONFIGS if DEFAULT_CONFIGS.is_file() else None)
+    archs = [str(a) for a in read_configurations(configs)] if configs else None
+    trials, problems = collect.collect(cloud, settings.bucket, settings.prefix, archs)
+    _problems([f"{p.arch} {p.mode}{f' ({p.job})' if p.job else ''}: {p.message}" for p in problems], "cells")
+    summary, table = default_path("summary", FAMILY, args.output_dir), default_path("trials", FAMILY, args.output_dir)
+    write_summary(summary, trials, FAMILY)
+    write_trials(table, trials, FAMILY)
+    console.print(f"Wrote {summary} and {table}")
+
+
+@_aws
+def run_reconstruct(args) -> None:
+    from psa.cloud import collect
+
+    settings, cloud = _open(args)
+    found, rejected = collect.reconstruct(cloud, settings.bucket, settings.prefix, args.jobs_file)
+    _problems(rejected, "job folders")
+    console.print(f"Found {len(found)} jobs under s3://{settings.bucket}/{settings.prefix}/; wrote {args.jobs_file}")
+    for name in found[:5]:
+        console.print(f"  {name}")
+    if len(found) > 5:
+        console.print(f"  ... and {len(found) - 5} more")
+
+
+@_aws
+def run_storage(args) -> None:
+    from psa.cloud import storage
+    from psa.cloud.files import write_json
+
+    settings, cloud = _open(args)
+    report, problems = storage.estimate(cloud, settings.bucket, settings.prefix, _jobs(args, settings, cloud))
+    for table in storage.tables(report, args.detailed):
+        console.print(table)
+    _problems(problems, "jobs")
+    write_json(args.output, report)
+    console.print(f"Wrote {args.output}")
+
+
+@_aws
+def run_logs(args) -> None:
+    from psa.cloud import logs
+
+    settings, cloud = _open(args)
+    results = logs.download(cloud, _jobs(args, settings, cloud), args.output_dir, args.force)
+    _problems([r.error for r in results if r.error], "jobs")
+    done = [r for r in results if not r.error]
+    console.print(f"{len(done)} jobs downloaded ({sum(r.skipped for r in done)} already there), "
+                  f"{sum(len(r.files) for r in done)} log files in {args.output_dir}")
+
+
+def run_parse_logs(args) -> None:
+    from psa.cloud import logparse
+    from psa.results import default_path, write_series
+
+    convergence, growth, problems = logparse.parse_logs(args.logs_dir)
+    _problems(problems, "jobs or trials")
+    for rows, kind, name in ((convergence, "convergence", "trials_convergence"), (growth, "lkg_growth", "trials_lkg_growth")):
+        path = default_path(name, FAMILY, args.output_dir)
+        write_series(path, rows, kind, FAMILY)
+        console.print(f"Wrote {path} ({len(rows)} trials)")
+
+
+@_aws
+def run_cost(args) -> None:
+    from psa.cloud import cost
+    from psa.cloud.files import write_json
+
+    settings, cloud = _open(args)
+    instance_type = args.instance_type or settings.instance_type
+    price = cost.price_per_hour(instance_type, args.price_per_hour)
+    report, problems = cost.estimate(cloud, _jobs(args, settings, cloud), instance_type, price)
+    console.print(cost.table(report))
+    _problems(problems, "jobs")
+    write_json(args.output, report)
+    console.print(f"Wrote {args.output}")
+
+
+# ----------------------------------------------------------------------------------- parser
+
+def configure(parser) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--env-file", default=None, help="settings file (default: .env, then aws/sagemaker/.env)")
+    jobs = argparse.ArgumentParser(add_help=False)
+    jobs.add_argument("--jobs-file", type=Path, default=DEFAULT_JOBS_FILE,
+                      help=f"job names, one a line (default: {DEFAULT_JOBS_FILE})")
+    sub = parser.add_subparsers(dest="cloud_command", required=True, metavar="TOOL")
+
+    p = sub.add_parser("launch", parents=[common, jobs], help="one SageMaker training job per architecture x mode")
+    p.add_argument("--configs", type=Path, default=DEFAULT_CONFIGS, help=f"architectures (default: {DEFAULT_CONFIGS})")
+    p.add_argument("--modes", default="all", help="comma-separated modes (default: all six)")
+    _hyper(p)
+    p.add_argument("--force-rerun", action="store_true", help="launch even cells whose latest job completed or runs")
+    p.add_argument("--dry-run", action="store_true", help="print the plan, launch nothing")
+    p.add_argument("--retry-wait", type=float, default=30.0,
+                   help="first wait (s) after throttling or ResourceLimitExceeded, doubled each retry (default: 30)")
+    p.set_defaults(func=run_launch)
+
+    p = sub.add_parser("job", help="the training job's entry point: train the trials, write /opt/ml/model")
+    p.add_argument("--arch", required=True, help='architecture, e.g. "1*2048"')
+    p.add_argument("--mode", required=True, help="ablation mode")
+    _hyper(p)
+    p.add_argument("--model-dir", default=None, help="output folder (default: $SM_MODEL_DIR, else /opt/ml/model)")
+    p.add_argument("--data-dir", default=None, help="folder with the MNIST IDX files (default: as psa train)")
+    p.add_argument("--device", choices=("cpu", "cuda", "mps"), default=None, help="default: the best available")
+    p.set_defaults(func=run_job)
+
+    p = sub.add_parser("results", parents=[common], help="summary and trials tables from the jobs' model.tar.gz")
+    p.add_argument("--configs", type=Path, default=None,
+                   help=f"architectures expected, in table order (default: {DEFAULT_CONFIGS} if present, else those found)")
+    p.add_argument("--output-dir", type=Path, default=Path("results"))
+    p.set_defaults(func=run_results)
+
+    p = sub.add_parser("reconstruct-jobs", parents=[common, jobs], help="rebuild the jobs file from the S3 job folders")
+    p.set_defaults(func=run_reconstruct)
+
+    p = sub.add_parser("storage", parents=[common, jobs], help="S3 storage of the jobs, by file type and per job")
+    p.add_argument("--detailed", action="store_true", help="also a table per job")
+    p.add_argument("--output", type=Path, default=Path("aws/sagemaker/storage_report.json"))
+    p.set_defaults(func=run_storage)
+
+    p = sub.add_parser("logs", parents=[common, jobs], help="download the jobs' CloudWatch logs")
+    p.add_argument("--reconstruct-jobs", action="store_true", help="rebuild the jobs file from S3 first")
+    p.add_argument("--output-dir", type=Path, default=Path("results/logs"))
+    p.add_argument("--force", action="store_true", help="download again what is already there")
+    p.set_defaults(func=run_logs)
+
+    p = sub.add_parser("parse-logs", help="convergence and LKG growth tables from downloaded logs")
+    p.add_argument("--logs-dir", type=Path, default=Path("results/logs"))
+    p.add_argument("--output-dir", type=Path, default=Path("results"))
+    p.set_defaults(func=run_parse_logs)
+
+    p = sub.add_parser("cost", parents=[common, jobs], help="billable time and cost of the jobs")
+    p.add_argument("--instance-type", default=None, help="default: the INSTANCE_TYPE setting")
+    p.add_argument("--price-per-hour", type=float, default=None, help="USD per hour (default: known for ml.g4dn.xlarge)")
+    p.add_argument("--output", type=Path, default=Path("results/sagemaker_cost_report.json"))
+    p.set_defaults(func=run_cost)
+
+
+def _hyper(parser) -> None:
+    """The hyperparameters a job runs with: the launcher passes them on, the job takes them."""
+    parser.add_argument("--trials", type=int, default=10, help="trials per job (default: 10)")
+    parser.add_argument("--meta-loops", type=int, default=100, help="meta-loops per trial (default: 100)")
+    parser.add_argument("--seed", type=int, default=0, help="base seed of the trial seeds (default: 0)")
+    parser.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW weight decay, mode decay only")
+    parser.add_argument("--dropout", type=float, default=0.1, help="dropout probability, mode dropout only")

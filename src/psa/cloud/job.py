@@ -1,0 +1,77 @@
+"""`psa cloud job`: what a SageMaker training job runs (the entry script of the source archive
+calls it with the job's hyperparameters). It trains the job's trials together with the batched
+engine and leaves in the model folder ($SM_MODEL_DIR, else /opt/ml/model), which SageMaker packs
+into `<job>/output/model.tar.gz`:
+
+- results.txt: one bounty per line, 2 decimals, trial order;
+- comprehensive_results.json: one object per trial (bounty, best_validation_accuracy,
+  best_validation_epoch, final_test_accuracy, seed, ...);
+- history.json: one object per trial with every meta-loop's record.
+
+The log (stdout, which SageMaker sends to CloudWatch) is what `sagemaker-logs-parser` reads.
+Every line about a trial starts with `Trial <k>/<N> | `, because the batched engine reports the
+trials' loops interleaved; the rest of a loop line is DESIGN.md's line:
+
+    PSA job | arch 1*4 | mode none | 2 trials x 2 meta-loops | device cpu
+    Trial 1/2 | seed 1234567
+    Trial 2/2 | seed 7654321
+    Trial 1/2 | Loop 1/2 (Global: 1) | Current: 80.12% | LKG: 80.12% | Bounty: 80.12%
+    Trial 2/2 | Loop 1/2 (Global: 1) | Current: 79.50% | LKG: 79.50% | Bounty: 79.50%
+    ...
+    Trial 1/2 | Result | Bounty: 85.10% (loop 2) | Final Test: 84.97%
+"""
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+from psa.architecture import Architecture
+from psa.trial import Hyper, TrialResult, TrialSpec, log_line, trial_seed
+
+
+def model_dir() -> Path:
+    return Path(os.environ.get("SM_MODEL_DIR", "/opt/ml/model"))
+
+
+def trial_specs(arch: Architecture, mode: str, trials: int, seed: int, hyper: Hyper) -> list[TrialSpec]:
+    return [TrialSpec(arch, "simplemlp", mode, t, trial_seed(seed, arch, t), hyper) for t in range(trials)]
+
+
+def run(specs: list[TrialSpec], meta_loops: int, out_dir: Path, data_dir=None, device=None) -> list[TrialResult]:
+    from psa.batched import train_trials
+    from psa.data import load_mnist
+    from psa.engine import pick_device
+
+    device = str(pick_device(device))
+    total = len(specs)
+    first = specs[0]
+    print(f"PSA job | arch {first.arch} | mode {first.mode} | {total} trials x {meta_loops} meta-loops | "
+          f"device {device}", flush=True)
+    for spec in specs:
+        print(f"Trial {spec.trial + 1}/{total} | seed {spec.seed}", flush=True)
+
+    def on_loop(spec: TrialSpec, record) -> None:
+        print(f"Trial {spec.trial + 1}/{total} | {log_line(record, record.loop, meta_loops)}", flush=True)
+
+    results = train_trials(specs, load_mnist(data_dir), meta_loops, device, on_loop)
+    for r in results:
+        print(f"Trial {r.spec.trial + 1}/{total} | Result | Bounty: {r.bounty:.2f}% (loop {r.bounty_loop}) | "
+              f"Final Test: {r.test_accuracy:.2f}%", flush=True)
+    write_outputs(results, meta_loops, out_dir)
+    return results
+
+
+def write_outputs(results: list[TrialResult], meta_loops: int, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.txt").write_text("".join(f"{r.bounty:.2f}\n" for r in results))
+    summary = [{
+        "trial": r.spec.trial + 1, "arch": str(r.spec.arch), "mode": r.spec.mode, "seed": r.spec.seed,
+        "meta_loops": meta_loops, "bounty": r.bounty, "best_validation_accuracy": r.bounty,
+        "best_validation_epoch": r.bounty_loop, "final_test_accuracy": r.test_accuracy,
+        "seconds": r.seconds, "device": r.device,
+    } for r in results]
+    (out_dir / "comprehensive_results.json").write_text(json.dumps(summary, indent=2) + "\n")
+    history = [{"trial": r.spec.trial + 1, "seed": r.spec.seed, "loops": [asdict(x) for x in r.history]}
+               for r in results]
+    (out_dir / "history.json").write_text(json.dumps(history) + "\n")
