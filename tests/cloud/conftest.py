@@ -16,6 +16,7 @@ from moto.server import ThreadedMotoServer
 
 from cloud_helpers import (ACCOUNT, BUCKET, JOBS, LOOPS, PREFIX, REGION, SECRET, TRIALS, model_archive, put_archive,
                            put_logs)
+from helpers import subset
 from psa.cli import main
 
 @pytest.fixture(scope="session")
@@ -55,13 +56,15 @@ def aws(moto_url, monkeypatch, tmp_path):
 
 
 @pytest.fixture(scope="session")
-def job_runs(tmp_path_factory) -> dict[str, tuple[Path, list[str]]]:
-    """mode -> (model folder, log lines) of a real `psa cloud job` run per job of JOBS."""
+def job_runs(tmp_path_factory, mnist) -> dict[str, tuple[Path, list[str]]]:
+    """mode -> (model folder, log lines) of a real `psa cloud job` run per job of JOBS, on a
+    slice of MNIST so that the real engine trains in a moment."""
     runs = {}
     for mode in JOBS:
         folder = tmp_path_factory.mktemp(f"model-{mode}")
         out = io.StringIO()
         with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out):
+            patch.setattr("psa.data.load_mnist", lambda data_dir=None: subset(mnist, train=2000, val=1000))
             patch.setenv("SM_MODEL_DIR", str(folder))  # where SageMaker tells the job to write
             main(["cloud", "job", "--arch", "1*4", "--mode", mode, "--trials", str(TRIALS),
                   "--meta-loops", str(LOOPS), "--device", "cpu"])

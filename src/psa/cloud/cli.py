@@ -38,7 +38,7 @@ def _open(args):
 
 def _problems(problems: list[str], what: str) -> None:
     for problem in problems:
-        console.print(f"[yellow]warning:[/] {problem}")
+        console.print(f"[yellow]warning:[/] {problem}", soft_wrap=True)  # whole lines, for grep
     if problems:
         console.print(f"[yellow]{len(problems)} {what} had problems (listed above); the rest completed[/]")
 
@@ -99,7 +99,7 @@ def run_results(args) -> None:
     configs = args.configs or (DEFAULT_CONFIGS if DEFAULT_CONFIGS.is_file() else None)
     archs = [str(a) for a in read_configurations(configs)] if configs else None
     trials, problems = collect.collect(cloud, settings.bucket, settings.prefix, archs)
-    _problems([f"{p.arch} {p.mode}{f' ({p.job})' if p.job else ''}: {p.message}" for p in problems], "cells")
+    _problems(problems, "cells")
     summary, table = default_path("summary", FAMILY, args.output_dir), default_path("trials", FAMILY, args.output_dir)
     write_summary(summary, trials, FAMILY)
     write_trials(table, trials, FAMILY)

@@ -10,7 +10,6 @@ import io
 import json
 import tarfile
 import zlib
-from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 from rich.progress import track
@@ -20,14 +19,6 @@ from psa.cloud import files, names
 from psa.cloud.client import Cloud, describe, error_code
 from psa.modes import MODES
 from psa.results import Trials
-
-
-@dataclass
-class Problem:
-    arch: str
-    mode: str
-    job: str | None
-    message: str
 
 
 def job_names(cloud: Cloud, bucket: str, prefix: str) -> tuple[list[str], list[str]]:
@@ -96,11 +87,11 @@ def job_bounties(cloud: Cloud, bucket: str, prefix: str, job: str) -> list[float
     return bounties(archive)
 
 
-def collect(cloud: Cloud, bucket: str, prefix: str, archs: list[str] | None = None) -> tuple[Trials, list[Problem]]:
-    """Bounties of the latest job of every cell. `archs` ("L*W", in table order) says which
-    architectures are expected; by default, those with a job."""
-    found, rejected = job_names(cloud, bucket, prefix)
-    problems = [Problem("-", "-", None, message) for message in rejected]
+def collect(cloud: Cloud, bucket: str, prefix: str, archs: list[str] | None = None) -> tuple[Trials, list[str]]:
+    """Bounties of the latest job of every cell, and a message for every cell without them.
+    `archs` ("L*W", in table order) says which architectures are expected; by default, those
+    with a job."""
+    found, problems = job_names(cloud, bucket, prefix)
     latest = names.latest_per_cell(found)
     archs = archs or list(dict.fromkeys(arch for arch, _ in latest))
     trials: Trials = {arch: {} for arch in archs}
@@ -108,12 +99,12 @@ def collect(cloud: Cloud, bucket: str, prefix: str, archs: list[str] | None = No
         job = latest.get((arch, mode))
         trials[arch][mode] = []
         if job is None:
-            problems.append(Problem(arch, mode, None, "no job found"))
+            problems.append(f"{arch} {mode}: no job found")
             continue
         try:
             trials[arch][mode] = job_bounties(cloud, bucket, prefix, job)
         except ValueError as error:
-            problems.append(Problem(arch, mode, job, str(error)))
+            problems.append(f"{arch} {mode} ({job}): {error}")
     return trials, problems
 
 
