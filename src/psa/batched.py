@@ -273,11 +273,16 @@ def train_stack(specs: list[TrialSpec], data: MNIST, meta_loops: int, on_loop=No
     hyperparameters lr and batch size shared) as one stack; `data` already on the device."""
     device, dtype = data.x_train.device, data.x_train.dtype
     stack, started = Stack(specs, device, dtype), time.perf_counter()
+    epoch = train_loop
+    if device.type == "cuda":
+        from psa import cuda
+
+        epoch = cuda.train_loop
     histories = [[] for _ in specs]
     for loop in range(1, meta_loops + 1):
         stack.active.copy_(stack.lkg)  # ablations never accumulate: each loop damages a fresh copy
         choices = ablate(stack, loop) if loop > 1 else [None] * len(specs)
-        train_loop(stack, data, loop, on_batch)
+        epoch(stack, data, loop, on_batch)
         scores = accuracy(stack, stack.active, data.x_val, data.y_val, eval_chunk)
         improved = [score > best for score, best in zip(scores, stack.lkg_score)]
         rows = torch.tensor(improved, device=device)

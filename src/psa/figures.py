@@ -368,7 +368,7 @@ def _plot_modes(ax, best: dict[str, SeriesRow], curve, zeror: float) -> None:
     _percent_axis(ax, max(1.0, min(values + [zeror]) * 0.95), min(100.0, max(values) * 1.05))
 
 
-def _regime_names(trials_file: Path | None, zeror: float) -> dict[str, str]:
+def regime_names(trials_file: Path | None, zeror: float) -> dict[str, str]:
     if trials_file is None:
         return {}
     metrics = calculate_summary_metrics(read_trials(trials_file))
@@ -432,7 +432,7 @@ def run_convergence(args) -> None:
     rows = read_series(source)
     zeror = resolve_zeror(args.zeror, args.data_dir)
     trials_file = args.trials_file or default_path("trials", args.family)
-    regimes = _regime_names(trials_file if args.trials_file or trials_file.is_file() else None, zeror)
+    regimes = regime_names(trials_file if args.trials_file or trials_file.is_file() else None, zeror)
     title = FAMILY_TITLES[args.family]
     print(convergence_figure(rows, _targets(args.targets, rows, source),
                              args.output_dir / f"{title}_Plot_Convergence.png", zeror, regimes))

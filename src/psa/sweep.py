@@ -10,7 +10,8 @@ import torch
 from psa import PSAError, batched
 from psa.architecture import Architecture, read_configurations
 from psa.engine import pick_device
-from psa.modes import parse_modes
+from psa.modes import MODES, parse_modes
+from psa.results import read_series
 from psa.store import DEFAULT_STORE, Store
 from psa.trial import Hyper, TrialSpec, trial_seed
 
@@ -143,7 +144,6 @@ def reproduce(args) -> None:
     """Sweep, export, then every table and figure of the study from the exports."""
     from rich.console import Console
 
-    from psa import report
     from psa.store import export
 
     console = Console()
@@ -161,9 +161,47 @@ def reproduce(args) -> None:
         written = export(store, Path(args.out), archs)
     finally:
         store.close()
-    written += report.publish(Path(args.out), args.model, archs)
+    written += publish(Path(args.out), args.model, archs, set(parse_modes(args.modes)) == set(MODES))
     for path in written:
         console.print(f"wrote {path}")
+
+
+def publish(out: Path, family: str, archs: list[str], all_modes: bool) -> list[Path]:
+    """The study's tables and figures from the exports in `out` (DESIGN/TOOLS file names)."""
+    import json
+
+    from psa import figures, regimes, report
+    from psa.analysis import validation_zeror
+    from psa.results import FAMILY_TITLES, read_summary, write_text_atomic
+
+    zeror = validation_zeror()
+    configs = out / "configurations.txt"
+    write_text_atomic(configs, "\n".join(archs) + "\n")
+    asymmetric = Path("reproduction/asymmetric.txt")
+    summary, trials = out / f"psa_{family}_summary.md", out / f"psa_{family}_trials.md"
+    title = FAMILY_TITLES[family]
+    tables = {
+        out / f"{title}_Table_Accuracy.tex": report.accuracy_table(
+            read_summary(summary), archs, f"Mean Peak Accuracy (\\%) for {title} Architectures", "tab:results_summary_stats"),
+    }
+    if asymmetric.is_file():
+        tables[out / f"{title}_Table_Architectures.tex"] = report.architecture_table(configs, asymmetric, family)
+    for path, text in tables.items():
+        write_text_atomic(path, text)
+    written = list(tables)
+    written.append(figures.design_space_figure(configs, out / f"{title}_Testing_Design_Space.png", family))
+    if all_modes:
+        written += figures.heatmap_figures(configs, trials, out, family, zeror)
+        labels = regimes.get_all_regime_classifications(configs, trials, zeror)
+        regimes_path = out / f"psa_{family}_regimes.json"
+        write_text_atomic(regimes_path, json.dumps(labels, indent=2) + "\n")
+        written.append(regimes_path)
+    rows = read_series(out / f"psa_{family}_trials_convergence.md")
+    names = figures.regime_names(trials, zeror) if all_modes else {}
+    targets = [archs[0], archs[-1]] if len(archs) > 1 else archs
+    written.append(figures.convergence_figure(rows, targets, out / f"{title}_Plot_Convergence.png", zeror, names))
+    written.append(figures.breakthrough_figure(rows, figures.late_breakthroughs(rows), out / f"{title}_Plot_Late_Breakthrough.png", zeror, names))
+    return written
 
 
 def configure_reproduce(parser) -> None:

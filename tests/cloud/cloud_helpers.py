@@ -3,6 +3,7 @@
 import contextlib
 import io
 import tarfile
+import time
 from pathlib import Path
 
 import boto3
@@ -53,6 +54,8 @@ def put_logs(job: str, streams: dict[str, list[str]]) -> None:
         logs.create_log_group(logGroupName=GROUP)
     for name, lines in streams.items():
         logs.create_log_stream(logGroupName=GROUP, logStreamName=f"{job}/{name}")
-        events = [{"timestamp": 1754945940000 + i, "message": line} for i, line in enumerate(lines)]
+        start = int(time.time() * 1000) - 3_600_000  # CloudWatch drops events over 14 days old
+        events = [{"timestamp": start + i, "message": line} for i, line in enumerate(lines)]
         for start in range(0, len(events), 10_000):
             logs.put_log_events(logGroupName=GROUP, logStreamName=f"{job}/{name}", logEvents=events[start:start + 10_000])
+

@@ -6,6 +6,7 @@ into moto where SageMaker would have put them."""
 
 import contextlib
 import io
+import logging
 import os
 import urllib.request
 from pathlib import Path
@@ -21,6 +22,7 @@ from psa.cli import main
 
 @pytest.fixture(scope="session")
 def moto_url():
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

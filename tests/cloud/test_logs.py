@@ -1,0 +1,98 @@
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from cloud_helpers import JOBS, LOOPS, put_logs, run_cli
+from psa.cloud.logparse import parse_log
+from psa.results import read_series
+
+NO_LOGS = "psa-2x3-none-2025-08-11-19-50-00-000"  # created, never started: no log stream
+HOSTILE = "psa-1x4-none-2025-08-11-19-46-41-617/../../../../tmp/escaped"
+NOISE = 12_000  # more events than one GetLogEvents page holds
+
+
+def history(folder: Path) -> list[dict]:
+    return json.loads((folder / "history.json").read_text())
+
+
+def final_tests(folder: Path) -> list[float]:
+    return [round(t["final_test_accuracy"], 2) for t in json.loads((folder / "comprehensive_results.json").read_text())]
+
+
+@pytest.fixture
+def logged(job_runs):
+    """Job none was interrupted (a spot reclaim) after a long setup, mid-trial, and ran again in
+    a second stream; job hidden's only stream ends mid-trial."""
+    none, hidden = job_runs["none"][1], job_runs["hidden"][1]
+    cut_none = next(i for i, line in enumerate(none) if f"Loop {LOOPS}/" in line) + 1
+    put_logs(JOBS["none"], {
+        "algo-1-1754945940": [f"pip: installing dependency {i}" for i in range(NOISE)] + none[:cut_none],
+        "algo-1-1754949999": none,
+    })
+    cut_hidden = next(i for i, line in enumerate(hidden) if f"Loop {LOOPS}/" in line)
+    put_logs(JOBS["hidden"], {"algo-1-1754945950": hidden[:cut_hidden]})
+    Path("jobs.txt").write_text("\n".join([JOBS["none"], JOBS["hidden"], NO_LOGS, HOSTILE]) + "\n")
+    return job_runs
+
+
+def test_logs_are_downloaded_once_and_parsed_into_tables(logged, capsys, reference):
+    assert run_cli("cloud", "logs", "--jobs-file", "jobs.txt") == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"no log streams for {NO_LOGS}" in out and "invalid job name" in out
+    assert not Path("/tmp/escaped").exists() and not any(Path("results/logs").rglob("escaped*"))
+
+    none_dir = Path("results/logs") / JOBS["none"]
+    first, second = sorted(none_dir.glob("*.log"))
+    assert first.name == "algo-1-1754945940.log"
+    assert len(first.read_text().splitlines()) > NOISE  # every page of the stream
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00 PSA job \| arch 1\*4 .*",
+                        second.read_text().splitlines()[0])  # the event's own time, to the millisecond
+    published = reference / "results" / "logs"
+    summary = json.loads((none_dir / "summary.json").read_text())
+    assert summary.keys() == json.loads(next(published.glob("psa-*/summary.json")).read_text()).keys()
+    assert summary["total_files"] == 2
+    assert summary["total_size"] == first.stat().st_size + second.stat().st_size
+    overall = json.loads(Path("results/logs/download_summary.json").read_text())
+    assert overall.keys() >= json.loads((published / "download_summary.json").read_text()).keys()
+    assert (overall["total_jobs"], overall["successful_downloads"], overall["failed_downloads"]) == (4, 2, 2)
+    assert overall["total_log_files"] == 3
+
+    stamp = first.stat().st_mtime_ns
+    assert run_cli("cloud", "logs", "--jobs-file", "jobs.txt") == 0
+    assert first.stat().st_mtime_ns == stamp and "(2 already there)" in capsys.readouterr().out
+    assert run_cli("cloud", "logs", "--jobs-file", "jobs.txt", "--force") == 0
+    assert first.stat().st_mtime_ns != stamp
+
+    assert run_cli("cloud", "parse-logs") == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"{JOBS['hidden']}: trial 1 ends after 1 of {LOOPS} meta-loops (log cut off mid-trial)" in out
+    rows = {(r.mode, r.trial): r for r in read_series("results/psa_simplemlp_trials_convergence.md")}
+    growth = {(r.mode, r.trial): r for r in read_series("results/psa_simplemlp_trials_lkg_growth.md")}
+    assert set(rows) == {("none", 1), ("none", 2), ("hidden", 1), ("hidden", 2)}
+    folder = logged["none"][0]
+    for trial, record in enumerate(history(folder), start=1):
+        scores = [round(loop["score"], 2) for loop in record["loops"]]
+        lkgs = [round(loop["lkg_score"], 2) for loop in record["loops"]]
+        assert rows["none", trial].values == scores  # the rerun, not the interrupted first run
+        assert rows["none", trial].final_test == final_tests(folder)[trial - 1]
+        assert growth["none", trial].values == pytest.approx([0.0] + [b - a for a, b in zip(lkgs, lkgs[1:])])
+    first_scores = [round(t["loops"][0]["score"], 2) for t in history(logged["hidden"][0])]
+    assert [rows["hidden", t].values for t in (1, 2)] == [[s] + [None] * (LOOPS - 1) for s in first_scores]
+    assert rows["hidden", 1].final_test is None
+
+
+def test_logs_can_rebuild_the_jobs_file_first(published):
+    assert run_cli("cloud", "logs", "--reconstruct-jobs", "--output-dir", "my_logs") == 0
+    assert Path("aws/sagemaker/requested-jobs.txt").read_text().split() == sorted(JOBS.values())
+    assert {p.name for p in Path("my_logs").iterdir()} == {*JOBS.values(), "download_summary.json"}
+
+
+def test_untagged_logs_split_trials_where_the_loop_count_restarts():
+    line = "Loop {0}/3 (Global: {0}) | Current: 9{0}.00% | LKG: 9{0}.00% | Bounty: 9{0}.00%"
+    lines = ["starting"] + [line.format(i) for i in (1, 2, 3)] + ["Final Test: 93.50%"] + [line.format(i) for i in (1, 2)]
+    first, second = parse_log(lines)
+    assert (first.convergence, first.final_test) == ([91.0, 92.0, 93.0], 93.5)
+    assert (second.convergence, second.final_test, second.expected) == ([91.0, 92.0], None, 3)
+    assert first.lkg_growth == [0.0, 1.0, 1.0]
