@@ -119,8 +119,9 @@ def order_specs(specs: list[TrialSpec]) -> list[TrialSpec]:
     return sorted(specs, key=lambda s: s.mode != "dropout")
 
 
-def _relu_mask(z: torch.Tensor) -> torch.Tensor:
-    return (z > 0).to(z.dtype)
+def _relu_backward(g: torch.Tensor, activation: torch.Tensor) -> torch.Tensor:
+    """g where the ReLU was active: one fused kernel (what autograd uses), no float mask."""
+    return torch.ops.aten.threshold_backward(g, activation, 0)
 
 
 def _dropout_masks(stack: Stack, loop: int, step: int, batch: int):
@@ -146,24 +147,25 @@ def forward(stack: Stack, x: torch.Tensor, masks=None, weights=None):
     weights, layout, tape = weights or stack.weights, stack.layout, []
 
     def drop(a, point):
+        """Dropout on the dropout trials' rows; `a` itself is kept for the ReLU backward."""
         if masks is None:
             return a
-        a = a.clone()
         start = layout.dropout_offsets[point]
-        a[stack.drop] *= masks[:, :, start : start + a.shape[2]]
-        return a
+        dropped = a.clone()
+        dropped[stack.drop] *= masks[:, :, start : start + a.shape[2]]
+        return dropped
 
     for point, (kind, l) in enumerate(layout.plan):
         if kind == "linear":
-            z = _linear(x, *weights[l])
-            tape.append((x, _relu_mask(z), None))
-            x = drop(torch.relu(z), point)
+            a = torch.relu(_linear(x, *weights[l]))
+            tape.append((x, a, None))
+            x = drop(a, point)
         else:
-            z = _linear(x, *weights[l])
-            d = drop(torch.relu(z), point)
-            s = x + _linear(d, *weights[l + 1])
-            tape.append((x, _relu_mask(z), (d, _relu_mask(s))))
-            x = torch.relu(s)
+            a = torch.relu(_linear(x, *weights[l]))
+            d = drop(a, point)
+            s = torch.relu(x + _linear(d, *weights[l + 1]))
+            tape.append((x, a, (d, s)))
+            x = s
     return _linear(x, *weights[-1]), x, tape
 
 
@@ -187,17 +189,17 @@ def backward(stack: Stack, g: torch.Tensor, last: torch.Tensor, tape, masks=None
     g = torch.bmm(g, weights[-1][0])
     for point in range(len(layout.plan) - 1, -1, -1):
         kind, l = layout.plan[point]
-        x, relu_z, block = tape[point]
+        x, a, block = tape[point]
         if kind == "linear":
-            g = undrop(g, point) * relu_z
+            g = _relu_backward(undrop(g, point), a)
             into(l, g, x)
             if l > 0:
                 g = torch.bmm(g, weights[l][0])
         else:
-            d, relu_s = block
-            g_s = g * relu_s
+            d, s = block
+            g_s = _relu_backward(g, s)
             into(l + 1, g_s, d)
-            g_z = undrop(torch.bmm(g_s, weights[l + 1][0]), point) * relu_z
+            g_z = _relu_backward(undrop(torch.bmm(g_s, weights[l + 1][0]), point), a)
             into(l, g_z, x)
             g = g_s + torch.bmm(g_z, weights[l][0]) if l > 0 else None
 
@@ -267,17 +269,22 @@ def train_loop(stack: Stack, data: MNIST, loop: int, on_batch=lambda: None) -> N
         on_batch()
 
 
+def epoch_function(device: torch.device):
+    """The fastest epoch implementation for the device: CUDA graphs on a GPU, else eager."""
+    if device.type == "cuda":
+        from psa import cuda
+
+        return cuda.train_loop
+    return train_loop
+
+
 def train_stack(specs: list[TrialSpec], data: MNIST, meta_loops: int, on_loop=None,
                 on_batch=lambda: None, eval_chunk: int = 1000) -> list[TrialResult]:
     """Run `meta_loops` meta-loops of every trial in `specs` (same architecture and family,
     hyperparameters lr and batch size shared) as one stack; `data` already on the device."""
     device, dtype = data.x_train.device, data.x_train.dtype
     stack, started = Stack(specs, device, dtype), time.perf_counter()
-    epoch = train_loop
-    if device.type == "cuda":
-        from psa import cuda
-
-        epoch = cuda.train_loop
+    epoch = epoch_function(device)
     histories = [[] for _ in specs]
     for loop in range(1, meta_loops + 1):
         stack.active.copy_(stack.lkg)  # ablations never accumulate: each loop damages a fresh copy

@@ -53,9 +53,10 @@ def put_logs(job: str, streams: dict[str, list[str]]) -> None:
     with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
         logs.create_log_group(logGroupName=GROUP)
     for name, lines in streams.items():
-        logs.create_log_stream(logGroupName=GROUP, logStreamName=f"{job}/{name}")
+        stream = f"{job}/{name}"
+        logs.create_log_stream(logGroupName=GROUP, logStreamName=stream)
         start = int(time.time() * 1000) - 3_600_000  # CloudWatch drops events over 14 days old
         events = [{"timestamp": start + i, "message": line} for i, line in enumerate(lines)]
         for start in range(0, len(events), 10_000):
-            logs.put_log_events(logGroupName=GROUP, logStreamName=f"{job}/{name}", logEvents=events[start:start + 10_000])
+            logs.put_log_events(logGroupName=GROUP, logStreamName=stream, logEvents=events[start:start + 10_000])
 

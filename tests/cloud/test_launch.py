@@ -7,16 +7,15 @@ from pathlib import Path
 
 import boto3
 import pytest
-
-from psa.cloud import launch
-from psa.cloud.client import Cloud
-from psa.cloud.files import read_jobs_file
-from psa.cloud.settings import load_settings
-from psa.architecture import Architecture
 from moto.sagemaker.exceptions import SagemakerClientError
 from moto.sagemaker.models import SageMakerModelBackend
 
 from cloud_helpers import BUCKET, PREFIX, REGION, run_cli, sagemaker_jobs
+from psa.architecture import Architecture
+from psa.cloud import launch
+from psa.cloud.client import Cloud
+from psa.cloud.files import read_jobs_file
+from psa.cloud.settings import load_settings
 
 JOBS_FILE = Path("aws/sagemaker/requested-jobs.txt")
 
@@ -37,7 +36,8 @@ def test_launch_skips_what_ran_and_relaunches_only_the_failed_job(configs):
     assert launch_cli(configs) == 0
     first = read_jobs_file(JOBS_FILE)
     assert len(first) == 4 and set(sagemaker_jobs()) == set(first)
-    assert {name.rsplit("-", 7)[0] for name in first} == {"psa-1x4-none", "psa-1x4-hidden", "psa-2x3-none", "psa-2x3-hidden"}
+    cells = {f"psa-{arch}-{mode}" for arch in ("1x4", "2x3") for mode in ("none", "hidden")}
+    assert {name.rsplit("-", 7)[0] for name in first} == cells
 
     assert launch_cli(configs) == 0  # all Completed: nothing new
     assert read_jobs_file(JOBS_FILE) == first and len(sagemaker_jobs()) == 4
@@ -61,8 +61,9 @@ def test_job_request_runs_the_packaged_project_on_spot(configs):
     assert {k: hyper[k] for k in ("arch", "mode", "trials", "meta-loops", "seed", "weight-decay", "dropout")} == {
         "arch": "1*4", "mode": "output", "trials": "2", "meta-loops": "2", "seed": "0",
         "weight-decay": "0.0001", "dropout": "0.1"}
-    assert job["AlgorithmSpecification"]["TrainingImage"].startswith(f"763104351884.dkr.ecr.{REGION}.amazonaws.com/pytorch-training:")
-    assert "-gpu-" in job["AlgorithmSpecification"]["TrainingImage"]  # ml.g4dn.xlarge has a T4
+    image = job["AlgorithmSpecification"]["TrainingImage"]
+    assert image.startswith(f"763104351884.dkr.ecr.{REGION}.amazonaws.com/pytorch-training:")
+    assert "-gpu-" in image  # ml.g4dn.xlarge has a T4
     assert job["RoleArn"] == "arn:aws:iam::123456789012:role/PsaSageMakerRole"
     assert job["OutputDataConfig"]["S3OutputPath"] == f"s3://{BUCKET}/{PREFIX}"
     assert job["ResourceConfig"]["InstanceType"] == "ml.g4dn.xlarge"

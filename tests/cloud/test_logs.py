@@ -91,7 +91,7 @@ def test_logs_can_rebuild_the_jobs_file_first(published):
 
 def test_untagged_logs_split_trials_where_the_loop_count_restarts():
     line = "Loop {0}/3 (Global: {0}) | Current: 9{0}.00% | LKG: 9{0}.00% | Bounty: 9{0}.00%"
-    lines = ["starting"] + [line.format(i) for i in (1, 2, 3)] + ["Final Test: 93.50%"] + [line.format(i) for i in (1, 2)]
+    lines = ["starting", *(line.format(i) for i in (1, 2, 3)), "Final Test: 93.50%", *(line.format(i) for i in (1, 2))]
     first, second = parse_log(lines)
     assert (first.convergence, first.final_test) == ([91.0, 92.0, 93.0], 93.5)
     assert (second.convergence, second.final_test, second.expected) == ([91.0, 92.0], None, 3)

@@ -48,7 +48,8 @@ def test_comprehensive_results_win_over_results_txt_and_are_read_not_extracted(t
         "../escaped.txt": b"must not be written anywhere",
     })
     assert collect.bounties(archive) == [97.5, 96.25]
-    assert collect.bounties(tar({"comprehensive_results.json": b"{not json", "results.txt": b"90.10\n91.20\n"})) == [90.1, 91.2]
+    damaged = tar({"comprehensive_results.json": b"{not json", "results.txt": b"90.10\n91.20\n"})
+    assert collect.bounties(damaged) == [90.1, 91.2]  # falls back to results.txt
     assert not (tmp_path.parent / "escaped.txt").exists() and not (tmp_path / "escaped.txt").exists()
 
 

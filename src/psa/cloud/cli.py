@@ -10,8 +10,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 
 from psa import PSAError
-from psa.cloud.client import describe
-from psa.cloud.files import DEFAULT_JOBS_FILE
+from psa.architecture import read_configurations
+from psa.cloud import collect, cost, job, launch, logparse, logs, storage
+from psa.cloud.client import Cloud, describe
+from psa.cloud.files import DEFAULT_JOBS_FILE, read_jobs_file, write_json
+from psa.cloud.settings import load_settings
+from psa.modes import parse_modes
+from psa.results import default_path, write_series, write_summary, write_trials
 
 DEFAULT_CONFIGS = Path("reproduction/configurations.txt")
 FAMILY = "simplemlp"  # the cloud jobs train SimpleMLP, as the published study did
@@ -29,9 +34,6 @@ def _aws(run):
 
 
 def _open(args):
-    from psa.cloud.client import Cloud
-    from psa.cloud.settings import load_settings
-
     settings = load_settings(args.env_file)
     return settings, Cloud(settings.region)
 
@@ -43,24 +45,20 @@ def _problems(problems: list[str], what: str) -> None:
         console.print(f"[yellow]{len(problems)} {what} had problems (listed above); the rest completed[/]")
 
 
-def _jobs(args, settings, cloud) -> list[str]:
-    from psa.cloud import collect, files
-
-    if getattr(args, "reconstruct_jobs", False):
-        found, rejected = collect.reconstruct(cloud, settings.bucket, settings.prefix, args.jobs_file)
-        _problems(rejected, "job folders")
-        console.print(f"Rebuilt {args.jobs_file}: {len(found)} jobs")
-    return files.read_jobs_file(args.jobs_file)
+def _reconstruct(args, settings, cloud) -> None:
+    found, rejected = collect.reconstruct(cloud, settings.bucket, settings.prefix, args.jobs_file)
+    _problems(rejected, "job folders")
+    console.print(f"Found {len(found)} jobs under s3://{settings.bucket}/{settings.prefix}/; wrote {args.jobs_file}")
+    for name in found[:5]:
+        console.print(f"  {name}")
+    if len(found) > 5:
+        console.print(f"  ... and {len(found) - 5} more")
 
 
 # ------------------------------------------------------------------------------------ tools
 
 @_aws
 def run_launch(args) -> None:
-    from psa.architecture import read_configurations
-    from psa.cloud import launch
-    from psa.modes import parse_modes
-
     settings, cloud = _open(args)
     archs, modes = read_configurations(args.configs), parse_modes(args.modes)
     steps = launch.plan(cloud, archs, modes, args.force_rerun)
@@ -78,23 +76,8 @@ def run_launch(args) -> None:
         raise PSAError(f"{len(failed)} of {len(steps)} jobs could not be launched (see the table); run again to retry")
 
 
-def run_job(args) -> None:
-    from psa.architecture import Architecture
-    from psa.cloud import job
-    from psa.modes import check_mode
-    from psa.trial import Hyper
-
-    specs = job.trial_specs(Architecture.parse(args.arch), check_mode(args.mode), args.trials, args.seed,
-                            Hyper(weight_decay=args.weight_decay, dropout=args.dropout))
-    job.run(specs, args.meta_loops, Path(args.model_dir or job.model_dir()), args.data_dir, args.device)
-
-
 @_aws
 def run_results(args) -> None:
-    from psa.architecture import read_configurations
-    from psa.cloud import collect
-    from psa.results import default_path, write_summary, write_trials
-
     settings, cloud = _open(args)
     configs = args.configs or (DEFAULT_CONFIGS if DEFAULT_CONFIGS.is_file() else None)
     archs = [str(a) for a in read_configurations(configs)] if configs else None
@@ -108,25 +91,13 @@ def run_results(args) -> None:
 
 @_aws
 def run_reconstruct(args) -> None:
-    from psa.cloud import collect
-
-    settings, cloud = _open(args)
-    found, rejected = collect.reconstruct(cloud, settings.bucket, settings.prefix, args.jobs_file)
-    _problems(rejected, "job folders")
-    console.print(f"Found {len(found)} jobs under s3://{settings.bucket}/{settings.prefix}/; wrote {args.jobs_file}")
-    for name in found[:5]:
-        console.print(f"  {name}")
-    if len(found) > 5:
-        console.print(f"  ... and {len(found) - 5} more")
+    _reconstruct(args, *_open(args))
 
 
 @_aws
 def run_storage(args) -> None:
-    from psa.cloud import storage
-    from psa.cloud.files import write_json
-
     settings, cloud = _open(args)
-    report, problems = storage.estimate(cloud, settings.bucket, settings.prefix, _jobs(args, settings, cloud))
+    report, problems = storage.estimate(cloud, settings.bucket, settings.prefix, read_jobs_file(args.jobs_file))
     for table in storage.tables(report, args.detailed):
         console.print(table)
     _problems(problems, "jobs")
@@ -136,10 +107,10 @@ def run_storage(args) -> None:
 
 @_aws
 def run_logs(args) -> None:
-    from psa.cloud import logs
-
     settings, cloud = _open(args)
-    results = logs.download(cloud, _jobs(args, settings, cloud), args.output_dir, args.force)
+    if args.reconstruct_jobs:
+        _reconstruct(args, settings, cloud)
+    results = logs.download(cloud, read_jobs_file(args.jobs_file), args.output_dir, args.force)
     _problems([r.error for r in results if r.error], "jobs")
     done = [r for r in results if not r.error]
     console.print(f"{len(done)} jobs downloaded ({sum(r.skipped for r in done)} already there), "
@@ -147,26 +118,20 @@ def run_logs(args) -> None:
 
 
 def run_parse_logs(args) -> None:
-    from psa.cloud import logparse
-    from psa.results import default_path, write_series
-
     convergence, growth, problems = logparse.parse_logs(args.logs_dir)
     _problems(problems, "jobs or trials")
-    for rows, kind, name in ((convergence, "convergence", "trials_convergence"), (growth, "lkg_growth", "trials_lkg_growth")):
-        path = default_path(name, FAMILY, args.output_dir)
+    for rows, kind in ((convergence, "convergence"), (growth, "lkg_growth")):
+        path = default_path(f"trials_{kind}", FAMILY, args.output_dir)
         write_series(path, rows, kind, FAMILY)
         console.print(f"Wrote {path} ({len(rows)} trials)")
 
 
 @_aws
 def run_cost(args) -> None:
-    from psa.cloud import cost
-    from psa.cloud.files import write_json
-
     settings, cloud = _open(args)
     instance_type = args.instance_type or settings.instance_type
     price = cost.price_per_hour(instance_type, args.price_per_hour)
-    report, problems = cost.estimate(cloud, _jobs(args, settings, cloud), instance_type, price)
+    report, problems = cost.estimate(cloud, read_jobs_file(args.jobs_file), instance_type, price)
     console.print(cost.table(report))
     _problems(problems, "jobs")
     write_json(args.output, report)
@@ -186,25 +151,19 @@ def configure(parser) -> None:
     p = sub.add_parser("launch", parents=[common, jobs], help="one SageMaker training job per architecture x mode")
     p.add_argument("--configs", type=Path, default=DEFAULT_CONFIGS, help=f"architectures (default: {DEFAULT_CONFIGS})")
     p.add_argument("--modes", default="all", help="comma-separated modes (default: all six)")
-    _hyper(p)
+    job.add_hyperparameters(p)
     p.add_argument("--force-rerun", action="store_true", help="launch even cells whose latest job completed or runs")
     p.add_argument("--dry-run", action="store_true", help="print the plan, launch nothing")
     p.add_argument("--retry-wait", type=float, default=30.0,
                    help="first wait (s) after throttling or ResourceLimitExceeded, doubled each retry (default: 30)")
     p.set_defaults(func=run_launch)
 
-    p = sub.add_parser("job", help="the training job's entry point: train the trials, write /opt/ml/model")
-    p.add_argument("--arch", required=True, help='architecture, e.g. "1*2048"')
-    p.add_argument("--mode", required=True, help="ablation mode")
-    _hyper(p)
-    p.add_argument("--model-dir", default=None, help="output folder (default: $SM_MODEL_DIR, else /opt/ml/model)")
-    p.add_argument("--data-dir", default=None, help="folder with the MNIST IDX files (default: as psa train)")
-    p.add_argument("--device", choices=("cpu", "cuda", "mps"), default=None, help="default: the best available")
-    p.set_defaults(func=run_job)
+    job.configure(sub.add_parser("job", help="the training job's entry point: train the trials, write /opt/ml/model"))
 
     p = sub.add_parser("results", parents=[common], help="summary and trials tables from the jobs' model.tar.gz")
     p.add_argument("--configs", type=Path, default=None,
-                   help=f"architectures expected, in table order (default: {DEFAULT_CONFIGS} if present, else those found)")
+                   help=f"architectures expected, in table order (default: {DEFAULT_CONFIGS} if present, "
+                        "else the ones found)")
     p.add_argument("--output-dir", type=Path, default=Path("results"))
     p.set_defaults(func=run_results)
 
@@ -229,15 +188,8 @@ def configure(parser) -> None:
 
     p = sub.add_parser("cost", parents=[common, jobs], help="billable time and cost of the jobs")
     p.add_argument("--instance-type", default=None, help="default: the INSTANCE_TYPE setting")
-    p.add_argument("--price-per-hour", type=float, default=None, help="USD per hour (default: known for ml.g4dn.xlarge)")
+    p.add_argument("--price-per-hour", type=float, default=None,
+                   help="USD per hour (default: the known price of ml.g4dn.xlarge)")
     p.add_argument("--output", type=Path, default=Path("results/sagemaker_cost_report.json"))
     p.set_defaults(func=run_cost)
 
-
-def _hyper(parser) -> None:
-    """The hyperparameters a job runs with: the launcher passes them on, the job takes them."""
-    parser.add_argument("--trials", type=int, default=10, help="trials per job (default: 10)")
-    parser.add_argument("--meta-loops", type=int, default=100, help="meta-loops per trial (default: 100)")
-    parser.add_argument("--seed", type=int, default=0, help="base seed of the trial seeds (default: 0)")
-    parser.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW weight decay, mode decay only")
-    parser.add_argument("--dropout", type=float, default=0.1, help="dropout probability, mode dropout only")

@@ -1,5 +1,5 @@
 """`psa cloud job`: what a SageMaker training job runs (the entry script of the source archive
-calls it with the job's hyperparameters). It trains the job's trials together with the batched
+calls `main` with the job's hyperparameters; nothing on this path needs an AWS library). It trains the job's trials together with the batched
 engine and leaves in the model folder ($SM_MODEL_DIR, else /opt/ml/model), which SageMaker packs
 into `<job>/output/model.tar.gz`:
 
@@ -21,12 +21,14 @@ trials' loops interleaved; the rest of a loop line is DESIGN.md's line:
     Trial 1/2 | Result | Bounty: 85.10% (loop 2) | Final Test: 84.97%
 """
 
+import argparse
 import json
 import os
 from dataclasses import asdict
 from pathlib import Path
 
 from psa.architecture import Architecture
+from psa.modes import check_mode
 from psa.trial import Hyper, TrialResult, TrialSpec, log_line, trial_seed
 
 
@@ -75,3 +77,37 @@ def write_outputs(results: list[TrialResult], meta_loops: int, out_dir: Path) ->
     history = [{"trial": r.spec.trial + 1, "seed": r.spec.seed, "loops": [asdict(x) for x in r.history]}
                for r in results]
     (out_dir / "history.json").write_text(json.dumps(history) + "\n")
+
+
+def add_hyperparameters(parser: argparse.ArgumentParser) -> None:
+    """What a job runs with: the launcher passes these on, the job takes them."""
+    parser.add_argument("--trials", type=int, default=10, help="trials per job (default: 10)")
+    parser.add_argument("--meta-loops", type=int, default=100, help="meta-loops per trial (default: 100)")
+    parser.add_argument("--seed", type=int, default=0, help="base seed of the trial seeds (default: 0)")
+    parser.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW weight decay, mode decay only")
+    parser.add_argument("--dropout", type=float, default=0.1, help="dropout probability, mode dropout only")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--arch", required=True, help='architecture, e.g. "1*2048"')
+    parser.add_argument("--mode", required=True, help="ablation mode")
+    add_hyperparameters(parser)
+    parser.add_argument("--model-dir", default=None, help="output folder (default: $SM_MODEL_DIR, else /opt/ml/model)")
+    parser.add_argument("--data-dir", default=None, help="folder with the MNIST IDX files (default: as psa train)")
+    parser.add_argument("--device", choices=("cpu", "cuda", "mps"), default=None, help="default: the best available")
+    parser.set_defaults(func=run_from_args)
+
+
+def run_from_args(args) -> None:
+    specs = trial_specs(Architecture.parse(args.arch), check_mode(args.mode), args.trials, args.seed,
+                        Hyper(weight_decay=args.weight_decay, dropout=args.dropout))
+    run(specs, args.meta_loops, Path(args.model_dir) if args.model_dir else model_dir(), args.data_dir, args.device)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The source archive's entry script calls this. A PSAError ends the job with its traceback
+    in the log, which SageMaker reports as the job's failure."""
+    parser = argparse.ArgumentParser(prog="psa cloud job", description="train one job's trials")
+    configure(parser)
+    args = parser.parse_args(argv)
+    args.func(args)

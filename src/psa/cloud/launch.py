@@ -1,7 +1,7 @@
 """`sagemaker-launch`: one SageMaker training job per architecture x mode.
 
 Each job runs the project's own code: the `psa` package is packed into a source archive (with a
-requirements.txt of its dependencies and a two-line entry script), uploaded once under
+requirements.txt of its dependencies and a short entry script), uploaded once under
 `s3://<bucket>/<prefix>/source/<hash>/`, and handed to the region's PyTorch training image the way
 the SageMaker Python SDK does it (`sagemaker_program`, `sagemaker_submit_directory`). The image
 installs the requirements and runs the entry script with the hyperparameters as `--name value`.
@@ -31,17 +31,14 @@ from psa.cloud import files, names
 from psa.cloud.client import THROTTLED, Cloud, describe, error_code
 from psa.cloud.settings import Settings
 
-SKIP = ("Completed", "InProgress", "Stopping")
-RELAUNCH = ("Failed", "Stopped")
+SKIP = ("Completed", "InProgress", "Stopping")  # any other status (Failed, Stopped) or none: launch
 RETRYABLE = THROTTLED | {"ResourceLimitExceeded"}
 RETRIES = 4
 ENTRY = "psa_entry.py"
 ENTRY_SCRIPT = '''"""SageMaker's PyTorch image runs this file with the job's hyperparameters as --name value."""
-import sys
+from psa.cloud.job import main
 
-from psa.cli import main
-
-main(["cloud", "job", *sys.argv[1:]])
+main()
 '''
 # The AWS Deep Learning Containers account; a region it does not serve needs TRAINING_IMAGE.
 IMAGE_ACCOUNT = "763104351884"
@@ -175,10 +172,10 @@ def launch(cloud: Cloud, settings: Settings, steps: list[Step], run: Run, jobs_f
         cloud.write(settings.bucket, key, archive)
     created = []
     for step in track(todo, description="Launching jobs"):
-        name = names.job_name(step.arch, step.mode, names.timestamp())
         try:
+            name = names.job_name(step.arch, step.mode, names.timestamp())
             create(cloud, job_request(template, name, step.arch, step.mode), retry_wait)
-        except ClientError as error:
+        except (ClientError, PSAError) as error:
             step.outcome, step.error = "not launched", describe(error)
             continue
         step.job, step.outcome = name, "launched"

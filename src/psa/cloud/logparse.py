@@ -82,7 +82,8 @@ def parse_logs(logs_dir: Path | str) -> tuple[list[SeriesRow], list[SeriesRow], 
     convergence, growth = [], []
     for job, folder in track(list(jobs.items()), description="Parsing logs"):
         arch, mode = names.cell(job)
-        lines = [line for path in sorted(folder.glob("*.log")) for line in path.read_text().splitlines()]
+        lines = [line for path in sorted(folder.glob("*.log"))
+                 for line in path.read_text(encoding="utf-8", errors="replace").splitlines()]
         trials = parse_log(lines)
         if not trials:
             problems.append(f"{job}: no meta-loop lines in its logs")

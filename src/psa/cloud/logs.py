@@ -43,8 +43,11 @@ def download_job(cloud: Cloud, job: str, out_dir: Path, force: bool) -> Download
     folder = out_dir / names.check(job)
     summary = folder / "summary.json"
     if summary.is_file() and not force:
-        done = json.loads(summary.read_text())
-        return Download(job, done["log_files"], done["total_size"], skipped=True)
+        try:
+            done = json.loads(summary.read_text())
+            return Download(job, done["log_files"], done["total_size"], skipped=True)
+        except (ValueError, KeyError):
+            pass  # a damaged summary: download again
     streams = cloud.log_streams(job)
     if not streams:
         raise PSAError(f"no log streams for {job} in {LOG_GROUP} (did the job start?)")

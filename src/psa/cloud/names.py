@@ -1,6 +1,6 @@
-"""Job names: `psa-<L>x<W>-<mode>-<timestamp>` (DESIGN.md section 7), made, checked and read back,
-and the requested-jobs file that lists them. A job name becomes an S3 folder and a local folder,
-so nothing that does not pass `check` is ever used as a path or an S3 key."""
+"""Job names: `psa-<L>x<W>-<mode>-<timestamp>` (DESIGN.md section 7), made, checked and read back.
+A job name becomes an S3 folder and a local folder, so nothing that does not pass `check` is ever
+used as a path or an S3 key."""
 
 import re
 from datetime import datetime, timezone

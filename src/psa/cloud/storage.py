@@ -84,8 +84,8 @@ def tables(report: dict, detailed: bool) -> list[Table]:
     summary = Table(title="S3 storage")
     summary.add_column("Measure")
     summary.add_column("Value", justify="right")
-    for label, key in (("Bucket", "bucket"), ("Prefix", "prefix"), ("Jobs", "total_jobs"),
-                       ("Files", "total_files"), ("Total", "total_storage_human"), ("Average per job", "average_per_job")):
+    for label, key in (("Bucket", "bucket"), ("Prefix", "prefix"), ("Jobs", "total_jobs"), ("Files", "total_files"),
+                       ("Total", "total_storage_human"), ("Average per job", "average_per_job")):
         summary.add_row(label, str(report[key]))
     total = report["total_storage_bytes"] or 1
     types = Table(title="By file type")

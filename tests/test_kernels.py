@@ -1,0 +1,107 @@
+"""The fused narrow-chain kernels against batched.forward / batched.backward. Without CUDA they
+run under Triton's interpreter; without triton the module is skipped."""
+
+import os
+
+import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")  # must precede the first import of triton
+
+import pytest  # noqa: E402
+
+pytest.importorskip("triton")
+
+from psa import batched, kernels  # noqa: E402
+
+if os.environ.get("TRITON_INTERPRET") == "1":
+    # Triton 3.6's interpreter turns loop bounds into Python ints with int() of a one-element
+    # array, which NumPy >= 2.4 refuses; .item() is what it means.
+    from triton.runtime import interpreter
+
+    _patch_tensor = interpreter._patch_lang_tensor
+
+    def _patch_lang_tensor(tensor, scope):
+        _patch_tensor(tensor, scope)
+        scope.set_attr(tensor, "__index__", lambda self: int(self.handle.data.item()))
+
+    interpreter._patch_lang_tensor = _patch_lang_tensor
+from psa.architecture import Architecture  # noqa: E402
+from psa.modes import MODES  # noqa: E402
+from psa.trial import Hyper, TrialSpec  # noqa: E402
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def make_stack(arch: str, dtype, modes=MODES, seed=3):
+    hyper = Hyper(dropout=0.3)
+    specs = batched.order_specs([TrialSpec(Architecture.parse(arch), "simplemlp", mode, 0, seed + i, hyper)
+                                 for i, mode in enumerate(modes)])
+    stack = batched.Stack(specs, DEVICE, dtype)
+    # Random weights well away from the initialisation, so that ReLUs both fire and die.
+    generator = torch.Generator().manual_seed(seed)
+    stack.active.copy_(torch.randn(stack.active.shape, generator=generator, dtype=dtype) * 0.6)
+    return stack
+
+
+def step_inputs(stack, batch: int, step: int = 0):
+    generator = torch.Generator().manual_seed(100 + step)
+    x = torch.randn(len(stack.specs), batch, 784, generator=generator, dtype=stack.active.dtype).to(DEVICE)
+    y = torch.randint(10, (len(stack.specs), batch), generator=generator).to(DEVICE)
+    return x, y, batched._dropout_masks(stack, 1, step, batch)
+
+
+def gradients(stack, module, x, y, masks, **options):
+    stack.grad.fill_(float("nan"))  # every element must be written
+    logits, last, tape = module.forward(stack, x, masks, **options)
+    module.backward(stack, batched.cross_entropy_grad(logits, y), last, tape, masks, **options)
+    return logits, stack.grad.clone()
+
+
+def relative(a, b):
+    return float((a - b).norm() / b.norm())
+
+
+@pytest.mark.parametrize("arch", ["5*1", "4*2", "3*4", "3*5", "4*8", "3*12", "3*16", "2*32", "[2*3]"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_fused_step_matches_the_batched_engine(arch, dtype):
+    stack = make_stack(arch, dtype)
+    assert kernels.supported(stack)
+    for batch, step in ((50, 0), (7, 1)):  # a block size that does not divide the batch, and a tiny one
+        x, y, masks = step_inputs(stack, batch, step)
+        ref_logits, ref_grad = gradients(stack, batched, x, y, masks)
+        logits, grad = gradients(stack, kernels, x, y, masks)
+        assert not grad.isnan().any()
+        tolerance = 1e-12 if dtype == torch.float64 else 1e-5
+        assert relative(logits, ref_logits) < tolerance
+        assert relative(grad, ref_grad) < tolerance
+        for (w, b), (rw, rb) in zip(stack.layout.views(grad), stack.layout.views(ref_grad)):
+            assert relative(w, rw) < tolerance or rw.norm() == w.norm() == 0
+            assert relative(b, rb) < tolerance or rb.norm() == b.norm() == 0
+
+
+def test_dropout_masks_reach_every_chain_layer():
+    """With dropout trials in the stack, the fused step must differ from the same step without
+    masks exactly where batched.forward says it does."""
+    stack = make_stack("4*4", torch.float64, modes=("dropout", "dropout", "none"))
+    x, y, masks = step_inputs(stack, 33)
+    with_masks = gradients(stack, kernels, x, y, masks)[0]
+    without = gradients(stack, kernels, x, y, None)[0]
+    assert relative(with_masks, batched.forward(stack, x, masks)[0]) < 1e-12
+    assert not torch.equal(with_masks[:2], without[:2])  # the dropout trials
+    assert torch.equal(with_masks[2], without[2])  # the plain one is untouched
+
+
+def test_evaluation_forward_keeps_no_tape():
+    stack = make_stack("6*3", torch.float32)
+    x = step_inputs(stack, 40)[0]
+    logits, last, (_, acts) = kernels.forward(stack, x, flat=stack.lkg, tape=False)
+    assert acts is None
+    assert relative(logits, batched.forward(stack, x, weights=stack.layout.views(stack.lkg))[0]) < 1e-5
+
+
+@pytest.mark.parametrize("arch, family, width", [("5*3", "simplemlp", 3), ("1*8", "simplemlp", None),
+                                                  ("[2*4, 2*8]", "simplemlp", None), ("40*40", "simplemlp", None),
+                                                  ("4*4", "resmlp", None)])
+def test_which_stacks_have_a_fusable_chain(arch, family, width):
+    assert kernels.chain_width(batched.Layout.of(Architecture.parse(arch), family)) == width
