@@ -43,3 +43,17 @@ def test_chunked_stacks_give_the_same_results(data64):
     assert batched.chunk_size(specs, 2 * per_trial, 8) == 2
     assert [r.history for r in whole] == [r.history for r in chunked]
     assert [r.spec for r in chunked] == specs
+
+
+@pytest.mark.parametrize("m, k, n", [(5, 1, 3), (5, 3, 1), (1, 4, 3), (1, 1, 1), (4, 3, 2)])
+def test_narrow_matmul_shortcuts_match_bmm(m, k, n):
+    a, b = torch.randn(7, m, k, dtype=torch.float64), torch.randn(7, k, n, dtype=torch.float64)
+    assert torch.allclose(batched._bmm(a, b), torch.bmm(a, b), rtol=1e-12, atol=1e-12)
+
+
+def test_width_one_stacks_follow_the_single_trial_engine(data64):
+    specs = [TrialSpec(Architecture.parse("[3*1, 1*2]"), "simplemlp", mode, 0, 3, Hyper(lr=5e-3, batch_size=128))
+             for mode in MODES]
+    for spec, result in zip(specs, batched.train_trials(specs, data64, 3, dtype=torch.float64)):
+        alone = engine.run_loops(spec, data64, engine.new_state(spec, dtype=torch.float64), 3)
+        assert [(r.score, r.improved) for r in result.history] == [(r.score, r.improved) for r in alone]

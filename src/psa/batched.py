@@ -137,7 +137,21 @@ def _dropout_masks(stack: Stack, loop: int, step: int, batch: int):
     return keep.to(stack.lkg.dtype) / (1 - stack.drop_p)
 
 
+def _bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a (T, M, K) @ b (T, K, N). Batched GEMM is slow when a dimension is 1 (the width-1 stacks
+    of the grid); broadcasting does those in one or two cheap element-wise operations."""
+    if a.shape[2] == 1:
+        return a * b
+    if b.shape[2] == 1:
+        return (a * b.transpose(1, 2)).sum(2, keepdim=True)
+    if a.shape[1] == 1:
+        return (a.transpose(1, 2) * b).sum(1, keepdim=True)
+    return torch.bmm(a, b)
+
+
 def _linear(x, weight, bias):
+    if 1 in weight.shape[1:]:
+        return _bmm(x, weight.transpose(1, 2)) + bias.unsqueeze(1)
     return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
 
 
@@ -175,7 +189,7 @@ def backward(stack: Stack, g: torch.Tensor, last: torch.Tensor, tape, masks=None
 
     def into(l, g, inputs):
         # Computing into a fresh tensor and copying is ~10x faster than bmm(out=strided view).
-        grads[l][0].copy_(torch.bmm(g.transpose(1, 2), inputs))
+        grads[l][0].copy_(_bmm(g.transpose(1, 2), inputs))
         grads[l][1].copy_(g.sum(1))
 
     def undrop(g, point):
@@ -186,7 +200,7 @@ def backward(stack: Stack, g: torch.Tensor, last: torch.Tensor, tape, masks=None
         return g
 
     into(len(weights) - 1, g, last)
-    g = torch.bmm(g, weights[-1][0])
+    g = _bmm(g, weights[-1][0])
     for point in range(len(layout.plan) - 1, -1, -1):
         kind, l = layout.plan[point]
         x, a, block = tape[point]
@@ -194,14 +208,14 @@ def backward(stack: Stack, g: torch.Tensor, last: torch.Tensor, tape, masks=None
             g = _relu_backward(undrop(g, point), a)
             into(l, g, x)
             if l > 0:
-                g = torch.bmm(g, weights[l][0])
+                g = _bmm(g, weights[l][0])
         else:
             d, s = block
             g_s = _relu_backward(g, s)
             into(l + 1, g_s, d)
-            g_z = _relu_backward(undrop(torch.bmm(g_s, weights[l + 1][0]), point), a)
+            g_z = _relu_backward(undrop(_bmm(g_s, weights[l + 1][0]), point), a)
             into(l, g_z, x)
-            g = g_s + torch.bmm(g_z, weights[l][0]) if l > 0 else None
+            g = g_s + _bmm(g_z, weights[l][0]) if l > 0 else None
 
 
 def adamw_step(stack: Stack, m, v, t: int, lr: float) -> None:

@@ -86,7 +86,7 @@ if triton is not None:
 
     @triton.jit
     def _chain_forward(src, dst, params, masks, n_layers, batch, src_stride, dst_stride, param_stride,
-                       units, drop_lo, drop_hi, W: tl.constexpr, BW: tl.constexpr, BB: tl.constexpr,
+                       units, drop_lo, drop_hi, W, BW: tl.constexpr, BB: tl.constexpr,
                        DOT: tl.constexpr, DROPOUT: tl.constexpr, STORE: tl.constexpr,
                        PRECISION: tl.constexpr):
         """src (T, B, W): output of hidden layer 0. With STORE, dst[t, l] receives the output of
@@ -115,7 +115,7 @@ if triton is not None:
 
     @triton.jit
     def _chain_backward(grad, acts, params, masks, partial, n_layers, batch, param_stride, units,
-                        drop_lo, drop_hi, W: tl.constexpr, BW: tl.constexpr, BB: tl.constexpr,
+                        drop_lo, drop_hi, W, BW: tl.constexpr, BB: tl.constexpr,
                         DOT: tl.constexpr, DROPOUT: tl.constexpr, PRECISION: tl.constexpr):
         """grad (T, B, W): in, d loss / d output of the last hidden layer; out, d loss / d output
         of hidden layer 0. acts (T, n_layers + 1, B, W): every hidden layer's output. partial
@@ -170,7 +170,7 @@ def forward(stack: batched.Stack, x: torch.Tensor, masks=None, flat=None, tape: 
     weights = layout.views(flat)
     trials, size, width = x.shape[0], x.shape[1], chain_width(layout)
     n_layers = len(layout.plan) - 1
-    first = torch.relu(batched._linear(x, *weights[0]))
+    first = torch.relu(batched._linear(x, *weights[0])).to(flat.dtype)  # autocast may give bf16
     if masks is not None:
         first[stack.drop] *= masks[:, :, :width]
     config = _config(width, flat.dtype)
@@ -198,7 +198,7 @@ def backward(stack: batched.Stack, g: torch.Tensor, last: torch.Tensor, tape, ma
     n_layers = len(layout.plan) - 1
     grads[-1][0].copy_(torch.bmm(g.transpose(1, 2), last))
     grads[-1][1].copy_(g.sum(1))
-    g = torch.bmm(g, weights[-1][0])
+    g = torch.bmm(g, weights[-1][0]).to(acts.dtype)
     config = _config(width, stack.active.dtype)
     blocks = triton.cdiv(size, config["BB"])
     partial = g.new_empty(trials, blocks, n_layers, width * width + width)

@@ -41,6 +41,7 @@ def trial_specs(arch: Architecture, mode: str, trials: int, seed: int, hyper: Hy
 
 
 def run(specs: list[TrialSpec], meta_loops: int, out_dir: Path, data_dir=None, device=None) -> list[TrialResult]:
+    # torch comes in here, not whenever a `psa cloud` tool starts.
     from psa.batched import train_trials
     from psa.data import load_mnist
     from psa.engine import pick_device

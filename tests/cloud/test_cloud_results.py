@@ -7,7 +7,8 @@ import boto3
 import pytest
 
 from cloud_helpers import BUCKET, JOBS, PREFIX, model_archive, put_archive, run_cli, sagemaker_jobs
-from psa.cloud import collect
+from helpers import subset
+from psa.cloud import collect, job
 from psa.cloud.files import read_jobs_file
 from psa.results import read_summary, read_trials
 
@@ -65,13 +66,14 @@ def test_broken_cells_are_reported_and_the_rest_is_tabled(published, capsys):
     s3 = boto3.client("s3")
     s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/{failed}/output/failure", Body=b"CUDA out of memory")
     put_archive("psa-2x3-hidden-2025-08-11-19-50-01-000", b"\x1f\x8b not really gzip")
+    put_archive("psa-2x3-output-2025-08-11-19-50-03-000", model_archive(published["none"][0])[:60])  # cut short
     put_archive("psa-2x3-full-2025-08-11-19-50-02-000", tar({"results.txt": b"", "history.json": b"[]"}))
     s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/psa-..-none-x/output/model.tar.gz", Body=b"")
 
     assert run_cli("cloud", "results") == 0  # no configurations file here: the cells found
-    out = capsys.readouterr().out.replace("\n", " ")
+    out = " ".join(capsys.readouterr().out.split())
     assert "no model.tar.gz (job Failed: AlgorithmError: CUDA out of memory)" in out
-    assert "corrupt model.tar.gz" in out and "empty results" in out and "'psa-..-none-x'" in out
+    assert out.count("corrupt model.tar.gz") == 2 and "empty results" in out and "'psa-..-none-x'" in out
     trials = read_trials("results/psa_simplemlp_trials.md")
     assert trials["1*4"]["none"] == bounties(published["none"][0])
     assert trials["2*3"] == {}  # every cell of 2*3 broke: "No successful trials"
@@ -97,3 +99,24 @@ def test_a_missing_setting_is_named(monkeypatch, capsys, missing):
     monkeypatch.delenv("AWS_DEFAULT_REGION")
     assert run_cli("cloud", "reconstruct-jobs") == 2
     assert f"missing setting {missing}" in capsys.readouterr().err
+
+
+def test_a_launched_job_runs_as_sagemaker_would_and_its_results_are_read(mnist, monkeypatch, tmp_path):
+    """launch -> the job run with the hyperparameters SageMaker holds for it, its model folder
+    packed and stored at the job's ModelArtifacts -> results parser."""
+    Path("configs.txt").write_text("1*4\n")
+    assert run_cli("cloud", "launch", "--configs", "configs.txt", "--modes", "dropout", "--trials", "2",
+                   "--meta-loops", "1") == 0
+    (name,) = read_jobs_file("aws/sagemaker/requested-jobs.txt")
+    described = boto3.client("sagemaker").describe_training_job(TrainingJobName=name)
+    argv = [part for key, value in described["HyperParameters"].items() if not key.startswith("sagemaker_")
+            for part in (f"--{key}", value)]  # how the training toolkit hands them to the entry script
+    monkeypatch.setattr("psa.data.load_mnist", lambda data_dir=None: subset(mnist, train=2000, val=1000))
+    monkeypatch.setenv("SM_MODEL_DIR", str(tmp_path / "model"))
+    job.main(argv + ["--device", "cpu"])
+    bucket, key = described["ModelArtifacts"]["S3ModelArtifacts"].removeprefix("s3://").split("/", 1)
+    assert (bucket, key) == (BUCKET, f"{PREFIX}/{name}/output/model.tar.gz")
+    boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=model_archive(tmp_path / "model"))
+
+    assert run_cli("cloud", "results", "--configs", "configs.txt") == 0
+    assert read_trials("results/psa_simplemlp_trials.md")["1*4"]["dropout"] == bounties(tmp_path / "model")

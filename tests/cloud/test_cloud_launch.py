@@ -79,14 +79,16 @@ def test_job_request_runs_the_packaged_project_on_spot(configs):
     assert {"psa_entry.py", "requirements.txt", "psa/cloud/job.py", "psa/batched.py"} <= names
 
 
-def test_packaged_entry_script_runs_the_job_command(tmp_path):
-    """The archive SageMaker unpacks into /opt/ml/code imports its own copy of psa."""
+def test_packaged_entry_script_runs_the_job_command_without_aws_libraries(tmp_path):
+    """The archive SageMaker unpacks into /opt/ml/code runs its own copy of psa, and training
+    needs no AWS library: the entry script works with boto3, botocore and dotenv unimportable."""
     code = tmp_path / "code"
     with tarfile.open(fileobj=io.BytesIO(launch.source_archive())) as tar:
         tar.extractall(code, filter="data")
+    blocked = ("import runpy, sys; sys.modules.update(boto3=None, botocore=None, dotenv=None); "
+               "sys.argv = ['psa_entry.py', '--help']; runpy.run_path('psa_entry.py', run_name='__main__')")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    done = subprocess.run([sys.executable, "psa_entry.py", "--help"], cwd=code, env=env,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-c", blocked], cwd=code, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "--meta-loops" in done.stdout and "--model-dir" in done.stdout
     assert "torch" in (code / "requirements.txt").read_text()

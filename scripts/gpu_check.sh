@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# The one prepared GPU check of the CUDA path (psa.cuda, psa.kernels), run from the repository
+# root on a CUDA machine: `bash scripts/gpu_check.sh`. Needs MNIST in $PSA_DATA_DIR (default
+# .device/mnist); writes logs and a JSON of the timings under $OUT. About 5 minutes on an H100:
+#   1. tests/test_cuda.py and tests/test_kernels.py on the GPU (graphs, fused kernels, and the
+#      float64 single-trial vs batched equivalence on CUDA);
+#   2. seconds per meta-loop of one 60-trial stack for representative architectures, on three
+#      paths: (a) the eager batched engine, (b) CUDA graphs, (c) CUDA graphs + fused Triton
+#      chain; each from STEPS timed steps after a warm-up (capture and compilation excluded),
+#      plus a validation pass, and for the best path one real meta-loop on the full data;
+#   3. the effect of PSA_PRECISION=tf32 / bf16 on validation accuracy (2 meta-loops, 60 trials);
+#   4. the full-grid estimate: every architecture of reproduction/configurations.txt timed on
+#      its best path (STEPS steps + validation), x 100 meta-loops.
+set -uo pipefail
+export PYTHONPATH=src PYTHONUNBUFFERED=1
+export PSA_DATA_DIR=${PSA_DATA_DIR:-.device/mnist}
+OUT=${OUT:-/tmp/psa-gpu-check}
+mkdir -p "$OUT"
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv,noheader
+python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__, torch.cuda.get_device_name())"
+
+echo "== tests"
+timeout 200 python3 -m pytest -q -x -p no:cacheprovider tests/test_cuda.py tests/test_kernels.py 2>&1 | tee "$OUT/tests.log"
+
+echo "== timings"
+timeout 420 python3 - "$OUT" <<'PY' 2>&1 | tee "$OUT/timings.log"
+import json, os, sys, time
+
+import torch
+
+from psa import batched, cuda, kernels
+from psa.architecture import Architecture, read_configurations
+from psa.data import MNIST, load_mnist
+from psa.modes import MODES
+from psa.sweep import plan
+from psa.trial import Hyper
+
+out, device = sys.argv[1], torch.device("cuda")
+STEPS = int(os.environ.get("STEPS", "6"))
+REPRESENTATIVE = os.environ.get("ARCHS", "2048*1,939*2,632*4,32*32,18*18,115*115,1*2048").split(",")
+GRID_SECONDS = float(os.environ.get("GRID_SECONDS", "150"))  # stop the grid pass after this
+data = load_mnist().to(device)
+BATCH, N = 256, len(data.x_train)
+PER_EPOCH = N // BATCH + (N % BATCH) / BATCH
+report = {"device": torch.cuda.get_device_name(), "steps": STEPS, "paths": {}, "precision": {}, "grid": {}}
+
+
+def first(train: int, val: int) -> MNIST:
+    return MNIST(data.x_train[:train], data.y_train[:train], data.x_val[:val], data.y_val[:val], data.x_test,
+                 data.y_test, data.y_full_train, data.train_indices, data.val_indices, data.source)
+
+
+def specs_of(arch: str):
+    arch = Architecture.parse(arch)
+    return batched.order_specs(plan([arch], MODES, 10, "simplemlp", 0, Hyper())[arch])
+
+
+def clock(fn) -> float:
+    torch.cuda.synchronize()
+    started = time.perf_counter()
+    fn()
+    torch.cuda.synchronize()
+    return time.perf_counter() - started
+
+
+PATHS = {
+    "eager": (batched.train_loop, batched.accuracy),
+    "graphs": (lambda s, d, l: cuda.train_loop(s, d, l, graphs=True, fused=False), batched.accuracy),
+    "fused": (lambda s, d, l: cuda.train_loop(s, d, l, graphs=True, fused=True), cuda.accuracy),
+}
+
+
+def per_loop(stack, path: str, steps: int, val_samples: int = 2000) -> float:
+    """Seconds per meta-loop: `steps` timed steps scaled to an epoch, plus validation."""
+    epoch, evaluate = PATHS[path]
+    short = first(BATCH * steps, val_samples)
+    epoch(stack, short, 1)  # warm-up: capture and compilation
+    step = clock(lambda: epoch(stack, short, 2)) / steps
+    evaluate(stack, stack.active, short.x_val, short.y_val, 1000)
+    val = clock(lambda: evaluate(stack, stack.active, short.x_val, short.y_val, 1000)) * len(data.x_val) / val_samples
+    return step * PER_EPOCH + val
+
+
+def real_loop(stack, path: str) -> float:
+    """One whole meta-loop as train_stack runs it (ablation, epoch, validation, LKG)."""
+    epoch, evaluate = PATHS[path]
+
+    def loop(number):
+        stack.active.copy_(stack.lkg)
+        batched.ablate(stack, number)
+        epoch(stack, data, number)
+        evaluate(stack, stack.active, data.x_val, data.y_val, 1000)
+        stack.lkg.copy_(stack.active)
+
+    loop(2)  # capture for the full data size
+    return clock(lambda: loop(3))
+
+
+def best_path(stack) -> str:
+    return "fused" if kernels.supported(stack) else "graphs"
+
+
+print(f"{'arch':>9} {'eager s/loop':>13} {'graphs s/loop':>14} {'fused s/loop':>13} {'real loop':>10} {'speed-up':>9}")
+for arch in REPRESENTATIVE:
+    stack = batched.Stack(specs_of(arch), device, torch.float32)
+    row = {path: per_loop(stack, path, 3 if path == "eager" else STEPS)
+           for path in PATHS if path != "fused" or kernels.supported(stack)}
+    row["real"] = real_loop(stack, best_path(stack))
+    report["paths"][arch] = row
+    fused = f"{row['fused']:13.3f}" if "fused" in row else f"{'-':>13}"
+    print(f"{arch:>9} {row['eager']:13.3f} {row['graphs']:14.3f} {fused} {row['real']:10.3f} "
+          f"{row['eager'] / row[best_path(stack)]:8.1f}x", flush=True)
+    del stack
+    torch.cuda.empty_cache()
+
+print("\nprecision (2 meta-loops, 60 trials each; mean bounty and mean |bounty - fp32 bounty|, percent)")
+for arch in ("18*18", "632*4", "1*2048"):
+    bounties = {}
+    for mode in cuda.PRECISIONS:
+        os.environ["PSA_PRECISION"] = mode
+        started = time.perf_counter()
+        results = batched.train_trials(specs_of(arch), data, 2, device="cuda", memory_bytes=40 << 30)
+        bounties[mode] = [r.bounty for r in results]
+        seconds = time.perf_counter() - started
+        gap = sum(abs(a - b) for a, b in zip(bounties[mode], bounties["fp32"])) / len(results)
+        report["precision"][f"{arch} {mode}"] = {"mean": sum(bounties[mode]) / len(results), "gap": gap, "seconds": seconds}
+        print(f"{arch:>9} {mode:>5}: mean bounty {sum(bounties[mode]) / len(results):6.2f}  "
+              f"|gap| {gap:5.3f}  ({seconds:.1f} s)", flush=True)
+os.environ["PSA_PRECISION"] = "fp32"
+
+print("\nfull grid on the best paths (fp32)")
+total, started, done = 0.0, time.perf_counter(), 0
+archs = [str(a) for a in read_configurations("reproduction/configurations.txt")]
+for arch in archs:
+    if time.perf_counter() - started > GRID_SECONDS:
+        break
+    stack = batched.Stack(specs_of(arch), device, torch.float32)
+    seconds = per_loop(stack, best_path(stack), STEPS)
+    report["grid"][arch] = {"path": best_path(stack), "loop": seconds}
+    total, done = total + seconds * 100, done + 1
+    del stack
+    torch.cuda.empty_cache()
+slowest = sorted(report["grid"].items(), key=lambda kv: -kv[1]["loop"])[:8]
+print("slowest:", ", ".join(f"{a} {v['loop'] * 100:.0f}s ({v['path']})" for a, v in slowest))
+json.dump(report, open(os.path.join(out, "gpu_check.json"), "w"), indent=1)
+print(f"estimated full grid (98 archs x 60 trials x 100 loops, one H100): {total:.0f} s = {total / 60:.1f} min "
+      f"over {done}/{len(archs)} architectures" + ("" if done == len(archs) else " (time ran out: a lower bound)"))
+PY

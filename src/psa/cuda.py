@@ -1,0 +1,218 @@
+"""The CUDA path of the batched engine: batched.train_loop's exact semantics, with each training
+step (batch gather, dropout masks, forward, backward, AdamW) captured once as a CUDA graph and
+replayed, so a step costs one launch instead of one per operation. Stacks whose hidden layers form
+a narrow chain run it through the fused Triton kernels of psa.kernels, inside the same graphs.
+
+Everything a step varies on lives in device tensors that the graph reads: the loop's sample
+orders, the dropout keys of every step, the AdamW bias corrections, and a step counter that the
+graph itself advances. Per meta-loop the host only refills orders and keys (computed ahead, on
+worker threads, while the GPU trains the previous loop) and zeroes the moments; per step it
+replays. There is one graph for full batches and one for the partial last batch.
+
+Switches (environment, read at each call): PSA_CUDA_GRAPHS=0 runs the same steps eagerly,
+PSA_FUSED=0 keeps narrow stacks off the Triton kernels, PSA_PRECISION=fp32 (default) | tf32 |
+bf16 picks the matmul precision (tf32: TF32 tensor cores for float32 matmuls, the fused chain
+included; bf16: autocast of the torch matmuls, the fused chain staying float32). Everything here
+is device-agnostic except the capture itself, so the CPU tests run it eagerly."""
+
+import os
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
+
+import torch
+
+from psa import PSAError, batched, kernels, randomness
+from psa.data import MNIST
+
+PRECISIONS = ("fp32", "tf32", "bf16")
+_workers = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="psa-orders")
+_steps: "weakref.WeakKeyDictionary[batched.Stack, _Steps]" = weakref.WeakKeyDictionary()
+
+
+def precision() -> str:
+    value = os.environ.get("PSA_PRECISION", "fp32")
+    if value not in PRECISIONS:
+        raise PSAError(f"PSA_PRECISION={value!r}: use one of {', '.join(PRECISIONS)}")
+    return value
+
+
+def _switch(name: str) -> bool:
+    return os.environ.get(name, "1") != "0"
+
+
+@contextmanager
+def matmul_precision(mode: str, device: torch.device):
+    """The torch-side matmul precision of `mode` for the duration of the block."""
+    if mode == "bf16":
+        with torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=False):
+            yield
+    elif mode == "tf32" and device.type == "cuda":
+        previous = torch.backends.cuda.matmul.fp32_precision
+        torch.backends.cuda.matmul.fp32_precision = "tf32"
+        try:
+            yield
+        finally:
+            torch.backends.cuda.matmul.fp32_precision = previous
+    else:
+        yield
+
+
+def _loop_inputs(specs, drop: slice | None, loop: int, n: int, steps: int):
+    """Futures of a meta-loop's sample orders (one per trial) and dropout keys (steps, trials)."""
+    orders = [_workers.submit(randomness.shuffle, s.seed, loop, n) for s in specs]
+    dropping = specs[drop] if drop is not None else []
+    keys = _workers.submit(lambda: torch.tensor(
+        [[randomness.dropout_key(s.seed, loop, step) for s in dropping] for step in range(steps)],
+        dtype=torch.int64))
+    return orders, keys
+
+
+class _Steps:
+    """One stack's static step buffers for one training set, and the graphs captured on them."""
+
+    def __init__(self, stack: batched.Stack, data: MNIST, fused: bool, mode: str, graphs: bool):
+        self.stack, self.x, self.y = stack, data.x_train, data.y_train
+        self.fused, self.mode, self.use_graphs = fused, mode, graphs
+        specs, self.n = stack.specs, len(data.x_train)
+        self.size, lr = specs[0].hyper.batch_size, specs[0].hyper.lr
+        self.count = -(-self.n // self.size)
+        device, dtype = stack.active.device, stack.active.dtype
+        b1, b2 = batched.BETAS
+        # Computed in Python exactly as batched.adamw_step does, then rounded to dtype as torch
+        # rounds a Python scalar operand.
+        steps = range(1, self.count + 1)
+        self.step_size = torch.tensor([lr / (1 - b1**t) for t in steps], dtype=torch.float64).to(device, dtype)
+        self.correction = torch.tensor([(1 - b2**t) ** 0.5 for t in steps], dtype=torch.float64).to(device, dtype)
+        self.shrink = 1 - lr * stack.decay
+        self.orders = torch.zeros(len(specs), self.n, dtype=torch.int64, device=device)
+        self.step = torch.zeros((), dtype=torch.int64, device=device)
+        self.m, self.v = torch.zeros_like(stack.active), torch.zeros_like(stack.active)
+        self.keys = None
+        if stack.drop is not None:
+            self.keys = torch.zeros(self.count, stack.drop.stop - stack.drop.start, dtype=torch.int64, device=device)
+            if stack.grid is None or stack.grid.shape[0] < self.size:
+                stack.grid = randomness.counter_grid(self.size, stack.layout.dropout_units, device)
+            self.grid = stack.grid  # the graphs read this tensor, whatever the stack holds later
+        self.graphs, self.pool, self.pending = {}, None, {}
+
+    def matches(self, data: MNIST, fused: bool, mode: str, graphs: bool) -> bool:
+        return (self.x is data.x_train and self.y is data.y_train and len(data.x_train) == self.n
+                and (self.fused, self.mode, self.use_graphs) == (fused, mode, graphs))
+
+    def prefetch(self, loop: int) -> None:
+        if loop not in self.pending:
+            self.pending[loop] = _loop_inputs(self.stack.specs, self.stack.drop, loop, self.n, self.count)
+
+    def load(self, loop: int) -> None:
+        """Fill the static buffers for `loop`, start computing the next loop's, reset AdamW."""
+        self.prefetch(loop)
+        orders, keys = self.pending.pop(loop)
+        self.prefetch(loop + 1)
+        pinned = self.orders.device.type == "cuda"
+        host = torch.stack([f.result() for f in orders])
+        self.host = host.pin_memory() if pinned else host  # alive until the copy has run
+        self.orders.copy_(self.host, non_blocking=pinned)
+        if self.keys is not None:
+            self.keys.copy_(keys.result())
+        self.m.zero_()
+        self.v.zero_()
+        self.step.zero_()
+
+    def body(self, batch: int) -> None:
+        """One training step of `batch` samples, reading only static tensors."""
+        stack, step = self.stack, self.step
+        positions = torch.arange(batch, device=step.device) + step * self.size
+        idx = self.orders.index_select(1, positions)
+        x, y = self.x[idx], self.y[idx]
+        masks = None
+        if self.keys is not None:
+            key = self.keys.index_select(0, step.view(1)).view(-1, 1, 1)
+            keep = randomness.keep_mask(self.grid[:batch], key, stack.drop_p)
+            masks = keep.to(stack.active.dtype) / (1 - stack.drop_p)
+        with matmul_precision(self.mode, step.device):
+            if self.fused:
+                tf32 = self.mode == "tf32"
+                logits, last, tape = kernels.forward(stack, x, masks, tf32=tf32)
+                kernels.backward(stack, batched.cross_entropy_grad(logits, y), last, tape, masks, tf32=tf32)
+            else:
+                logits, last, tape = batched.forward(stack, x, masks)
+                batched.backward(stack, batched.cross_entropy_grad(logits, y), last, tape, masks)
+        self.adamw()
+        step.add_(1)
+
+    def adamw(self) -> None:
+        """batched.adamw_step with the step's bias corrections read from device tensors."""
+        b1, b2 = batched.BETAS
+        p, g, m, v = self.stack.active, self.stack.grad, self.m, self.v
+        p.mul_(self.shrink)
+        m.lerp_(g, 1 - b1)
+        v.mul_(b2).addcmul_(g, g, value=1 - b2)
+        at = self.step.view(1)
+        denom = (v.sqrt() / self.correction.index_select(0, at)).add_(batched.EPS)
+        p.addcdiv_(m * self.step_size.index_select(0, at), denom, value=-1)
+
+    def graph(self, batch: int) -> "torch.cuda.CUDAGraph":
+        if batch not in self.graphs:
+            self.graphs[batch] = self.capture(batch)
+        return self.graphs[batch]
+
+    def capture(self, batch: int) -> "torch.cuda.CUDAGraph":
+        """Warm up (cuBLAS handles, Triton compilation) on a side stream, put the state back,
+        capture."""
+        state = [self.stack.active, self.m, self.v, self.step]
+        saved = [s.clone() for s in state]
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            self.body(batch)
+        torch.cuda.current_stream().wait_stream(side)
+        for s, copy in zip(state, saved):
+            s.copy_(copy)
+        graph = torch.cuda.CUDAGraph()
+        # The graphs never run concurrently and keep nothing between replays, so they share memory.
+        with torch.cuda.graph(graph, pool=self.pool):
+            self.body(batch)
+        self.pool = graph.pool()
+        return graph
+
+    def run(self, loop: int, on_batch) -> None:
+        self.load(loop)
+        for start in range(0, self.n, self.size):
+            batch = min(self.size, self.n - start)
+            if self.use_graphs:
+                self.graph(batch).replay()
+            else:
+                self.body(batch)
+            on_batch()
+
+
+def train_loop(stack: batched.Stack, data: MNIST, loop: int, on_batch=lambda: None, *,
+               graphs: bool | None = None, fused: bool | None = None) -> None:
+    """batched.train_loop on the GPU. `graphs` / `fused` default to the environment switches
+    (graphs only where CUDA is; fused only for stacks the kernels support)."""
+    device = stack.active.device
+    if graphs is None:
+        graphs = device.type == "cuda" and _switch("PSA_CUDA_GRAPHS")
+    if fused is None:
+        fused = _switch("PSA_FUSED") and kernels.supported(stack)
+    mode = precision()
+    steps = _steps.get(stack)
+    if steps is None or not steps.matches(data, fused, mode, graphs):
+        steps = _steps[stack] = _Steps(stack, data, fused, mode, graphs)
+    with torch.no_grad():
+        steps.run(loop, on_batch)
+
+
+@torch.no_grad()
+def accuracy(stack: batched.Stack, flat: torch.Tensor, x: torch.Tensor, y: torch.Tensor, chunk: int) -> list[float]:
+    """batched.accuracy, through the fused kernels where the stack has a narrow chain (in one
+    chunk: the chain keeps no tape, so memory stays small), at the training precision."""
+    mode = precision()
+    with matmul_precision(mode, flat.device):
+        if not (_switch("PSA_FUSED") and kernels.supported(stack)):
+            return batched.accuracy(stack, flat, x, y, chunk)
+        logits = kernels.forward(stack, x.unsqueeze(0).expand(flat.shape[0], -1, -1), flat=flat, tape=False,
+                                 tf32=mode == "tf32")[0]
+    correct = (logits.argmax(2) == y).sum(1)
+    return (100.0 * correct.double() / len(x)).tolist()
