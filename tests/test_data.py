@@ -65,3 +65,44 @@ def test_corrupt_file_is_refused_not_replaced(tmp_path, reference):
     (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(b"not gzip at all")
     with pytest.raises(PSAError, match="cannot be read|corrupt"):
         load_mnist(tmp_path)
+
+
+@pytest.fixture
+def mirror(tmp_path, reference):
+    """The MNIST files served over HTTP on 127.0.0.1, as a public mirror would."""
+    import functools
+    import http.server
+    import threading
+
+    served = tmp_path / "mirror"
+    served.mkdir()
+    for gz in (reference.parents[1] / "data" / "mnist").glob("*-ubyte.gz"):
+        shutil.copy(gz, served)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield served, f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+
+
+def test_download_from_a_mirror_is_verified_and_cached(tmp_path, mirror, monkeypatch, mnist):
+    from psa import data
+
+    served, url = mirror
+    monkeypatch.delenv("PSA_DATA_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    bad = served / "t10k-labels-idx1-ubyte.gz"
+    good = bad.read_bytes()
+    bad.write_bytes(gzip.compress(b"\0\0\x08\x01" + bytes(8)))
+    monkeypatch.setattr(data, "MIRRORS", (url,))
+    with pytest.raises(PSAError, match="t10k-labels-idx1-ubyte.*wrong SHA-256"):
+        load_mnist()
+    assert not (data.cache_dir() / "t10k-labels-idx1-ubyte.gz").exists()  # nothing unverified kept
+    bad.write_bytes(good)
+    loaded = load_mnist()
+    assert torch.equal(loaded.y_val, mnist.y_val)
+    assert sorted(p.name for p in data.cache_dir().iterdir()) == sorted(p.name for p in served.iterdir())
+    (data.cache_dir() / "train-images-idx3-ubyte.gz").unlink()
+    with pytest.raises(PSAError, match="train-images-idx3-ubyte not found; pass --data-dir"):
+        load_mnist(download=False)

@@ -3,8 +3,6 @@
 damaged file behind."""
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -12,6 +10,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from psa import PSAError
+from psa.results import write_atomic
 
 FORMAT = "psa-checkpoint-1"
 
@@ -21,16 +20,9 @@ def default_path(model_dir: Path | str, family: str) -> Path:
 
 
 def save(path: Path, state_dict: dict[str, torch.Tensor], meta: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {name: t.detach().to("cpu").contiguous() for name, t in state_dict.items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"psa": json.dumps({"format": FORMAT, **meta})})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    metadata = {"psa": json.dumps({"format": FORMAT, **meta})}
+    write_atomic(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
 def load(path: Path) -> tuple[dict[str, torch.Tensor], dict]:

@@ -4,7 +4,6 @@ and held in memory as tensors so training never indexes samples one by one in Py
 import gzip
 import hashlib
 import os
-import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ import numpy as np
 import torch
 
 from psa import PSAError
+from psa.results import write_atomic
 
 SHA256 = {  # of the decompressed content (DESIGN.md section 2)
     "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
@@ -102,11 +102,7 @@ def _download(name: str, directory: Path) -> Path:
         if hashlib.sha256(content).hexdigest() != SHA256[name]:
             errors.append(f"{url}: wrong SHA-256")
             continue
-        target = directory / f"{name}.gz"
-        with tempfile.NamedTemporaryFile(dir=directory, delete=False) as tmp:
-            tmp.write(payload)
-        os.replace(tmp.name, target)
-        return target
+        return write_atomic(directory / f"{name}.gz", lambda tmp: tmp.write_bytes(payload))
     raise PSAError(f"could not download MNIST file {name}: " + "; ".join(errors))
 
 

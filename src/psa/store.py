@@ -6,9 +6,7 @@ study's markdown tables and a CSV."""
 
 import csv
 import json
-import os
 import sqlite3
-import tempfile
 import time
 from pathlib import Path
 
@@ -188,12 +186,15 @@ def export(store: Store, out_dir: Path, configs: list[str] | None = None) -> lis
     csv_path = out_dir / "psa_trials.csv"
     fields = ["family", "arch", "mode", "trial", "seed", "meta_loops", "lr", "batch_size", "weight_decay",
               "dropout", "bounty", "bounty_loop", "test_accuracy", "device", "seconds", "updated"]
-    fd, tmp = tempfile.mkstemp(dir=out_dir, suffix=".tmp")
-    with os.fdopen(fd, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fields, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(sorted(rows, key=lambda r: (r["family"], _arch_order(r["arch"]), MODES.index(r["mode"]), r["trial"])))
-    os.replace(tmp, csv_path)
+    ordered = sorted(rows, key=lambda r: (r["family"], _arch_order(r["arch"]), MODES.index(r["mode"]), r["trial"]))
+
+    def write_csv(tmp):
+        with open(tmp, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fields, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(ordered)
+
+    results.write_atomic(csv_path, write_csv)
     return written + [csv_path]
 
 
