@@ -88,7 +88,8 @@ def test_packaged_entry_script_runs_the_job_command_without_aws_libraries(tmp_pa
     blocked = ("import runpy, sys; sys.modules.update(boto3=None, botocore=None, dotenv=None); "
                "sys.argv = ['psa_entry.py', '--help']; runpy.run_path('psa_entry.py', run_name='__main__')")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    done = subprocess.run([sys.executable, "-c", blocked], cwd=code, env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-c", blocked], cwd=code, env=env, capture_output=True, text=True,
+                          timeout=60)
     assert done.returncode == 0, done.stderr
     assert "--meta-loops" in done.stdout and "--model-dir" in done.stdout
     assert "torch" in (code / "requirements.txt").read_text()

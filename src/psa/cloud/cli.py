@@ -164,7 +164,7 @@ def configure(parser) -> None:
     p.add_argument("--configs", type=Path, default=None,
                    help=f"architectures expected, in table order (default: {DEFAULT_CONFIGS} if present, "
                         "else the ones found)")
-    p.add_argument("--output-dir", type=Path, default=Path("results"))
+    p.add_argument("--output-dir", type=Path, default=Path("results"), help="default: results")
     p.set_defaults(func=run_results)
 
     p = sub.add_parser("reconstruct-jobs", parents=[common, jobs], help="rebuild the jobs file from the S3 job folders")
@@ -172,24 +172,24 @@ def configure(parser) -> None:
 
     p = sub.add_parser("storage", parents=[common, jobs], help="S3 storage of the jobs, by file type and per job")
     p.add_argument("--detailed", action="store_true", help="also a table per job")
-    p.add_argument("--output", type=Path, default=Path("aws/sagemaker/storage_report.json"))
+    p.add_argument("--output", type=Path, default=storage.DEFAULT_REPORT, help=f"default: {storage.DEFAULT_REPORT}")
     p.set_defaults(func=run_storage)
 
     p = sub.add_parser("logs", parents=[common, jobs], help="download the jobs' CloudWatch logs")
     p.add_argument("--reconstruct-jobs", action="store_true", help="rebuild the jobs file from S3 first")
-    p.add_argument("--output-dir", type=Path, default=Path("results/logs"))
+    p.add_argument("--output-dir", type=Path, default=logs.DEFAULT_LOGS_DIR, help=f"default: {logs.DEFAULT_LOGS_DIR}")
     p.add_argument("--force", action="store_true", help="download again what is already there")
     p.set_defaults(func=run_logs)
 
     p = sub.add_parser("parse-logs", help="convergence and LKG growth tables from downloaded logs")
-    p.add_argument("--logs-dir", type=Path, default=Path("results/logs"))
-    p.add_argument("--output-dir", type=Path, default=Path("results"))
+    p.add_argument("--logs-dir", type=Path, default=logs.DEFAULT_LOGS_DIR, help=f"default: {logs.DEFAULT_LOGS_DIR}")
+    p.add_argument("--output-dir", type=Path, default=Path("results"), help="default: results")
     p.set_defaults(func=run_parse_logs)
 
     p = sub.add_parser("cost", parents=[common, jobs], help="billable time and cost of the jobs")
     p.add_argument("--instance-type", default=None, help="default: the INSTANCE_TYPE setting")
     p.add_argument("--price-per-hour", type=float, default=None,
                    help="USD per hour (default: the known price of ml.g4dn.xlarge)")
-    p.add_argument("--output", type=Path, default=Path("results/sagemaker_cost_report.json"))
+    p.add_argument("--output", type=Path, default=cost.DEFAULT_REPORT, help=f"default: {cost.DEFAULT_REPORT}")
     p.set_defaults(func=run_cost)
 

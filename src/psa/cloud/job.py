@@ -1,7 +1,7 @@
 """`psa cloud job`: what a SageMaker training job runs (the entry script of the source archive
-calls `main` with the job's hyperparameters; nothing on this path needs an AWS library). It trains the job's trials together with the batched
-engine and leaves in the model folder ($SM_MODEL_DIR, else /opt/ml/model), which SageMaker packs
-into `<job>/output/model.tar.gz`:
+calls `main` with the job's hyperparameters; nothing on this path needs an AWS library). It trains
+the job's trials together with the batched engine and leaves in the model folder ($SM_MODEL_DIR,
+else /opt/ml/model), which SageMaker packs into `<job>/output/model.tar.gz`:
 
 - results.txt: one bounty per line, 2 decimals, trial order;
 - comprehensive_results.json: one object per trial (bounty, best_validation_accuracy,
