@@ -2,15 +2,13 @@
 # The one prepared GPU check of the CUDA path (psa.cuda, psa.kernels), run from the repository
 # root on a CUDA machine: `bash scripts/gpu_check.sh`. Needs MNIST in $PSA_DATA_DIR (default
 # .device/mnist); writes logs and a JSON of the timings under $OUT. About 5 minutes on an H100:
-#   1. tests/test_cuda.py and tests/test_kernels.py on the GPU (graphs, fused kernels, and the
-#      float64 single-trial vs batched equivalence on CUDA);
-#   2. seconds per meta-loop of one 60-trial stack for representative architectures, on three
-#      paths: (a) the eager batched engine, (b) CUDA graphs, (c) CUDA graphs + fused Triton
-#      chain; each from STEPS timed steps after a warm-up (capture and compilation excluded),
-#      plus a validation pass, and for the best path one real meta-loop on the full data;
-#   3. the effect of PSA_PRECISION=tf32 / bf16 on validation accuracy (2 meta-loops, 60 trials);
-#   4. the full-grid estimate: every architecture of reproduction/configurations.txt timed on
-#      its best path (STEPS steps + validation), x 100 meta-loops.
+#   1. the CUDA tests: graphs, fused kernels, and the float64 single-trial vs batched
+#      equivalence on CUDA;
+#   2. `psa bench --estimate-sweep --device cuda --validate`: the full-grid estimate and its
+#      error against a real two-meta-loop sweep;
+#   3. seconds per meta-loop of one 60-trial stack for a few architectures on three paths:
+#      eager batched engine, CUDA graphs, CUDA graphs + fused Triton chain;
+#   4. the effect of PSA_PRECISION=tf32 / bf16 on validation accuracy (2 meta-loops, 60 trials).
 set -uo pipefail
 export PYTHONPATH=src PYTHONUNBUFFERED=1
 export PSA_DATA_DIR=${PSA_DATA_DIR:-.device/mnist}
@@ -20,10 +18,14 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv,n
 python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__, torch.cuda.get_device_name())"
 
 echo "== tests"
-timeout 200 python3 -m pytest -q -x -p no:cacheprovider tests/test_cuda.py tests/test_kernels.py 2>&1 | tee "$OUT/tests.log"
+timeout ${TEST_SECONDS:-110} python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_kernels.py 2>&1 | tee "$OUT/tests.log"
+
+echo "== psa bench --estimate-sweep --device cuda --validate"
+timeout ${BENCH_SECONDS:-200} python3 -m psa bench --estimate-sweep --device cuda --validate \
+    --validate-arch 18*18 2>&1 | tee "$OUT/bench.log"
 
 echo "== timings"
-timeout 420 python3 - "$OUT" <<'PY' 2>&1 | tee "$OUT/timings.log"
+timeout ${TIMING_SECONDS:-90} python3 - "$OUT" <<'PY' 2>&1 | tee "$OUT/timings.log"
 import json, os, sys, time
 
 import torch
@@ -37,12 +39,11 @@ from psa.trial import Hyper
 
 out, device = sys.argv[1], torch.device("cuda")
 STEPS = int(os.environ.get("STEPS", "6"))
-REPRESENTATIVE = os.environ.get("ARCHS", "2048*1,939*2,632*4,32*32,18*18,115*115,1*2048").split(",")
-GRID_SECONDS = float(os.environ.get("GRID_SECONDS", "150"))  # stop the grid pass after this
+REPRESENTATIVE = os.environ.get("ARCHS", "2048*1,632*4,18*18,1*2048").split(",")
 data = load_mnist().to(device)
 BATCH, N = 256, len(data.x_train)
 PER_EPOCH = N // BATCH + (N % BATCH) / BATCH
-report = {"device": torch.cuda.get_device_name(), "steps": STEPS, "paths": {}, "precision": {}, "grid": {}}
+report = {"device": torch.cuda.get_device_name(), "steps": STEPS, "paths": {}, "precision": {}}
 
 
 def first(train: int, val: int) -> MNIST:
@@ -114,7 +115,7 @@ for arch in REPRESENTATIVE:
     torch.cuda.empty_cache()
 
 print("\nprecision (2 meta-loops, 60 trials each; mean bounty and mean |bounty - fp32 bounty|, percent)")
-for arch in ("18*18", "632*4", "1*2048"):
+for arch in ("18*18", "1*2048"):
     bounties = {}
     for mode in cuda.PRECISIONS:
         os.environ["PSA_PRECISION"] = mode
@@ -128,21 +129,5 @@ for arch in ("18*18", "632*4", "1*2048"):
               f"|gap| {gap:5.3f}  ({seconds:.1f} s)", flush=True)
 os.environ["PSA_PRECISION"] = "fp32"
 
-print("\nfull grid on the best paths (fp32)")
-total, started, done = 0.0, time.perf_counter(), 0
-archs = [str(a) for a in read_configurations("reproduction/configurations.txt")]
-for arch in archs:
-    if time.perf_counter() - started > GRID_SECONDS:
-        break
-    stack = batched.Stack(specs_of(arch), device, torch.float32)
-    seconds = per_loop(stack, best_path(stack), STEPS)
-    report["grid"][arch] = {"path": best_path(stack), "loop": seconds}
-    total, done = total + seconds * 100, done + 1
-    del stack
-    torch.cuda.empty_cache()
-slowest = sorted(report["grid"].items(), key=lambda kv: -kv[1]["loop"])[:8]
-print("slowest:", ", ".join(f"{a} {v['loop'] * 100:.0f}s ({v['path']})" for a, v in slowest))
 json.dump(report, open(os.path.join(out, "gpu_check.json"), "w"), indent=1)
-print(f"estimated full grid (98 archs x 60 trials x 100 loops, one H100): {total:.0f} s = {total / 60:.1f} min "
-      f"over {done}/{len(archs)} architectures" + ("" if done == len(archs) else " (time ran out: a lower bound)"))
 PY

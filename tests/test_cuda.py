@@ -2,6 +2,7 @@
 the CPU runs it eagerly (and the fused kernels under Triton's interpreter, when triton is
 installed); graph capture and the engine equivalence on a GPU run only where CUDA is."""
 
+import gc
 import os
 
 import torch
@@ -17,9 +18,12 @@ from psa.architecture import Architecture  # noqa: E402
 from psa.modes import MODES  # noqa: E402
 from psa.trial import Hyper, TrialSpec  # noqa: E402
 
+if kernels.triton is not None and os.environ.get("TRITON_INTERPRET") == "1":
+    import test_kernels  # noqa: F401  (its fix of Triton's interpreter for NumPy >= 2.4)
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # where the fused kernels can run
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-needs_kernels = pytest.mark.skipif(not kernels.available(torch.device("cuda" if torch.cuda.is_available() else "cpu")),
-                                   reason="needs triton")
+needs_kernels = pytest.mark.skipif(not kernels.available(torch.device(DEVICE)), reason="needs triton")
 HYPER = Hyper(lr=2e-3, batch_size=64, dropout=0.3)
 
 
@@ -76,26 +80,32 @@ def test_steps_are_rebuilt_when_the_data_changes(data64):
         assert torch.equal(ours, stack.active)
 
 
+def test_cached_steps_die_with_their_stack(data64):
+    stack, loop = next(stack_of("[1*6]", data64))
+    cuda.train_loop(stack, data64, loop, graphs=False, fused=False)
+    assert stack in cuda._steps
+    del stack
+    gc.collect()
+    assert len(cuda._steps) == 0
+
+
 @needs_kernels
 def test_fused_steps_follow_the_eager_loop(data64):
-    from test_kernels import _patch_lang_tensor  # noqa: F401  (the interpreter's NumPy fix)
-
     def fused(stack, data, loop):
         cuda.train_loop(stack, data, loop, graphs=False, fused=True)
 
-    small = subset(data64, train=130, val=100, dtype=torch.float64)  # the interpreter is slow
+    small = subset(data64, train=130, val=100, dtype=torch.float64).to(DEVICE, torch.float64)  # the interpreter is slow
     for ours, reference in zip(trained("3*4", small, fused), trained("3*4", small, batched.train_loop)):
         assert relative(ours, reference) < 1e-12
 
 
 @needs_kernels
 def test_fused_accuracy_equals_the_batched_one(data64):
-    from test_kernels import _patch_lang_tensor  # noqa: F401
-
-    stack, _ = next(stack_of("4*3", data64))
+    data = data64.to(DEVICE, torch.float64)
+    stack, _ = next(stack_of("4*3", data))
     stack.lkg.add_(torch.randn_like(stack.lkg) * 0.3)
-    assert cuda.accuracy(stack, stack.lkg, data64.x_val, data64.y_val, 100) == \
-        batched.accuracy(stack, stack.lkg, data64.x_val, data64.y_val, 100)
+    assert cuda.accuracy(stack, stack.lkg, data.x_val, data.y_val, 100) == \
+        batched.accuracy(stack, stack.lkg, data.x_val, data.y_val, 100)
 
 
 def test_bf16_autocast_trains(data64, monkeypatch):

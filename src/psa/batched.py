@@ -292,19 +292,28 @@ def epoch_function(device: torch.device):
     return train_loop
 
 
+def accuracy_function(device: torch.device):
+    """Validation and test accuracy for the device: on a GPU narrow stacks use the fused kernels."""
+    if device.type == "cuda":
+        from psa import cuda
+
+        return cuda.accuracy
+    return accuracy
+
+
 def train_stack(specs: list[TrialSpec], data: MNIST, meta_loops: int, on_loop=None,
                 on_batch=lambda: None, eval_chunk: int = 1000) -> list[TrialResult]:
     """Run `meta_loops` meta-loops of every trial in `specs` (same architecture and family,
     hyperparameters lr and batch size shared) as one stack; `data` already on the device."""
     device, dtype = data.x_train.device, data.x_train.dtype
     stack, started = Stack(specs, device, dtype), time.perf_counter()
-    epoch = epoch_function(device)
+    epoch, evaluate = epoch_function(device), accuracy_function(device)
     histories = [[] for _ in specs]
     for loop in range(1, meta_loops + 1):
         stack.active.copy_(stack.lkg)  # ablations never accumulate: each loop damages a fresh copy
         choices = ablate(stack, loop) if loop > 1 else [None] * len(specs)
         epoch(stack, data, loop, on_batch)
-        scores = accuracy(stack, stack.active, data.x_val, data.y_val, eval_chunk)
+        scores = evaluate(stack, stack.active, data.x_val, data.y_val, eval_chunk)
         improved = [score > best for score, best in zip(scores, stack.lkg_score)]
         rows = torch.tensor(improved, device=device)
         stack.lkg[rows] = stack.active[rows]
@@ -318,7 +327,7 @@ def train_stack(specs: list[TrialSpec], data: MNIST, meta_loops: int, on_loop=No
             histories[t].append(record)
             if on_loop:
                 on_loop(spec, record)
-    tests = accuracy(stack, stack.lkg, data.x_test, data.y_test, eval_chunk)
+    tests = evaluate(stack, stack.lkg, data.x_test, data.y_test, eval_chunk)
     seconds = (time.perf_counter() - started) / len(specs)
     return [
         TrialResult(spec, stack.bounty[t], stack.bounty_loop[t], tests[t], histories[t], seconds, str(device))

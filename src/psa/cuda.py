@@ -69,13 +69,14 @@ def _loop_inputs(specs, drop: slice | None, loop: int, n: int, steps: int):
 
 
 class _Steps:
-    """One stack's static step buffers for one training set, and the graphs captured on them."""
+    """One stack's static step buffers for one training set, and the graphs captured on them.
+    It holds no reference to the stack (the cache is keyed by it weakly); methods take it."""
 
     def __init__(self, stack: batched.Stack, data: MNIST, fused: bool, mode: str, graphs: bool):
-        self.stack, self.x, self.y = stack, data.x_train, data.y_train
+        self.x, self.y = data.x_train, data.y_train
         self.fused, self.mode, self.use_graphs = fused, mode, graphs
-        specs, self.n = stack.specs, len(data.x_train)
-        self.size, lr = specs[0].hyper.batch_size, specs[0].hyper.lr
+        self.specs, self.drop, self.n = stack.specs, stack.drop, len(data.x_train)
+        self.size, lr = self.specs[0].hyper.batch_size, self.specs[0].hyper.lr
         self.count = -(-self.n // self.size)
         device, dtype = stack.active.device, stack.active.dtype
         b1, b2 = batched.BETAS
@@ -85,7 +86,7 @@ class _Steps:
         self.step_size = torch.tensor([lr / (1 - b1**t) for t in steps], dtype=torch.float64).to(device, dtype)
         self.correction = torch.tensor([(1 - b2**t) ** 0.5 for t in steps], dtype=torch.float64).to(device, dtype)
         self.shrink = 1 - lr * stack.decay
-        self.orders = torch.zeros(len(specs), self.n, dtype=torch.int64, device=device)
+        self.orders = torch.zeros(len(self.specs), self.n, dtype=torch.int64, device=device)
         self.step = torch.zeros((), dtype=torch.int64, device=device)
         self.m, self.v = torch.zeros_like(stack.active), torch.zeros_like(stack.active)
         self.keys = None
@@ -102,7 +103,7 @@ class _Steps:
 
     def prefetch(self, loop: int) -> None:
         if loop not in self.pending:
-            self.pending[loop] = _loop_inputs(self.stack.specs, self.stack.drop, loop, self.n, self.count)
+            self.pending[loop] = _loop_inputs(self.specs, self.drop, loop, self.n, self.count)
 
     def load(self, loop: int) -> None:
         """Fill the static buffers for `loop`, start computing the next loop's, reset AdamW."""
@@ -119,9 +120,9 @@ class _Steps:
         self.v.zero_()
         self.step.zero_()
 
-    def body(self, batch: int) -> None:
+    def body(self, stack: batched.Stack, batch: int) -> None:
         """One training step of `batch` samples, reading only static tensors."""
-        stack, step = self.stack, self.step
+        step = self.step
         positions = torch.arange(batch, device=step.device) + step * self.size
         idx = self.orders.index_select(1, positions)
         x, y = self.x[idx], self.y[idx]
@@ -138,13 +139,13 @@ class _Steps:
             else:
                 logits, last, tape = batched.forward(stack, x, masks)
                 batched.backward(stack, batched.cross_entropy_grad(logits, y), last, tape, masks)
-        self.adamw()
+        self.adamw(stack)
         step.add_(1)
 
-    def adamw(self) -> None:
+    def adamw(self, stack: batched.Stack) -> None:
         """batched.adamw_step with the step's bias corrections read from device tensors."""
         b1, b2 = batched.BETAS
-        p, g, m, v = self.stack.active, self.stack.grad, self.m, self.v
+        p, g, m, v = stack.active, stack.grad, self.m, self.v
         p.mul_(self.shrink)
         m.lerp_(g, 1 - b1)
         v.mul_(b2).addcmul_(g, g, value=1 - b2)
@@ -152,38 +153,38 @@ class _Steps:
         denom = (v.sqrt() / self.correction.index_select(0, at)).add_(batched.EPS)
         p.addcdiv_(m * self.step_size.index_select(0, at), denom, value=-1)
 
-    def graph(self, batch: int) -> "torch.cuda.CUDAGraph":
+    def graph(self, stack: batched.Stack, batch: int) -> "torch.cuda.CUDAGraph":
         if batch not in self.graphs:
-            self.graphs[batch] = self.capture(batch)
+            self.graphs[batch] = self.capture(stack, batch)
         return self.graphs[batch]
 
-    def capture(self, batch: int) -> "torch.cuda.CUDAGraph":
+    def capture(self, stack: batched.Stack, batch: int) -> "torch.cuda.CUDAGraph":
         """Warm up (cuBLAS handles, Triton compilation) on a side stream, put the state back,
         capture."""
-        state = [self.stack.active, self.m, self.v, self.step]
+        state = [stack.active, self.m, self.v, self.step]
         saved = [s.clone() for s in state]
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
-            self.body(batch)
+            self.body(stack, batch)
         torch.cuda.current_stream().wait_stream(side)
         for s, copy in zip(state, saved):
             s.copy_(copy)
         graph = torch.cuda.CUDAGraph()
         # The graphs never run concurrently and keep nothing between replays, so they share memory.
         with torch.cuda.graph(graph, pool=self.pool):
-            self.body(batch)
+            self.body(stack, batch)
         self.pool = graph.pool()
         return graph
 
-    def run(self, loop: int, on_batch) -> None:
+    def run(self, stack: batched.Stack, loop: int, on_batch) -> None:
         self.load(loop)
         for start in range(0, self.n, self.size):
             batch = min(self.size, self.n - start)
             if self.use_graphs:
-                self.graph(batch).replay()
+                self.graph(stack, batch).replay()
             else:
-                self.body(batch)
+                self.body(stack, batch)
             on_batch()
 
 
@@ -201,7 +202,7 @@ def train_loop(stack: batched.Stack, data: MNIST, loop: int, on_batch=lambda: No
     if steps is None or not steps.matches(data, fused, mode, graphs):
         steps = _steps[stack] = _Steps(stack, data, fused, mode, graphs)
     with torch.no_grad():
-        steps.run(loop, on_batch)
+        steps.run(stack, loop, on_batch)
 
 
 @torch.no_grad()

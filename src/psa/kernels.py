@@ -174,6 +174,8 @@ def forward(stack: batched.Stack, x: torch.Tensor, masks=None, flat=None, tape: 
     if masks is not None:
         first[stack.drop] *= masks[:, :, :width]
     config = _config(width, flat.dtype)
+    planes = n_layers + 1 if tape else 1
+    assert trials * planes * size * width < 2**31, "the kernels index with 32-bit offsets"
     if tape:
         acts = x.new_empty(trials, n_layers + 1, size, width)
         acts[:, 0] = first
