@@ -17,12 +17,12 @@ mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv,noheader
 python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__, torch.cuda.get_device_name())"
 
+echo "== psa bench --estimate-sweep --device cuda --validate"
+timeout ${BENCH_SECONDS:-200} python3 -m psa bench --estimate-sweep --device cuda --validate --verbose \
+    --validate-arch "18*18" 2>&1 | tee "$OUT/bench.log"
+
 echo "== tests"
 timeout ${TEST_SECONDS:-110} python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_kernels.py 2>&1 | tee "$OUT/tests.log"
-
-echo "== psa bench --estimate-sweep --device cuda --validate"
-timeout ${BENCH_SECONDS:-200} python3 -m psa bench --estimate-sweep --device cuda --validate \
-    --validate-arch 18*18 2>&1 | tee "$OUT/bench.log"
 
 echo "== timings"
 timeout ${TIMING_SECONDS:-90} python3 - "$OUT" <<'PY' 2>&1 | tee "$OUT/timings.log"

@@ -85,7 +85,7 @@ if triton is not None:
         return tl.sum(g[:, :, None] * x[:, None, :], axis=0)
 
     @triton.jit
-    def _chain_forward(src, dst, params, masks, n_layers, batch, src_stride, dst_stride, param_stride,
+    def _chain_forward(src, dst, chain, masks, n_layers, batch, src_stride, dst_stride, param_stride,
                        units, drop_lo, drop_hi, W, BW: tl.constexpr, BB: tl.constexpr,
                        DOT: tl.constexpr, DROPOUT: tl.constexpr, STORE: tl.constexpr,
                        PRECISION: tl.constexpr):
@@ -100,7 +100,7 @@ if triton is not None:
         dropping = (t >= drop_lo) & (t < drop_hi)
         h = tl.load(src + t * src_stride + here, mask=inside, other=0.0)
         for l in range(n_layers):
-            layer = params + t * param_stride + l * (W * W + W)
+            layer = chain + t * param_stride + l * (W * W + W)
             w = tl.load(layer + cols[:, None] * W + cols[None, :], mask=square, other=0.0)
             b = tl.load(layer + W * W + cols, mask=cols < W, other=0.0)
             h = tl.maximum(_times_wt(h, w, DOT, PRECISION) + b[None, :], 0.0)
@@ -114,7 +114,7 @@ if triton is not None:
             tl.store(dst + t * dst_stride + here, h, mask=inside)
 
     @triton.jit
-    def _chain_backward(grad, acts, params, masks, partial, n_layers, batch, param_stride, units,
+    def _chain_backward(grad, acts, chain, masks, partial, n_layers, batch, param_stride, units,
                         drop_lo, drop_hi, W, BW: tl.constexpr, BB: tl.constexpr,
                         DOT: tl.constexpr, DROPOUT: tl.constexpr, PRECISION: tl.constexpr):
         """grad (T, B, W): in, d loss / d output of the last hidden layer; out, d loss / d output
@@ -144,7 +144,7 @@ if triton is not None:
             out = partial + ((t * tl.num_programs(1) + block) * n_layers + l - 1) * (W * W + W)
             tl.store(out + cols[:, None] * W + cols[None, :], _gt_times(g, x, DOT, PRECISION), mask=square)
             tl.store(out + W * W + cols, tl.sum(g, axis=0), mask=cols < W)
-            layer = params + t * param_stride + (l - 1) * (W * W + W)
+            layer = chain + t * param_stride + (l - 1) * (W * W + W)
             w = tl.load(layer + cols[:, None] * W + cols[None, :], mask=square, other=0.0)
             g = _times_w(g, w, DOT, PRECISION)
         tl.store(grad + t * plane + here, g, mask=inside)
