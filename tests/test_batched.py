@@ -57,3 +57,24 @@ def test_width_one_stacks_follow_the_single_trial_engine(data64):
     for spec, result in zip(specs, batched.train_trials(specs, data64, 3, dtype=torch.float64)):
         alone = engine.run_loops(spec, data64, engine.new_state(spec, dtype=torch.float64), 3)
         assert [(r.score, r.improved) for r in result.history] == [(r.score, r.improved) for r in alone]
+
+
+@pytest.mark.parametrize("arch, cells", [
+    ("[1*6]", [("none", 0), ("none", 1), ("hidden", 0)]),  # uneven cells, as a resumed sweep leaves
+    ("[1*80]", [(m, t) for m in ("dropout", "full") for t in range(2)]),  # first layer wider than a batch
+])
+def test_stacks_that_cannot_share_batches_follow_the_single_trial_engine(data64, arch, cells):
+    hyper = Hyper(lr=2e-3, batch_size=64, dropout=0.3)
+    specs = [TrialSpec(Architecture.parse(arch), "simplemlp", mode, t, 70 + t, hyper) for mode, t in cells]
+    stack = batched.Stack(batched.order_specs(specs), "cpu", torch.float64)
+    assert not stack.share_inputs
+    for spec, result in zip(specs, batched.train_trials(specs, data64, 2, dtype=torch.float64)):
+        alone = engine.run_loops(spec, data64, engine.new_state(spec, dtype=torch.float64), 2)
+        assert [(r.score, r.improved) for r in result.history] == [(r.score, r.improved) for r in alone]
+
+
+def test_paired_trials_share_their_batches():
+    specs = [TrialSpec(Architecture.parse("[2*8]"), "simplemlp", mode, t, 90 + t) for mode in MODES for t in range(3)]
+    stack = batched.Stack(batched.order_specs(specs), "cpu", torch.float32)
+    assert stack.share_inputs and stack.seeds == [90, 91, 92]
+    assert [s.mode for s in stack.specs[:3]] == ["dropout"] * 3 and stack.drop == slice(0, 3)

@@ -18,6 +18,7 @@ from psa import ablation, randomness
 from psa.architecture import INPUTS, Architecture, linear_shapes
 from psa.data import MNIST
 from psa.models import initial_parameters
+from psa.modes import MODES
 from psa.trial import LoopRecord, TrialResult, TrialSpec
 
 BETAS, EPS = (0.9, 0.999), 1e-8
@@ -112,11 +113,21 @@ class Stack:
         self.drop = slice(dropping[0], dropping[-1] + 1) if dropping else None
         self.drop_p = column([specs[i].hyper.dropout for i in dropping]).view(-1, 1, 1) if dropping else None
         self.grid = None  # hashed dropout counters, built at the first batch
+        # Sample orders: one per distinct seed when trial i has the (i mod G)-th seed, else one
+        # per trial. Shared batches then go through the first layer without being copied per
+        # trial, which pays where that layer is narrower than a batch (the copy would dominate).
+        seeds = sorted({s.seed for s in specs})
+        regular = len(specs) % len(seeds) == 0 and all(s.seed == seeds[i % len(seeds)] for i, s in enumerate(specs))
+        self.seeds = seeds if regular else [s.seed for s in specs]
+        first_layer_narrow = self.layout.plan[0][0] == "linear" and self.layout.shapes[0][1] <= specs[0].hyper.batch_size
+        self.share_inputs = regular and first_layer_narrow
 
 
 def order_specs(specs: list[TrialSpec]) -> list[TrialSpec]:
-    """Dropout-mode trials first, so that a stack's dropout trials are contiguous."""
-    return sorted(specs, key=lambda s: s.mode != "dropout")
+    """Mode-major and seed-minor with the dropout trials first: a stack's dropout trials are then
+    contiguous, and when every mode has the same seeds (a sweep's paired trials), trial i has the
+    (i mod G)-th of the G seeds, so trials sharing a seed can share their input batch."""
+    return sorted(specs, key=lambda s: (s.mode != "dropout", MODES.index(s.mode), s.seed, s.trial))
 
 
 def _relu_backward(g: torch.Tensor, activation: torch.Tensor) -> torch.Tensor:
@@ -149,7 +160,30 @@ def _bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.bmm(a, b)
 
 
+def _shared_linear(x, weight, bias):
+    """x (G, B, in) is the input of every trial i = G * m + g of weight (T, out, in): one GEMM per
+    group g over the weights of its trials, no per-trial copy of x."""
+    groups, batch, fan_in = x.shape
+    trials, fan_out = weight.shape[:2]
+    per_group = weight.view(trials // groups, groups, fan_out, fan_in).transpose(0, 1)
+    z = torch.bmm(x, per_group.reshape(groups, -1, fan_in).transpose(1, 2))  # (G, B, M * out)
+    z = z.view(groups, batch, trials // groups, fan_out).permute(2, 0, 1, 3).reshape(trials, batch, fan_out)
+    return z + bias.unsqueeze(1)
+
+
+def _shared_weight_grad(g, x, out) -> None:
+    """dW (T, out, in) into `out` for a layer whose input x (G, B, in) is shared as above."""
+    groups, batch, fan_in = x.shape
+    trials, _, fan_out = g.shape
+    members = trials // groups
+    per_group = g.view(members, groups, batch, fan_out).permute(1, 0, 3, 2).reshape(groups, -1, batch)
+    dw = torch.bmm(per_group, x).view(groups, members, fan_out, fan_in)
+    out.view(members, groups, fan_out, fan_in).copy_(dw.transpose(0, 1))
+
+
 def _linear(x, weight, bias):
+    if x.shape[0] != weight.shape[0]:
+        return _shared_linear(x, weight, bias)
     if 1 in weight.shape[1:]:
         return _bmm(x, weight.transpose(1, 2)) + bias.unsqueeze(1)
     return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
@@ -188,8 +222,10 @@ def backward(stack: Stack, g: torch.Tensor, last: torch.Tensor, tape, masks=None
     weights, grads, layout = stack.weights, stack.grads, stack.layout
 
     def into(l, g, inputs):
-        # Computing into a fresh tensor and copying is ~10x faster than bmm(out=strided view).
-        grads[l][0].copy_(_bmm(g.transpose(1, 2), inputs))
+        if inputs.shape[0] != g.shape[0]:
+            _shared_weight_grad(g, inputs, grads[l][0])
+        else:  # computing into a fresh tensor and copying is ~10x faster than bmm(out=strided view)
+            grads[l][0].copy_(_bmm(g.transpose(1, 2), inputs))
         grads[l][1].copy_(g.sum(1))
 
     def undrop(g, point):
@@ -231,8 +267,10 @@ def adamw_step(stack: Stack, m, v, t: int, lr: float) -> None:
 
 
 def cross_entropy_grad(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """d(mean cross-entropy)/d logits for each trial: (softmax - one_hot) / batch."""
-    g = torch.softmax(logits, dim=2)
+    """d(mean cross-entropy)/d logits for each trial: (softmax - one_hot) / batch. The softmax is
+    written out: torch.softmax over a last dimension of 10 is twice as slow on a CPU."""
+    g = (logits - logits.amax(2, keepdim=True)).exp_()
+    g /= g.sum(2, keepdim=True)
     g.scatter_add_(2, y.unsqueeze(2), torch.full_like(y, -1, dtype=g.dtype).unsqueeze(2))
     return g / logits.shape[1]
 
@@ -240,13 +278,21 @@ def cross_entropy_grad(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def accuracy(stack: Stack, flat: torch.Tensor, x: torch.Tensor, y: torch.Tensor, chunk: int) -> list[float]:
     """Accuracy (percent) of every trial's weights in `flat` on (x, y), in chunks of samples."""
-    weights = stack.layout.views(flat)
+    weights, layout = stack.layout.views(flat), stack.layout
+    shared = layout.plan[0][0] == "linear" and layout.shapes[0][1] <= chunk  # see Stack.share_inputs
     correct = torch.zeros(flat.shape[0], dtype=torch.int64, device=flat.device)
     for i in range(0, len(x), chunk):
-        xb = x[i : i + chunk].unsqueeze(0).expand(flat.shape[0], -1, -1)
+        xb = x[i : i + chunk].unsqueeze(0)
+        xb = xb if shared else xb.expand(flat.shape[0], -1, -1)
         logits = forward(stack, xb, weights=weights)[0]
         correct += (logits.argmax(2) == y[i : i + chunk]).sum(1)
-    return (100.0 * correct.double() / len(x)).tolist()
+    return percent(correct, len(x))
+
+
+def percent(correct: torch.Tensor, total: int) -> list[float]:
+    """Accuracy in percent, computed on the host exactly as psa.engine does (a GPU divides
+    through a reciprocal, which can differ in the last bit)."""
+    return [100.0 * count / total for count in correct.tolist()]
 
 
 def ablate(stack: Stack, loop: int) -> list:
@@ -271,11 +317,16 @@ def train_loop(stack: Stack, data: MNIST, loop: int, on_batch=lambda: None) -> N
     specs, n = stack.specs, len(data.x_train)
     size, lr = specs[0].hyper.batch_size, specs[0].hyper.lr
     device = stack.active.device
-    orders = torch.stack([randomness.shuffle(s.seed, loop, n) for s in specs]).to(device)
+    # Trials sharing a seed (trial k of every mode) share their sample order, shuffled and
+    # gathered once (see Stack.seeds); labels, and inputs unless shared, are fanned out per trial.
+    fan_out = torch.arange(len(specs), device=device) % len(stack.seeds)
+    orders = torch.stack([randomness.shuffle(seed, loop, n) for seed in stack.seeds]).to(device)
     m, v = torch.zeros_like(stack.active), torch.zeros_like(stack.active)  # fresh AdamW state
     for step, start in enumerate(range(0, n, size)):
         idx = orders[:, start : start + size]
-        x, y = data.x_train[idx], data.y_train[idx]
+        x, y = data.x_train[idx], data.y_train[idx].index_select(0, fan_out)
+        if not stack.share_inputs:
+            x = x.index_select(0, fan_out)
         masks = _dropout_masks(stack, loop, step, idx.shape[1])
         logits, last, tape = forward(stack, x, masks)
         backward(stack, cross_entropy_grad(logits, y), last, tape, masks)

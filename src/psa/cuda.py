@@ -216,4 +216,4 @@ def accuracy(stack: batched.Stack, flat: torch.Tensor, x: torch.Tensor, y: torch
         logits = kernels.forward(stack, x.unsqueeze(0).expand(flat.shape[0], -1, -1), flat=flat, tape=False,
                                  tf32=mode == "tf32")[0]
     correct = (logits.argmax(2) == y).sum(1)
-    return (100.0 * correct.double() / len(x)).tolist()
+    return batched.percent(correct, len(x))
