@@ -163,6 +163,7 @@ def estimate_sweep(args) -> None:
 
     console = Console(highlight=False)
     device = pick_device(args.device)
+    torch.set_flush_denormal(True)  # both harnesses, as the engines run (see batched.train_stack)
     archs = ([Architecture.parse(a) for a in args.arch.split(",")] if args.arch
              else read_configurations(args.configs))
     data = load_mnist(args.data_dir).to(device)

@@ -7,6 +7,7 @@ generator, so a whole stack of trials gets its masks in a few tensor operations 
 bit-identical on CPU and GPU."""
 
 import hashlib
+import math
 
 import torch
 
@@ -30,9 +31,18 @@ def shuffle(seed: int, loop: int, n: int) -> torch.Tensor:
 
 def mix32(x: torch.Tensor) -> torch.Tensor:
     """A 32-bit integer hash with good avalanche, on int64 tensors holding values < 2**32."""
-    x = ((x >> 16) ^ x) * _MIX & MASK32
-    x = ((x >> 16) ^ x) * _MIX & MASK32
-    return (x >> 16) ^ x
+    return _mix32_(x.clone())
+
+
+def _mix32_(x: torch.Tensor) -> torch.Tensor:
+    """mix32 in place: the masks of a wide stack are hundreds of MB, so no temporaries but the
+    shifted copies."""
+    for _ in range(2):
+        x ^= x >> 16
+        x *= _MIX
+        x &= MASK32
+    x ^= x >> 16
+    return x
 
 
 def dropout_key(seed: int, loop: int, step: int) -> int:
@@ -48,5 +58,6 @@ def counter_grid(batch: int, units: int, device=None) -> torch.Tensor:
 def keep_mask(grid: torch.Tensor, key: torch.Tensor | int, p: float) -> torch.Tensor:
     """True where a unit survives dropout with probability 1 - p. `key` may be a tensor that
     broadcasts against `grid` (one key per trial of a stack)."""
-    uniform = mix32(grid ^ key).to(torch.float64) / 2.0**32
-    return uniform >= p
+    # uniform = hash / 2**32 >= p, compared in integers: the same decision without a float pass.
+    threshold = torch.ceil(p * 2.0**32).to(torch.int64) if torch.is_tensor(p) else math.ceil(p * 2.0**32)
+    return _mix32_(grid ^ key) >= threshold
