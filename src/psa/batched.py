@@ -352,6 +352,28 @@ def accuracy_function(device: torch.device):
     return accuracy
 
 
+def meta_loop(stack: Stack, data: MNIST, loop: int, epoch, evaluate, on_batch=lambda: None,
+              eval_chunk: int = 1000) -> list[LoopRecord]:
+    """One meta-loop of every trial of the stack (DESIGN.md section 4): a fresh copy of the LKG,
+    one ablation, an epoch, validation, LKG promotion on strict improvement."""
+    stack.active.copy_(stack.lkg)  # ablations never accumulate: each loop damages a fresh copy
+    choices = ablate(stack, loop) if loop > 1 else [None] * len(stack.specs)
+    epoch(stack, data, loop, on_batch)
+    scores = evaluate(stack, stack.active, data.x_val, data.y_val, eval_chunk)
+    improved = [score > best for score, best in zip(scores, stack.lkg_score)]
+    rows = torch.tensor(improved, device=stack.lkg.device)
+    stack.lkg[rows] = stack.active[rows]
+    records = []
+    for t in range(len(stack.specs)):
+        if improved[t]:
+            stack.lkg_score[t] = scores[t]
+            if scores[t] > stack.bounty[t]:
+                stack.bounty[t], stack.bounty_loop[t] = scores[t], loop
+        records.append(LoopRecord(loop, scores[t], stack.lkg_score[t], stack.bounty[t], improved[t],
+                                  ablation.describe(choices[t])))
+    return records
+
+
 def train_stack(specs: list[TrialSpec], data: MNIST, meta_loops: int, on_loop=None,
                 on_batch=lambda: None, eval_chunk: int = 1000) -> list[TrialResult]:
     """Run `meta_loops` meta-loops of every trial in `specs` (same architecture and family,
@@ -364,21 +386,9 @@ def train_stack(specs: list[TrialSpec], data: MNIST, meta_loops: int, on_loop=No
     epoch, evaluate = epoch_function(device), accuracy_function(device)
     histories = [[] for _ in specs]
     for loop in range(1, meta_loops + 1):
-        stack.active.copy_(stack.lkg)  # ablations never accumulate: each loop damages a fresh copy
-        choices = ablate(stack, loop) if loop > 1 else [None] * len(specs)
-        epoch(stack, data, loop, on_batch)
-        scores = evaluate(stack, stack.active, data.x_val, data.y_val, eval_chunk)
-        improved = [score > best for score, best in zip(scores, stack.lkg_score)]
-        rows = torch.tensor(improved, device=device)
-        stack.lkg[rows] = stack.active[rows]
-        for t, spec in enumerate(specs):
-            if improved[t]:
-                stack.lkg_score[t] = scores[t]
-                if scores[t] > stack.bounty[t]:
-                    stack.bounty[t], stack.bounty_loop[t] = scores[t], loop
-            record = LoopRecord(loop, scores[t], stack.lkg_score[t], stack.bounty[t], improved[t],
-                                ablation.describe(choices[t]))
-            histories[t].append(record)
+        for spec, history, record in zip(specs, histories, meta_loop(stack, data, loop, epoch, evaluate,
+                                                                      on_batch, eval_chunk)):
+            history.append(record)
             if on_loop:
                 on_loop(spec, record)
     tests = evaluate(stack, stack.lkg, data.x_test, data.y_test, eval_chunk)

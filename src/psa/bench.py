@@ -4,6 +4,7 @@ sweep runs it, against a single-trial reference harness written the way the orig
 are timed on a few real training steps plus a validation pass per architecture and extrapolated;
 `--validate` checks the extrapolation against a real two-meta-loop sweep of one architecture."""
 
+import argparse
 import math
 import tempfile
 import time
@@ -53,11 +54,14 @@ def _steps_of(epoch, stack, data: MNIST, loop: int, count: int) -> None:
         pass
 
 
-def time_engine(arch: Architecture, data: MNIST, steps: int, val_samples: int, memory_bytes: int) -> dict:
+def time_engine(arch: Architecture, data: MNIST, steps: int, val_samples: int, memory_bytes: int,
+                whole_loops: bool = False) -> dict:
     """Seconds per meta-loop of the whole (arch x 6 modes x 10 trials) cell group, as the sweep
-    runs it: stacks chunked to the memory budget, the real training set, epochs cut short after
-    `steps` and 2 x `steps` steps. The cost of a step is the slope between the two, so per-epoch
-    costs (shuffles, fresh moments) count once per meta-loop, not once per timed step."""
+    runs it: stacks chunked to the memory budget, the real training set. With `whole_loops` (a
+    GPU, where a loop takes about a second at most) one complete meta-loop is timed after a
+    warm-up loop. Otherwise epochs are cut short after `steps` and 2 x `steps` steps and the cost
+    of a step is the slope between the two, so per-epoch costs (shuffles, fresh moments) count
+    once per meta-loop, not once per timed step."""
     specs = batched.order_specs(plan([arch], GRID_MODES, GRID_TRIALS, "simplemlp", 0, Hyper())[arch])
     size = batched.chunk_size(specs, memory_bytes)
     device = data.x_train.device
@@ -66,8 +70,7 @@ def time_engine(arch: Architecture, data: MNIST, steps: int, val_samples: int, m
     built = time.perf_counter() - started
     epoch, evaluate = batched.epoch_function(device), batched.accuracy_function(device)
     x_val, y_val = data.x_val[:val_samples], data.y_val[:val_samples]
-    _steps_of(epoch, stack, data, 1, 1)  # warm-up: graph capture and kernel compilation on CUDA
-    evaluate(stack, stack.active, x_val, y_val, 1000)
+    scale = len(specs) / size
 
     def seconds(run) -> float:
         _sync(device)
@@ -76,13 +79,20 @@ def time_engine(arch: Architecture, data: MNIST, steps: int, val_samples: int, m
         _sync(device)
         return time.perf_counter() - started
 
+    if whole_loops:
+        batched.meta_loop(stack, data, 1, epoch, evaluate)  # warm-up: graph capture, compilation
+        loop = seconds(lambda: batched.meta_loop(stack, data, 2, epoch, evaluate))
+        test = seconds(lambda: evaluate(stack, stack.lkg, data.x_test, data.y_test, 1000))
+        return {"stack": size, "stacks": math.ceil(scale), "loop": loop * scale, "setup": (built + test) * scale}
+    _steps_of(epoch, stack, data, 1, 1)  # warm-up
+    evaluate(stack, stack.active, x_val, y_val, 1000)
+
     once = seconds(lambda: _steps_of(epoch, stack, data, 2, steps))
     twice = seconds(lambda: _steps_of(epoch, stack, data, 3, 2 * steps))
     step = max(twice - once, 0.0) / steps
     fixed = max(once - steps * step, 0.0)
     val = seconds(lambda: evaluate(stack, stack.active, x_val, y_val, 1000)) * len(data.x_val) / val_samples
     per_stack = fixed + step * _steps_per_epoch(len(data.x_train), specs[0].hyper.batch_size) + val
-    scale = len(specs) / size
     # Once per stack, not per loop: building it and the final test pass (as long as a validation).
     return {"stack": size, "stacks": math.ceil(scale), "loop": per_stack * scale, "setup": (built + val) * scale}
 
@@ -168,6 +178,7 @@ def estimate_sweep(args) -> None:
              else read_configurations(args.configs))
     data = load_mnist(args.data_dir).to(device)
     memory_bytes = memory_budget(device, args.max_memory)
+    whole_loops = args.whole_loops if args.whole_loops is not None else device.type == "cuda"
     table = Table(title=f"Full-grid estimate on {device}: {len(archs)} architectures x 6 modes x 10 trials x 100 meta-loops")
     for column in ("architecture", "stacks", "engine s/loop", "reference s/loop/trial", "engine total s",
                    "reference total s", "ratio"):
@@ -176,7 +187,7 @@ def estimate_sweep(args) -> None:
     per_arch = {}
     started = time.perf_counter()
     for arch in archs:
-        engine = time_engine(arch, data, args.steps, args.val_samples, memory_bytes)
+        engine = time_engine(arch, data, args.steps, args.val_samples, memory_bytes, whole_loops)
         reference = time_reference(arch, data, args.steps, args.val_samples)
         cells = len(GRID_MODES) * GRID_TRIALS
         e_total, r_total = engine["setup"] + engine["loop"] * GRID_LOOPS, reference * cells * GRID_LOOPS
@@ -190,7 +201,8 @@ def estimate_sweep(args) -> None:
     console.print(f"(measured in {time.perf_counter() - started:.0f} s)")
     if args.validate:
         arch = Architecture.parse(args.validate_arch) if args.validate_arch else archs[0]
-        estimate = per_arch.get(str(arch)) or time_engine(arch, data, args.steps, args.val_samples, memory_bytes)
+        estimate = per_arch.get(str(arch)) or time_engine(arch, data, args.steps, args.val_samples,
+                                                          memory_bytes, whole_loops)
         validate(arch, data, device, memory_bytes, estimate, console)
     print(f"estimated full sweep, engine: {engine_total:.0f} s")
     print(f"estimated full sweep, single-trial reference: {reference_total:.0f} s")
@@ -209,6 +221,9 @@ def configure(parser) -> None:
     parser.add_argument("--val-samples", type=int, default=2000,
                         help="validation samples timed, scaled to the 10,000 of a real pass (default: 2000)")
     parser.add_argument("--max-memory", type=float, default=None, help="GiB per stack, as for psa sweep")
+    parser.add_argument("--whole-loops", action=argparse.BooleanOptionalAction, default=None,
+                        help="time one complete meta-loop per architecture instead of a few steps "
+                             "(default: on a GPU only, where a loop takes a second or less)")
     parser.add_argument("--validate", action="store_true",
                         help="also run one architecture's real sweep for two meta-loops and report the error")
     parser.add_argument("--validate-arch", default=None, help="architecture for --validate (default: the first)")
