@@ -365,7 +365,7 @@ def _plot_modes(ax, best: dict[str, SeriesRow], curve, zeror: float) -> None:
             values += [v for v in series if not np.isnan(v)]
     ax.axhline(zeror, color="0.3", linestyle="--", linewidth=1, label=f"ZeroR ({zeror:.2f}%)")
     # 5% of headroom each way, never below 1%: log scale needs a positive floor.
-    _percent_axis(ax, max(1.0, min(values + [zeror]) * 0.95), min(100.0, max(values) * 1.05))
+    _percent_axis(ax, max(1.0, min(values + [zeror]) * 0.95), min(100.0, max(values + [zeror]) * 1.05))
 
 
 def regime_names(trials_file: Path | None, zeror: float) -> dict[str, str]:
