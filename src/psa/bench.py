@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from psa import PSAError, batched
+from psa import batched
 from psa.architecture import Architecture, read_configurations
 from psa.data import MNIST, load_mnist
 from psa.engine import pick_device

@@ -18,7 +18,7 @@ is device-agnostic except the capture itself, so the CPU tests run it eagerly.""
 import os
 import weakref
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 
 import torch
 
