@@ -107,3 +107,23 @@ def test_sigkill_mid_sweep_loses_only_trials_in_flight(tmp_path):
     assert sorted(trials) == sorted({(f"1*{w}", m, t, "complete") for w in (4, 5, 6, 7)
                                      for m in ("none", "full") for t in (0, 1)})
     assert len(loops) == 16 and all(count == 1 for _, count in loops)
+
+
+def test_reproduce_leaves_exports_tables_and_figures(tmp_path, monkeypatch, capsys):
+    """The README's main job, on a tiny grid: sweep, export, LaTeX tables, figures, regimes."""
+    import json
+
+    from psa.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    main(["reproduce", "--arch", "1*4,2*3", "--trials", "1", "--meta-loops", "2", "--out", "out"])
+    out = tmp_path / "out"
+    for name in ("psa_simplemlp_summary.md", "psa_simplemlp_trials.md", "psa_simplemlp_trials_convergence.md",
+                 "psa_simplemlp_trials_lkg_growth.md", "psa_trials.csv", "SimpleMLP_Table_Accuracy.tex",
+                 "SimpleMLP_Testing_Design_Space.png", "SimpleMLP_Heatmap_Regimes.png",
+                 "SimpleMLP_Plot_Convergence.png", "SimpleMLP_Plot_Late_Breakthrough.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert sorted(json.loads((out / "psa_simplemlp_regimes.json").read_text())) == ["1*4", "2*3"]
+    assert "1*4 &" in (out / "SimpleMLP_Table_Accuracy.tex").read_text()
+    main(["reproduce", "--arch", "1*4,2*3", "--trials", "1", "--meta-loops", "2", "--out", "out"])
+    assert "12 already complete" in capsys.readouterr().out.replace("\n", " ")
