@@ -24,6 +24,7 @@ from psa.sweep import memory_budget, plan, run_sweep
 from psa.trial import Hyper
 
 GRID_MODES, GRID_TRIALS, GRID_LOOPS = MODES, 10, 100
+MIN_TIMED_SECONDS, MAX_STEPS = 0.25, 50
 
 
 def _sync(device: torch.device) -> None:
@@ -59,9 +60,9 @@ def time_engine(arch: Architecture, data: MNIST, steps: int, val_samples: int, m
     """Seconds per meta-loop of the whole (arch x 6 modes x 10 trials) cell group, as the sweep
     runs it: stacks chunked to the memory budget, the real training set. With `whole_loops` (a
     GPU, where a loop takes about a second at most) one complete meta-loop is timed after a
-    warm-up loop. Otherwise epochs are cut short after `steps` and 2 x `steps` steps and the cost
-    of a step is the slope between the two, so per-epoch costs (shuffles, fresh moments) count
-    once per meta-loop, not once per timed step."""
+    warm-up loop. Otherwise epochs are cut short after `steps` and 2 x `steps` steps (more where a
+    step is fast) and the cost of a step is the slope between the two, so per-epoch costs
+    (shuffles, fresh moments) count once per meta-loop, not once per timed step."""
     specs = batched.order_specs(plan([arch], GRID_MODES, GRID_TRIALS, "simplemlp", 0, Hyper())[arch])
     size = batched.chunk_size(specs, memory_bytes)
     device = data.x_train.device
@@ -84,8 +85,10 @@ def time_engine(arch: Architecture, data: MNIST, steps: int, val_samples: int, m
         loop = seconds(lambda: batched.meta_loop(stack, data, 2, epoch, evaluate))
         test = seconds(lambda: evaluate(stack, stack.lkg, data.x_test, data.y_test, 1000))
         return {"stack": size, "stacks": math.ceil(scale), "loop": loop * scale, "setup": (built + test) * scale}
-    _steps_of(epoch, stack, data, 1, 1)  # warm-up
+    warm = seconds(lambda: _steps_of(epoch, stack, data, 1, 1))
     evaluate(stack, stack.active, x_val, y_val, 1000)
+    # Fast steps are timed in larger numbers: the slope of a few milliseconds is mostly noise.
+    steps = max(steps, min(MAX_STEPS, math.ceil(MIN_TIMED_SECONDS / max(warm, 1e-6))))
 
     once = seconds(lambda: _steps_of(epoch, stack, data, 2, steps))
     twice = seconds(lambda: _steps_of(epoch, stack, data, 3, 2 * steps))
