@@ -75,8 +75,8 @@ def run_sweep(store: Store, grid: dict, meta_loops: int, device: torch.device, m
                         progress.update(loops, completed=record.loop)
                         progress.reset(batches)
 
-                results = batched.train_trials(chunk, data, meta_loops, str(device), on_loop,
-                                               memory_bytes, on_batch=lambda: progress.advance(batches))
+                results = batched.train_stack(chunk, data, meta_loops, on_loop,
+                                              on_batch=lambda: progress.advance(batches))
                 for result in results:
                     store.record(sweep_id, result, meta_loops)
                 progress.advance(overall, len(chunk))
