@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The one prepared GPU check of the CUDA path (psa.cuda, psa.kernels), run from the repository
 # root on a CUDA machine: `bash scripts/gpu_check.sh`. Needs MNIST in $PSA_DATA_DIR (default
-# .device/mnist); writes logs and a JSON of the timings under $OUT. About 5 minutes on an H100:
+# .device/mnist); writes logs and a JSON of the timings under $OUT. About 8 minutes on an H100:
 #   1. the CUDA tests: graphs, fused kernels, and the float64 single-trial vs batched
 #      equivalence on CUDA;
 #   2. `psa bench --estimate-sweep --device cuda --validate`: the full-grid estimate and its
 #      error against a real two-meta-loop sweep;
 #   3. seconds per meta-loop of one 60-trial stack for a few architectures on three paths:
-#      eager batched engine, CUDA graphs, CUDA graphs + fused Triton chain;
+#      eager batched engine, CUDA graphs, CUDA graphs + fused Triton chain; and groups of small
+#      stacks trained one after another vs side by side (batched.pack);
 #   4. the effect of PSA_PRECISION=tf32 / bf16 on validation accuracy (2 meta-loops, 60 trials).
 set -uo pipefail
 export PYTHONPATH=src PYTHONUNBUFFERED=1
@@ -19,13 +20,13 @@ python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', tr
 
 echo "== psa bench --estimate-sweep --device cuda --validate"
 timeout ${BENCH_SECONDS:-200} python3 -m psa bench --estimate-sweep --device cuda --steps 10 --validate --verbose \
-    --validate-arch "18*18" 2>&1 | tee "$OUT/bench.log"
+    --validate-arch "18*18,17*17,16*16,15*15,14*14,13*13,12*12,11*11" 2>&1 | tee "$OUT/bench.log"
 
 echo "== tests"
 timeout ${TEST_SECONDS:-110} python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_kernels.py 2>&1 | tee "$OUT/tests.log"
 
 echo "== timings"
-timeout ${TIMING_SECONDS:-90} python3 - "$OUT" <<'PY' 2>&1 | tee "$OUT/timings.log"
+timeout ${TIMING_SECONDS:-150} python3 - "$OUT" <<'PY' 2>&1 | tee "$OUT/timings.log"
 import json, os, sys, time
 
 import torch
@@ -40,10 +41,12 @@ from psa.trial import Hyper
 out, device = sys.argv[1], torch.device("cuda")
 STEPS = int(os.environ.get("STEPS", "6"))
 REPRESENTATIVE = os.environ.get("ARCHS", "2048*1,632*4,18*18,1*2048").split(",")
+PACKS = os.environ.get("PACKS", "18*18,17*17,16*16,15*15,14*14,13*13,12*12,11*11;1*64,1*32,1*16,1*8,2*59,2*30,2*16,2*8;"
+                       "2048*1,1024*1,939*2,632*4,588*2,425*4,512*1,354*2").split(";")
 data = load_mnist().to(device)
 BATCH, N = 256, len(data.x_train)
 PER_EPOCH = N // BATCH + (N % BATCH) / BATCH
-report = {"device": torch.cuda.get_device_name(), "steps": STEPS, "paths": {}, "precision": {}}
+report = {"device": torch.cuda.get_device_name(), "steps": STEPS, "paths": {}, "packing": {}, "precision": {}}
 
 
 def first(train: int, val: int) -> MNIST:
@@ -56,6 +59,11 @@ def specs_of(arch: str):
     return batched.order_specs(plan([arch], MODES, 10, "simplemlp", 0, Hyper())[arch])
 
 
+def save() -> None:
+    """After every section, so a run cut short by its timeout still leaves what it measured."""
+    json.dump(report, open(os.path.join(out, "gpu_check.json"), "w"), indent=1)
+
+
 def clock(fn) -> float:
     torch.cuda.synchronize()
     started = time.perf_counter()
@@ -64,37 +72,39 @@ def clock(fn) -> float:
     return time.perf_counter() - started
 
 
+@torch.no_grad()
+def eager_runner(stacks, data):
+    def run(loop, on_batch=lambda: None):
+        for _ in zip(*(batched.epoch_steps(s, data, loop) for s in stacks)):
+            pass
+    return run
+
+
 PATHS = {
-    "eager": (batched.train_loop, batched.accuracy),
-    "graphs": (lambda s, d, l: cuda.train_loop(s, d, l, graphs=True, fused=False), batched.accuracy),
-    "fused": (lambda s, d, l: cuda.train_loop(s, d, l, graphs=True, fused=True), cuda.accuracy),
+    "eager": (eager_runner, batched.accuracy),
+    "graphs": (lambda stacks, d: cuda.Epochs(stacks, d, graphs=True, fused=False), batched.accuracy),
+    "fused": (lambda stacks, d: cuda.Epochs(stacks, d, graphs=True, fused=True), cuda.accuracy),
 }
 
 
 def per_loop(stack, path: str, steps: int, val_samples: int = 2000) -> float:
     """Seconds per meta-loop: `steps` timed steps scaled to an epoch, plus validation."""
-    epoch, evaluate = PATHS[path]
+    runner, evaluate = PATHS[path]
     short = first(BATCH * steps, val_samples)
-    epoch(stack, short, 1)  # warm-up: capture and compilation
-    step = clock(lambda: epoch(stack, short, 2)) / steps
+    epoch = runner([stack], short)
+    epoch(1)  # warm-up: capture and compilation
+    step = clock(lambda: epoch(2)) / steps
     evaluate(stack, stack.active, short.x_val, short.y_val, 1000)
     val = clock(lambda: evaluate(stack, stack.active, short.x_val, short.y_val, 1000)) * len(data.x_val) / val_samples
     return step * PER_EPOCH + val
 
 
-def real_loop(stack, path: str) -> float:
-    """One whole meta-loop as train_stack runs it (ablation, epoch, validation, LKG)."""
-    epoch, evaluate = PATHS[path]
-
-    def loop(number):
-        stack.active.copy_(stack.lkg)
-        batched.ablate(stack, number)
-        epoch(stack, data, number)
-        evaluate(stack, stack.active, data.x_val, data.y_val, 1000)
-        stack.lkg.copy_(stack.active)
-
-    loop(2)  # capture for the full data size
-    return clock(lambda: loop(3))
+def real_loop(stacks) -> float:
+    """One whole meta-loop of a group as train_stacks runs it (ablation, epoch, validation, LKG),
+    on the default path (graphs, fused where supported)."""
+    epoch, evaluate = batched.epoch_runner(stacks, data), batched.accuracy_function(device)
+    batched.meta_loop(stacks, data, 1, epoch, evaluate)  # capture for the full data size
+    return clock(lambda: batched.meta_loop(stacks, data, 2, epoch, evaluate))
 
 
 def best_path(stack) -> str:
@@ -106,13 +116,24 @@ for arch in REPRESENTATIVE:
     stack = batched.Stack(specs_of(arch), device, torch.float32)
     row = {path: per_loop(stack, path, 3 if path == "eager" else STEPS)
            for path in PATHS if path != "fused" or kernels.supported(stack)}
-    row["real"] = real_loop(stack, best_path(stack))
+    row["real"] = real_loop([stack])
     report["paths"][arch] = row
     fused = f"{row['fused']:13.3f}" if "fused" in row else f"{'-':>13}"
     print(f"{arch:>9} {row['eager']:13.3f} {row['graphs']:14.3f} {fused} {row['real']:10.3f} "
           f"{row['eager'] / row[best_path(stack)]:8.1f}x", flush=True)
     del stack
     torch.cuda.empty_cache()
+    save()
+
+print("\npacking: one real meta-loop of each stack alone vs the group side by side (60 trials each)")
+for names in PACKS:
+    archs = names.split(",")
+    alone = sum(real_loop([batched.Stack(specs_of(a), device, torch.float32)]) for a in archs)
+    together = real_loop([batched.Stack(specs_of(a), device, torch.float32) for a in archs])
+    report["packing"][names] = {"alone": alone, "together": together}
+    print(f"{names}: alone {alone:.3f} s, side by side {together:.3f} s ({alone / together:.2f}x)", flush=True)
+    torch.cuda.empty_cache()
+    save()
 
 print("\nprecision (2 meta-loops, 60 trials each; mean bounty and mean |bounty - fp32 bounty|, percent)")
 for arch in ("18*18", "1*2048"):
@@ -127,7 +148,6 @@ for arch in ("18*18", "1*2048"):
         report["precision"][f"{arch} {mode}"] = {"mean": sum(bounties[mode]) / len(results), "gap": gap, "seconds": seconds}
         print(f"{arch:>9} {mode:>5}: mean bounty {sum(bounties[mode]) / len(results):6.2f}  "
               f"|gap| {gap:5.3f}  ({seconds:.1f} s)", flush=True)
+        save()
 os.environ["PSA_PRECISION"] = "fp32"
-
-json.dump(report, open(os.path.join(out, "gpu_check.json"), "w"), indent=1)
 PY

@@ -78,3 +78,33 @@ def test_paired_trials_share_their_batches():
     stack = batched.Stack(batched.order_specs(specs), "cpu", torch.float32)
     assert stack.share_inputs and stack.seeds == [90, 91, 92]
     assert [s.mode for s in stack.specs[:3]] == ["dropout"] * 3 and stack.drop == slice(0, 3)
+
+
+def test_stacks_trained_side_by_side_give_each_stack_its_own_results(data64):
+    """train_stacks with a group of stacks (as a GPU sweep packs small architectures) equals
+    training each stack alone, records and all."""
+    hyper = Hyper(lr=2e-3, batch_size=128, dropout=0.3)
+    groups = [batched.order_specs([TrialSpec(Architecture.parse(arch), "simplemlp", mode, t, 50 + t, hyper)
+                                   for mode in MODES for t in range(2)]) for arch in ("[1*6]", "[2*4]", "[3*2]")]
+    steps = []
+    together = batched.train_stacks(groups, data64, 2, on_batch=lambda: steps.append(1))
+    assert len(steps) == 2 * 3 * -(-len(data64.x_train) // 128)  # on_batch: each stack's steps
+    for specs, results in zip(groups, together):
+        alone = batched.train_stacks([specs], data64, 2)[0]
+        assert [r.spec for r in results] == specs
+        assert [(r.history, r.bounty, r.test_accuracy) for r in results] == \
+               [(r.history, r.bounty, r.test_accuracy) for r in alone]
+
+
+def test_only_small_stacks_are_packed():
+    def stacks(*archs):
+        return [[TrialSpec(Architecture.parse(a), "simplemlp", mode, t, t) for mode in MODES for t in range(10)]
+                for a in archs]
+
+    small, large = stacks("1*8"), stacks("1*2048")
+    assert 60 * batched.Layout.of(Architecture.parse("1*128"), "simplemlp").size <= batched.PACK_PARAMS
+    assert batched.pack(small * 5, 1) == [[s] for s in small * 5]
+    assert [len(g) for g in batched.pack(small * 5, 2)] == [2, 2, 1]
+    grouped = batched.pack(small * 2 + large + small * 3, 8)
+    assert [len(g) for g in grouped] == [2, 1, 3] and grouped[1] == large
+    assert [len(g) for g in batched.pack(stacks("2048*1", "939*2", "32*32", "44*44", "1*128"), 8)] == [5]

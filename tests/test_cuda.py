@@ -2,7 +2,6 @@
 the CPU runs it eagerly (and the fused kernels under Triton's interpreter, when triton is
 installed); graph capture and the engine equivalence on a GPU run only where CUDA is."""
 
-import gc
 import os
 
 import torch
@@ -32,10 +31,17 @@ def data64(mnist):
     return subset(mnist, train=450, val=300, dtype=torch.float64)  # 7 full batches and one of 2
 
 
-def stack_of(arch: str, data, family="simplemlp", hyper=HYPER):
-    specs = batched.order_specs([TrialSpec(Architecture.parse(arch), family, mode, 0, 11 + i, hyper)
-                                 for i, mode in enumerate(MODES)])
-    stack = batched.Stack(specs, data.x_train.device, data.x_train.dtype)
+def specs_of(arch: str, family="simplemlp", paired=False, hyper=HYPER):
+    """The six modes, one trial each; `paired`: two trials per mode sharing seeds, as a sweep has."""
+    if paired:
+        return batched.order_specs([TrialSpec(Architecture.parse(arch), family, mode, t, 30 + t, hyper)
+                                    for mode in MODES for t in range(2)])
+    return batched.order_specs([TrialSpec(Architecture.parse(arch), family, mode, 0, 11 + i, hyper)
+                                for i, mode in enumerate(MODES)])
+
+
+def stack_of(arch: str, data, family="simplemlp", paired=False):
+    stack = batched.Stack(specs_of(arch, family, paired), data.x_train.device, data.x_train.dtype)
     for loop in (1, 2):  # an ablated second loop, so LKG copies and fresh moments are exercised
         stack.active.copy_(stack.lkg)
         if loop > 1:
@@ -43,10 +49,21 @@ def stack_of(arch: str, data, family="simplemlp", hyper=HYPER):
         yield stack, loop
 
 
-def trained(arch, data, epoch, family="simplemlp"):
+@torch.no_grad()
+def eager(stack, data, loop):
+    """The reference: batched.epoch_steps on whatever device the data is."""
+    for _ in batched.epoch_steps(stack, data, loop):
+        pass
+
+
+def epochs(graphs=None, fused=None):
+    return lambda stack, data, loop: cuda.Epochs([stack], data, graphs=graphs, fused=fused)(loop)
+
+
+def trained(arch, data, epoch, family="simplemlp", paired=False):
     """stack.active after each of two meta-loops run with `epoch`."""
     out = []
-    for stack, loop in stack_of(arch, data, family):
+    for stack, loop in stack_of(arch, data, family, paired):
         epoch(stack, data, loop)
         out.append(stack.active.clone())
         stack.lkg.copy_(stack.active)
@@ -57,45 +74,48 @@ def relative(a, b):
     return float((a - b).norm() / b.norm())
 
 
-@pytest.mark.parametrize("arch, family", [("[2*8, 1*5]", "simplemlp"), ("[1*8, 2*6]", "resmlp")])
-def test_static_buffer_steps_equal_the_eager_loop_bit_for_bit(data64, arch, family):
-    """Orders, dropout keys, bias corrections and the partial batch all read from device-side
-    buffers indexed by the step counter: the same numbers as batched.train_loop, exactly."""
-    def steps(stack, data, loop):
-        cuda.train_loop(stack, data, loop, graphs=False, fused=False)
-
-    for ours, reference in zip(trained(arch, data64, steps, family), trained(arch, data64, batched.train_loop, family)):
-        assert torch.equal(ours, reference)
-
-
-def test_steps_are_rebuilt_when_the_data_changes(data64):
-    smaller = subset(data64, train=200, val=100, dtype=torch.float64)
-    for data in (data64, smaller, data64):
-        stack, loop = next(stack_of("[1*6]", data))
-        reference = stack.active.clone()
-        cuda.train_loop(stack, data, loop, graphs=False, fused=False)
-        ours = stack.active.clone()
-        stack.active.copy_(reference)
-        batched.train_loop(stack, data, loop)
-        assert torch.equal(ours, stack.active)
+@pytest.mark.parametrize("arch, family, paired", [("[2*8, 1*5]", "simplemlp", False), ("[1*8, 2*6]", "resmlp", False),
+                                                  ("[2*8, 1*5]", "simplemlp", True)])
+def test_static_buffer_steps_equal_the_eager_loop_bit_for_bit(data64, arch, family, paired):
+    """Orders (one per seed where trials are paired, with shared input batches), dropout keys,
+    bias corrections and the partial batch all read from device-side buffers indexed by the step
+    counter: the same numbers as batched.epoch_steps, exactly."""
+    if paired:
+        assert next(stack_of(arch, data64, family, paired))[0].share_inputs
+    ours = trained(arch, data64, epochs(graphs=False, fused=False), family, paired)
+    for mine, reference in zip(ours, trained(arch, data64, eager, family, paired)):
+        assert torch.equal(mine, reference)
 
 
-def test_cached_steps_die_with_their_stack(data64):
-    stack, loop = next(stack_of("[1*6]", data64))
-    cuda.train_loop(stack, data64, loop, graphs=False, fused=False)
-    assert stack in cuda._steps
-    del stack
-    gc.collect()
-    assert len(cuda._steps) == 0
+def group_of(archs, data, paired=True):
+    return [batched.Stack(specs_of(a, paired=paired), data.x_train.device, data.x_train.dtype) for a in archs]
+
+
+@pytest.mark.parametrize("graphs", [False, pytest.param(True, marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU"))])
+def test_a_group_trains_each_stack_as_if_alone(data64, graphs):
+    """Stacks of different architectures stepped together (on a GPU: branches of one graph on
+    their own streams) end each loop exactly where each would alone."""
+    data = data64.to(DEVICE)
+    archs = ["[2*8, 1*5]", "[1*6]", "3*3"]
+    group, alone = group_of(archs, data), group_of(archs, data)
+    steps = []
+    run = cuda.Epochs(group, data, graphs=graphs, fused=None if graphs else False)  # 3*3 fused on a GPU
+    for loop in (1, 2):
+        run(loop, lambda: steps.append(1))
+        for stack in alone:
+            eager(stack, data, loop)
+        for ours, reference in zip(group, alone):
+            assert relative(ours.active, reference.active) < 1e-12 if graphs else torch.equal(ours.active, reference.active)
+    assert len(steps) == 2 * 3 * -(-len(data.x_train) // HYPER.batch_size)  # each stack's steps
 
 
 @needs_kernels
-def test_fused_steps_follow_the_eager_loop(data64):
-    def fused(stack, data, loop):
-        cuda.train_loop(stack, data, loop, graphs=False, fused=True)
-
+@pytest.mark.parametrize("paired", [False, True])  # paired: the first layer reads shared input batches
+def test_fused_steps_follow_the_eager_loop(data64, paired):
     small = subset(data64, train=130, val=100, dtype=torch.float64).to(DEVICE, torch.float64)  # the interpreter is slow
-    for ours, reference in zip(trained("3*4", small, fused), trained("3*4", small, batched.train_loop)):
+    fused = trained("3*4", small, epochs(graphs=False, fused=True), paired=paired)
+    for ours, reference in zip(fused, trained("3*4", small, eager, paired=paired)):
         assert relative(ours, reference) < 1e-12
 
 
@@ -115,7 +135,7 @@ def test_bf16_autocast_trains(data64, monkeypatch):
     for mode in ("fp32", "bf16"):
         monkeypatch.setenv("PSA_PRECISION", mode)
         stack, loop = next(stack_of("[2*16]", data32))
-        cuda.train_loop(stack, data32, loop, graphs=False, fused=False)
+        epochs(graphs=False, fused=False)(stack, data32, loop)
         results[mode] = stack.active.clone()
     assert results["bf16"].isfinite().all()
     assert 0 < relative(results["bf16"], results["fp32"]) < 0.1
@@ -133,7 +153,7 @@ def test_unknown_precision_is_a_clear_error(monkeypatch):
 @pytest.mark.parametrize("arch", ["[2*8, 1*5]", "3*4"])
 def test_graphs_follow_the_eager_engine_on_cuda(data64, arch):
     gpu = data64.to("cuda", torch.float64)
-    for ours, reference in zip(trained(arch, gpu, cuda.train_loop), trained(arch, gpu, batched.train_loop)):
+    for ours, reference in zip(trained(arch, gpu, epochs()), trained(arch, gpu, eager)):
         assert relative(ours, reference) < 1e-12
 
 
@@ -141,7 +161,7 @@ def test_graphs_follow_the_eager_engine_on_cuda(data64, arch):
 @pytest.mark.parametrize("arch", ["6*1", "5*2", "4*4", "3*13", "3*32"])
 def test_fused_graphs_in_float32_on_cuda(data64, arch):
     gpu = data64.to("cuda", torch.float32)
-    for ours, reference in zip(trained(arch, gpu, cuda.train_loop), trained(arch, gpu, batched.train_loop)):
+    for ours, reference in zip(trained(arch, gpu, epochs()), trained(arch, gpu, eager)):
         assert relative(ours, reference) < 1e-5
 
 

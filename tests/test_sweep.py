@@ -127,3 +127,15 @@ def test_reproduce_leaves_exports_tables_and_figures(tmp_path, monkeypatch, caps
     assert "1*4 &" in (out / "SimpleMLP_Table_Accuracy.tex").read_text()
     main(["reproduce", "--arch", "1*4,2*3", "--trials", "1", "--meta-loops", "2", "--out", "out"])
     assert "12 already complete" in capsys.readouterr().out.replace("\n", " ")
+
+
+def test_packed_sweep_stores_the_same_trials(tmp_path, mnist):
+    """--pack trains small stacks side by side; the store ends up with the same results."""
+    data = subset(mnist, train=300, val=200)
+    stored = []
+    for pack in (1, 3):
+        store = Store(tmp_path / f"pack{pack}.sqlite")
+        assert run_sweep(store, small_grid(archs=("1*4", "2*3", "3*2")), 2, "cpu", 2 << 30, data, pack=pack)["trained"] == 18
+        stored.append(sorted((r["arch"], r["mode"], r["trial"], r["bounty"], r["test_accuracy"]) for r in store.completed()))
+        store.close()
+    assert stored[0] == stored[1]

@@ -121,6 +121,14 @@ class Stack:
         self.seeds = seeds if regular else [s.seed for s in specs]
         first_layer_narrow = self.layout.plan[0][0] == "linear" and self.layout.shapes[0][1] <= specs[0].hyper.batch_size
         self.share_inputs = regular and first_layer_narrow
+        self.fan_out = torch.arange(n, device=device) % len(self.seeds)  # trial -> its order's row
+
+
+def batch_inputs(stack: Stack, data: MNIST, idx: torch.Tensor):
+    """Inputs and labels of one step, given the sample indices (rows of stack.seeds' orders):
+    labels, and inputs unless shared, fanned out to every trial."""
+    x, y = data.x_train[idx], data.y_train[idx].index_select(0, stack.fan_out)
+    return (x if stack.share_inputs else x.index_select(0, stack.fan_out)), y
 
 
 def order_specs(specs: list[TrialSpec]) -> list[TrialSpec]:
@@ -217,16 +225,20 @@ def forward(stack: Stack, x: torch.Tensor, masks=None, weights=None):
     return _linear(x, *weights[-1]), x, tape
 
 
+def layer_grads(stack: Stack, l: int, g: torch.Tensor, inputs: torch.Tensor) -> None:
+    """Weight and bias gradients of linear layer `l` into stack.grad, from g = dloss/d(output)
+    (T, B, out) and the layer's inputs (T, B, in), or (G, B, in) when shared."""
+    weight, bias = stack.grads[l]
+    if inputs.shape[0] != g.shape[0]:
+        _shared_weight_grad(g, inputs, weight)
+    else:  # computing into a fresh tensor and copying is ~10x faster than bmm(out=strided view)
+        weight.copy_(_bmm(g.transpose(1, 2), inputs))
+    bias.copy_(g.sum(1))
+
+
 def backward(stack: Stack, g: torch.Tensor, last: torch.Tensor, tape, masks=None) -> None:
     """Gradients of the mean loss into stack.grad, given g = dloss/dlogits (T, B, 10)."""
-    weights, grads, layout = stack.weights, stack.grads, stack.layout
-
-    def into(l, g, inputs):
-        if inputs.shape[0] != g.shape[0]:
-            _shared_weight_grad(g, inputs, grads[l][0])
-        else:  # computing into a fresh tensor and copying is ~10x faster than bmm(out=strided view)
-            grads[l][0].copy_(_bmm(g.transpose(1, 2), inputs))
-        grads[l][1].copy_(g.sum(1))
+    weights, layout = stack.weights, stack.layout
 
     def undrop(g, point):
         if masks is None:
@@ -235,22 +247,22 @@ def backward(stack: Stack, g: torch.Tensor, last: torch.Tensor, tape, masks=None
         g[stack.drop] *= masks[:, :, start : start + g.shape[2]]
         return g
 
-    into(len(weights) - 1, g, last)
+    layer_grads(stack, len(weights) - 1, g, last)
     g = _bmm(g, weights[-1][0])
     for point in range(len(layout.plan) - 1, -1, -1):
         kind, l = layout.plan[point]
         x, a, block = tape[point]
         if kind == "linear":
             g = _relu_backward(undrop(g, point), a)
-            into(l, g, x)
+            layer_grads(stack, l, g, x)
             if l > 0:
                 g = _bmm(g, weights[l][0])
         else:
             d, s = block
             g_s = _relu_backward(g, s)
-            into(l + 1, g_s, d)
+            layer_grads(stack, l + 1, g_s, d)
             g_z = _relu_backward(undrop(_bmm(g_s, weights[l + 1][0]), point), a)
-            into(l, g_z, x)
+            layer_grads(stack, l, g_z, x)
             g = g_s + _bmm(g_z, weights[l][0]) if l > 0 else None
 
 
@@ -311,36 +323,40 @@ def ablate(stack: Stack, loop: int) -> list:
     return choices
 
 
-@torch.no_grad()
-def train_loop(stack: Stack, data: MNIST, loop: int, on_batch=lambda: None) -> None:
-    """One meta-loop's epoch for every trial of the stack, on stack.active."""
+def epoch_steps(stack: Stack, data: MNIST, loop: int):
+    """One meta-loop's epoch for every trial of the stack, on stack.active: a generator that
+    yields after each training step (callers run it under torch.no_grad())."""
     specs, n = stack.specs, len(data.x_train)
     size, lr = specs[0].hyper.batch_size, specs[0].hyper.lr
-    device = stack.active.device
-    # Trials sharing a seed (trial k of every mode) share their sample order, shuffled and
-    # gathered once (see Stack.seeds); labels, and inputs unless shared, are fanned out per trial.
-    fan_out = torch.arange(len(specs), device=device) % len(stack.seeds)
-    orders = torch.stack([randomness.shuffle(seed, loop, n) for seed in stack.seeds]).to(device)
+    # Trials sharing a seed (trial k of every mode) share their sample order: one shuffle per seed.
+    orders = torch.stack([randomness.shuffle(seed, loop, n) for seed in stack.seeds]).to(stack.active.device)
     m, v = torch.zeros_like(stack.active), torch.zeros_like(stack.active)  # fresh AdamW state
     for step, start in enumerate(range(0, n, size)):
         idx = orders[:, start : start + size]
-        x, y = data.x_train[idx], data.y_train[idx].index_select(0, fan_out)
-        if not stack.share_inputs:
-            x = x.index_select(0, fan_out)
+        x, y = batch_inputs(stack, data, idx)
         masks = _dropout_masks(stack, loop, step, idx.shape[1])
         logits, last, tape = forward(stack, x, masks)
         backward(stack, cross_entropy_grad(logits, y), last, tape, masks)
         adamw_step(stack, m, v, step + 1, lr)
-        on_batch()
+        yield
 
 
-def epoch_function(device: torch.device):
-    """The fastest epoch implementation for the device: CUDA graphs on a GPU, else eager."""
-    if device.type == "cuda":
+def epoch_runner(stacks: list[Stack], data: MNIST):
+    """A function (loop, on_batch) that trains every stack of `stacks` for one meta-loop's epoch,
+    a step of each in turn: on a GPU through CUDA graphs that step the whole group at once.
+    on_batch is called once per step of each stack."""
+    if data.x_train.device.type == "cuda":
         from psa import cuda
 
-        return cuda.train_loop
-    return train_loop
+        return cuda.Epochs(stacks, data)
+
+    @torch.no_grad()
+    def run(loop: int, on_batch=lambda: None) -> None:
+        for _ in zip(*(epoch_steps(stack, data, loop) for stack in stacks)):  # equal step counts
+            for _ in stacks:
+                on_batch()
+
+    return run
 
 
 def accuracy_function(device: torch.device):
@@ -352,17 +368,25 @@ def accuracy_function(device: torch.device):
     return accuracy
 
 
-def meta_loop(stack: Stack, data: MNIST, loop: int, epoch, evaluate, on_batch=lambda: None,
-              eval_chunk: int = 1000) -> list[LoopRecord]:
-    """One meta-loop of every trial of the stack (DESIGN.md section 4): a fresh copy of the LKG,
-    one ablation, an epoch, validation, LKG promotion on strict improvement."""
-    stack.active.copy_(stack.lkg)  # ablations never accumulate: each loop damages a fresh copy
-    choices = ablate(stack, loop) if loop > 1 else [None] * len(stack.specs)
-    epoch(stack, data, loop, on_batch)
-    scores = evaluate(stack, stack.active, data.x_val, data.y_val, eval_chunk)
+def meta_loop(stacks: list[Stack], data: MNIST, loop: int, epoch, evaluate, on_batch=lambda: None,
+              eval_chunk: int = 1000) -> list[list[LoopRecord]]:
+    """One meta-loop (DESIGN.md section 4) of every trial of every stack, trained together by
+    `epoch` (an epoch_runner): a fresh copy of the LKG, one ablation, an epoch, validation, LKG
+    promotion on strict improvement. Returns each stack's records."""
+    choices = []
+    for stack in stacks:
+        stack.active.copy_(stack.lkg)  # ablations never accumulate: each loop damages a fresh copy
+        choices.append(ablate(stack, loop) if loop > 1 else [None] * len(stack.specs))
+    epoch(loop, on_batch)
+    return [_promote(stack, loop, evaluate(stack, stack.active, data.x_val, data.y_val, eval_chunk), chosen)
+            for stack, chosen in zip(stacks, choices)]
+
+
+def _promote(stack: Stack, loop: int, scores: list[float], choices: list) -> list[LoopRecord]:
     improved = [score > best for score, best in zip(scores, stack.lkg_score)]
-    rows = torch.tensor(improved, device=stack.lkg.device)
-    stack.lkg[rows] = stack.active[rows]
+    if any(improved):  # row indices known on the host: no device sync, unlike a boolean mask
+        rows = torch.tensor([t for t, better in enumerate(improved) if better], device=stack.lkg.device)
+        stack.lkg.index_copy_(0, rows, stack.active.index_select(0, rows))
     records = []
     for t in range(len(stack.specs)):
         if improved[t]:
@@ -374,29 +398,33 @@ def meta_loop(stack: Stack, data: MNIST, loop: int, epoch, evaluate, on_batch=la
     return records
 
 
-def train_stack(specs: list[TrialSpec], data: MNIST, meta_loops: int, on_loop=None,
-                on_batch=lambda: None, eval_chunk: int = 1000) -> list[TrialResult]:
-    """Run `meta_loops` meta-loops of every trial in `specs` (same architecture and family,
-    hyperparameters lr and batch size shared) as one stack; `data` already on the device."""
+def train_stacks(groups: list[list[TrialSpec]], data: MNIST, meta_loops: int, on_loop=None,
+                 on_batch=lambda: None, eval_chunk: int = 1000) -> list[list[TrialResult]]:
+    """Run `meta_loops` meta-loops of every trial, each list of `groups` as one stack (one
+    architecture and family, lr and batch size shared by all), the stacks side by side: a GPU
+    steps them concurrently (see `pack`). `data` is already on the device."""
     device, dtype = data.x_train.device, data.x_train.dtype
     # Deep stacks' gradients underflow into denormals, which make CPU matmuls ~10x slower; float32
     # AdamW would turn such gradients into no update anyway (their square underflows to 0).
     torch.set_flush_denormal(True)
-    stack, started = Stack(specs, device, dtype), time.perf_counter()
-    epoch, evaluate = epoch_function(device), accuracy_function(device)
-    histories = [[] for _ in specs]
+    started = time.perf_counter()
+    stacks = [Stack(specs, device, dtype) for specs in groups]
+    epoch, evaluate = epoch_runner(stacks, data), accuracy_function(device)
+    histories = [[[] for _ in specs] for specs in groups]
     for loop in range(1, meta_loops + 1):
-        for spec, history, record in zip(specs, histories, meta_loop(stack, data, loop, epoch, evaluate,
-                                                                      on_batch, eval_chunk)):
-            history.append(record)
-            if on_loop:
-                on_loop(spec, record)
-    tests = evaluate(stack, stack.lkg, data.x_test, data.y_test, eval_chunk)
-    seconds = (time.perf_counter() - started) / len(specs)
-    return [
-        TrialResult(spec, stack.bounty[t], stack.bounty_loop[t], tests[t], histories[t], seconds, str(device))
-        for t, spec in enumerate(specs)
-    ]
+        for stack, stack_histories, records in zip(stacks, histories, meta_loop(stacks, data, loop, epoch, evaluate,
+                                                                               on_batch, eval_chunk)):
+            for spec, history, record in zip(stack.specs, stack_histories, records):
+                history.append(record)
+                if on_loop:
+                    on_loop(spec, record)
+    seconds = (time.perf_counter() - started) / sum(len(specs) for specs in groups)
+    results = []
+    for stack, stack_histories in zip(stacks, histories):
+        tests = evaluate(stack, stack.lkg, data.x_test, data.y_test, eval_chunk)
+        results.append([TrialResult(spec, stack.bounty[t], stack.bounty_loop[t], tests[t], stack_histories[t],
+                                    seconds, str(device)) for t, spec in enumerate(stack.specs)])
+    return results
 
 
 def chunk_size(specs: list[TrialSpec], memory_bytes: int, itemsize: int = 4, eval_chunk: int = 1000) -> int:
@@ -406,16 +434,44 @@ def chunk_size(specs: list[TrialSpec], memory_bytes: int, itemsize: int = 4, eva
     return max(1, min(len(specs), memory_bytes // per_trial))
 
 
+def stacks_of(specs: list[TrialSpec], memory_bytes: int, itemsize: int = 4) -> list[list[TrialSpec]]:
+    """The trials of one architecture, ordered (order_specs) and chunked to fit `memory_bytes`."""
+    ordered = order_specs(specs)
+    size = chunk_size(ordered, memory_bytes, itemsize)
+    return [ordered[start : start + size] for start in range(0, len(ordered), size)]
+
+
+# A stack of at most this many parameters (all its trials) leaves most of a GPU idle at every step
+# of its own: 60 trials of 1*128 or of 44*44 (and every narrower or deep-and-narrow one) qualify.
+PACK_PARAMS = 8_000_000
+
+
+def pack(stacks: list[list[TrialSpec]], limit: int) -> list[list[list[TrialSpec]]]:
+    """Group consecutive small stacks, at most `limit` per group, to train side by side
+    (train_stacks); a large stack trains alone."""
+    groups, current = [], []
+    for specs in stacks:
+        if limit > 1 and len(specs) * Layout.of(specs[0].arch, specs[0].family).size <= PACK_PARAMS:
+            current.append(specs)
+            if len(current) < limit:
+                continue
+            groups.append(current)
+        else:
+            if current:
+                groups.append(current)
+            groups.append([specs])
+        current = []
+    return groups + ([current] if current else [])
+
+
 def train_trials(specs: list[TrialSpec], data: MNIST, meta_loops: int, device: str = "cpu",
                  on_loop=None, memory_bytes: int = 2 << 30, dtype=torch.float32,
                  on_batch=lambda: None) -> list[TrialResult]:
-    """Train trials of one architecture and family in stacks that fit `memory_bytes`; results
-    come back in the order of `specs`."""
+    """Train trials of one architecture and family in stacks that fit `memory_bytes`, one stack
+    at a time; results come back in the order of `specs`."""
     data = data.to(device, dtype)
-    ordered = order_specs(specs)
-    size = chunk_size(ordered, memory_bytes, torch.finfo(dtype).bits // 8)
     results = {}
-    for start in range(0, len(ordered), size):
-        for result in train_stack(ordered[start : start + size], data, meta_loops, on_loop, on_batch):
+    for stack in stacks_of(specs, memory_bytes, torch.finfo(dtype).bits // 8):
+        for result in train_stacks([stack], data, meta_loops, on_loop, on_batch)[0]:
             results[id(result.spec)] = result
     return [results[id(spec)] for spec in specs]

@@ -20,7 +20,7 @@ from psa.data import MNIST, load_mnist
 from psa.engine import pick_device
 from psa.modes import MODES
 from psa.store import Store
-from psa.sweep import memory_budget, plan, run_sweep
+from psa.sweep import memory_budget, pack_limit, plan, run_sweep
 from psa.trial import Hyper
 
 GRID_MODES, GRID_TRIALS, GRID_LOOPS = MODES, 10, 100
@@ -41,7 +41,7 @@ class _Enough(Exception):
     """Raised from on_batch to end a timed epoch after a number of steps."""
 
 
-def _steps_of(epoch, stack, data: MNIST, loop: int, count: int) -> None:
+def _steps_of(epoch, loop: int, count: int) -> None:
     done = []
 
     def on_batch():
@@ -50,28 +50,39 @@ def _steps_of(epoch, stack, data: MNIST, loop: int, count: int) -> None:
             raise _Enough
 
     try:
-        epoch(stack, data, loop, on_batch)
+        epoch(loop, on_batch)
     except _Enough:
         pass
 
 
-def time_engine(arch: Architecture, data: MNIST, steps: int, val_samples: int, memory_bytes: int,
+def engine_groups(archs: list[Architecture], memory_bytes: int, pack: int):
+    """The stack groups the sweep trains (batched.stacks_of, batched.pack), timing only the first
+    stack of an architecture split into several: [(group, scale)], scale = trials of the
+    architecture over trials timed (1 but for a split architecture, which always trains alone)."""
+    firsts, scales = [], {}
+    for arch in archs:
+        specs = plan([arch], GRID_MODES, GRID_TRIALS, "simplemlp", 0, Hyper())[arch]
+        first = batched.stacks_of(specs, memory_bytes)[0]
+        firsts.append(first)
+        scales[str(arch)] = len(specs) / len(first)
+    groups = batched.pack(firsts, pack)
+    return [(group, scales[str(group[0][0].arch)] if len(group) == 1 else 1.0) for group in groups]
+
+
+def time_engine(group: list[list], scale: float, data: MNIST, steps: int, val_samples: int,
                 whole_loops: bool = False) -> dict:
-    """Seconds per meta-loop of the whole (arch x 6 modes x 10 trials) cell group, as the sweep
-    runs it: stacks chunked to the memory budget, the real training set. With `whole_loops` (a
-    GPU, where a loop takes about a second at most) one complete meta-loop is timed after a
-    warm-up loop. Otherwise epochs are cut short after `steps` and 2 x `steps` steps (more where a
-    step is fast) and the cost of a step is the slope between the two, so per-epoch costs
-    (shuffles, fresh moments) count once per meta-loop, not once per timed step."""
-    specs = batched.order_specs(plan([arch], GRID_MODES, GRID_TRIALS, "simplemlp", 0, Hyper())[arch])
-    size = batched.chunk_size(specs, memory_bytes)
+    """Seconds per meta-loop of a group of stacks as the sweep trains it (train_stacks), times
+    `scale`. With `whole_loops` (a GPU, where a loop takes about a second at most) one complete
+    meta-loop is timed after a warm-up loop. Otherwise epochs are cut short after `steps` and
+    2 x `steps` steps (more where a step is fast) and the cost of a step is the slope between the
+    two, so per-epoch costs (shuffles, fresh moments) count once per meta-loop, not once per timed
+    step."""
     device = data.x_train.device
     started = time.perf_counter()
-    stack = batched.Stack(specs[:size], device, data.x_train.dtype)
+    stacks = [batched.Stack(specs, device, data.x_train.dtype) for specs in group]
     built = time.perf_counter() - started
-    epoch, evaluate = batched.epoch_function(device), batched.accuracy_function(device)
+    epoch, evaluate = batched.epoch_runner(stacks, data), batched.accuracy_function(device)
     x_val, y_val = data.x_val[:val_samples], data.y_val[:val_samples]
-    scale = len(specs) / size
 
     def seconds(run) -> float:
         _sync(device)
@@ -80,24 +91,28 @@ def time_engine(arch: Architecture, data: MNIST, steps: int, val_samples: int, m
         _sync(device)
         return time.perf_counter() - started
 
+    def evaluate_all(flat, x, y):
+        for stack in stacks:
+            evaluate(stack, getattr(stack, flat), x, y, 1000)
+
     if whole_loops:
-        batched.meta_loop(stack, data, 1, epoch, evaluate)  # warm-up: graph capture, compilation
-        loop = seconds(lambda: batched.meta_loop(stack, data, 2, epoch, evaluate))
-        test = seconds(lambda: evaluate(stack, stack.lkg, data.x_test, data.y_test, 1000))
-        return {"stack": size, "stacks": math.ceil(scale), "loop": loop * scale, "setup": (built + test) * scale}
-    warm = seconds(lambda: _steps_of(epoch, stack, data, 1, 1))
-    evaluate(stack, stack.active, x_val, y_val, 1000)
+        batched.meta_loop(stacks, data, 1, epoch, evaluate)  # warm-up: graph capture, compilation
+        loop = seconds(lambda: batched.meta_loop(stacks, data, 2, epoch, evaluate))
+        test = seconds(lambda: evaluate_all("lkg", data.x_test, data.y_test))
+        return {"loop": loop * scale, "setup": (built + test) * scale}
+    calls = len(stacks)  # on_batch runs once per step of each stack
+    warm = seconds(lambda: _steps_of(epoch, 1, calls))
+    evaluate_all("active", x_val, y_val)
     # Fast steps are timed in larger numbers: the slope of a few milliseconds is mostly noise.
     steps = max(steps, min(MAX_STEPS, math.ceil(MIN_TIMED_SECONDS / max(warm, 1e-6))))
-
-    once = seconds(lambda: _steps_of(epoch, stack, data, 2, steps))
-    twice = seconds(lambda: _steps_of(epoch, stack, data, 3, 2 * steps))
+    once = seconds(lambda: _steps_of(epoch, 2, steps * calls))
+    twice = seconds(lambda: _steps_of(epoch, 3, 2 * steps * calls))
     step = max(twice - once, 0.0) / steps
     fixed = max(once - steps * step, 0.0)
-    val = seconds(lambda: evaluate(stack, stack.active, x_val, y_val, 1000)) * len(data.x_val) / val_samples
-    per_stack = fixed + step * _steps_per_epoch(len(data.x_train), specs[0].hyper.batch_size) + val
+    val = seconds(lambda: evaluate_all("active", x_val, y_val)) * len(data.x_val) / val_samples
+    per_loop = fixed + step * _steps_per_epoch(len(data.x_train), group[0][0].hyper.batch_size) + val
     # Once per stack, not per loop: building it and the final test pass (as long as a validation).
-    return {"stack": size, "stacks": math.ceil(scale), "loop": per_stack * scale, "setup": (built + val) * scale}
+    return {"loop": per_loop * scale, "setup": (built + val) * scale}
 
 
 class ReferenceMLP(nn.Module):
@@ -153,20 +168,25 @@ def time_reference(arch: Architecture, data: MNIST, steps: int, val_samples: int
     return step * _steps_per_epoch(len(data.x_train), 256) + val_seconds
 
 
-def validate(arch: Architecture, data: MNIST, device, memory_bytes: int, estimate: dict, console) -> float:
-    """Run the real sweep of one architecture (60 trials) for two meta-loops; relative error of
-    the estimate."""
-    grid = plan([arch], GRID_MODES, GRID_TRIALS, "simplemlp", 0, Hyper())
+def validate(archs: list[Architecture], data: MNIST, device, memory_bytes: int, pack: int, steps: int,
+             val_samples: int, whole_loops: bool, console) -> float:
+    """Run the real sweep of some architectures (60 trials each) for two meta-loops; relative
+    error of the estimate of that sweep."""
+    estimated = 0.0
+    for group, scale in engine_groups(archs, memory_bytes, pack):
+        engine = time_engine(group, scale, data, steps, val_samples, whole_loops)
+        estimated += engine["setup"] + 2 * engine["loop"]
+    grid = plan(archs, GRID_MODES, GRID_TRIALS, "simplemlp", 0, Hyper())
     with tempfile.TemporaryDirectory() as folder:
         store = Store(Path(folder) / "validate.sqlite")
         started = time.perf_counter()
-        run_sweep(store, grid, 2, device, memory_bytes, data, "psa bench --validate", console)
+        run_sweep(store, grid, 2, device, memory_bytes, data, "psa bench --validate", console, pack)
         measured = time.perf_counter() - started
         store.close()
-    estimated = estimate["setup"] + 2 * estimate["loop"]
     error = (estimated - measured) / measured
-    console.print(f"validation: real sweep of {arch} (60 trials x 2 meta-loops) took {measured:.1f} s, "
-                  f"estimated {estimated:.1f} s, error {100 * error:+.1f}%")
+    names = ", ".join(str(a) for a in archs)
+    console.print(f"validation: real sweep of {names} ({60 * len(archs)} trials x 2 meta-loops) took "
+                  f"{measured:.1f} s, estimated {estimated:.1f} s, error {100 * error:+.1f}%")
     return error
 
 
@@ -176,37 +196,38 @@ def estimate_sweep(args) -> None:
 
     console = Console(highlight=False)
     device = pick_device(args.device)
-    torch.set_flush_denormal(True)  # both harnesses, as the engines run (see batched.train_stack)
+    torch.set_flush_denormal(True)  # both harnesses, as the engines run (see batched.train_stacks)
     archs = ([Architecture.parse(a) for a in args.arch.split(",")] if args.arch
              else read_configurations(args.configs))
     data = load_mnist(args.data_dir).to(device)
     memory_bytes = memory_budget(device, args.max_memory)
+    pack = pack_limit(device, args.pack)
     whole_loops = args.whole_loops if args.whole_loops is not None else device.type == "cuda"
-    table = Table(title=f"Full-grid estimate on {device}: {len(archs)} architectures x 6 modes x 10 trials x 100 meta-loops")
-    for column in ("architecture", "stacks", "engine s/loop", "reference s/loop/trial", "engine total s",
+    table = Table(title=f"Full-grid estimate on {device}: {len(archs)} architectures x 6 modes x 10 trials x "
+                        f"100 meta-loops (up to {pack} small stacks side by side)")
+    for column in ("architectures", "engine s/loop", "reference s/loop/trial", "engine total s",
                    "reference total s", "ratio"):
         table.add_column(column, justify="right")
     engine_total = reference_total = 0.0
-    per_arch = {}
     started = time.perf_counter()
-    for arch in archs:
-        engine = time_engine(arch, data, args.steps, args.val_samples, memory_bytes, whole_loops)
-        reference = time_reference(arch, data, args.steps, args.val_samples)
+    for group, scale in engine_groups(archs, memory_bytes, pack):
+        engine = time_engine(group, scale, data, args.steps, args.val_samples, whole_loops)
+        names = [str(stack[0].arch) for stack in group]
+        reference = sum(time_reference(stack[0].arch, data, args.steps, args.val_samples) for stack in group)
         cells = len(GRID_MODES) * GRID_TRIALS
         e_total, r_total = engine["setup"] + engine["loop"] * GRID_LOOPS, reference * cells * GRID_LOOPS
         engine_total, reference_total = engine_total + e_total, reference_total + r_total
-        per_arch[str(arch)] = engine
-        table.add_row(str(arch), f"{engine['stacks']} x {engine['stack']}", f"{engine['loop']:.3f}",
-                      f"{reference:.3f}", f"{e_total:.0f}", f"{r_total:.0f}", f"{r_total / e_total:.1f}")
+        table.add_row(", ".join(names), f"{engine['loop']:.3f}", f"{reference:.3f}", f"{e_total:.0f}",
+                      f"{r_total:.0f}", f"{r_total / e_total:.1f}")
         if args.verbose:
-            console.print(f"{arch}: engine {engine['loop']:.3f} s/loop, reference {reference:.3f} s/loop/trial")
+            console.print(f"{' + '.join(names)}: engine {engine['loop']:.3f} s/loop, "
+                          f"reference {reference:.3f} s/loop/trial")
     console.print(table)
     console.print(f"(measured in {time.perf_counter() - started:.0f} s)")
     if args.validate:
-        arch = Architecture.parse(args.validate_arch) if args.validate_arch else archs[0]
-        estimate = per_arch.get(str(arch)) or time_engine(arch, data, args.steps, args.val_samples,
-                                                          memory_bytes, whole_loops)
-        validate(arch, data, device, memory_bytes, estimate, console)
+        chosen = ([Architecture.parse(a) for a in args.validate_arch.split(",")] if args.validate_arch
+                  else archs[:1])
+        validate(chosen, data, device, memory_bytes, pack, args.steps, args.val_samples, whole_loops, console)
     print(f"estimated full sweep, engine: {engine_total:.0f} s")
     print(f"estimated full sweep, single-trial reference: {reference_total:.0f} s")
     print(f"ratio: {reference_total / engine_total:.2f}")
@@ -224,12 +245,14 @@ def configure(parser) -> None:
     parser.add_argument("--val-samples", type=int, default=2000,
                         help="validation samples timed, scaled to the 10,000 of a real pass (default: 2000)")
     parser.add_argument("--max-memory", type=float, default=None, help="GiB per stack, as for psa sweep")
+    parser.add_argument("--pack", type=int, default=None, help="small stacks side by side, as for psa sweep")
     parser.add_argument("--whole-loops", action=argparse.BooleanOptionalAction, default=None,
                         help="time one complete meta-loop per architecture instead of a few steps "
                              "(default: on a GPU only, where a loop takes a second or less)")
     parser.add_argument("--validate", action="store_true",
                         help="also run one architecture's real sweep for two meta-loops and report the error")
-    parser.add_argument("--validate-arch", default=None, help="architecture for --validate (default: the first)")
+    parser.add_argument("--validate-arch", default=None,
+                        help='architectures for --validate, e.g. "18*18,17*17" (default: the first)')
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--verbose", action="store_true")
     parser.set_defaults(func=estimate_sweep)

@@ -1,7 +1,11 @@
-"""The CUDA path of the batched engine: batched.train_loop's exact semantics, with each training
+"""The CUDA path of the batched engine: batched.epoch_steps' exact semantics, with each training
 step (batch gather, dropout masks, forward, backward, AdamW) captured once as a CUDA graph and
 replayed, so a step costs one launch instead of one per operation. Stacks whose hidden layers form
 a narrow chain run it through the fused Triton kernels of psa.kernels, inside the same graphs.
+
+Several stacks (a group from batched.pack) are captured into the same graphs, each on its own
+stream: the graph's branches run concurrently, so small stacks that would each leave most of the
+GPU idle share it, and a group pays the per-step launch once.
 
 Everything a step varies on lives in device tensors that the graph reads: the loop's sample
 orders, the dropout keys of every step, the AdamW bias corrections, and a step counter that the
@@ -9,14 +13,13 @@ graph itself advances. Per meta-loop the host only refills orders and keys (comp
 worker threads, while the GPU trains the previous loop) and zeroes the moments; per step it
 replays. There is one graph for full batches and one for the partial last batch.
 
-Switches (environment, read at each call): PSA_CUDA_GRAPHS=0 runs the same steps eagerly,
-PSA_FUSED=0 keeps narrow stacks off the Triton kernels, PSA_PRECISION=fp32 (default) | tf32 |
-bf16 picks the matmul precision (tf32: TF32 tensor cores for float32 matmuls, the fused chain
-included; bf16: autocast of the torch matmuls, the fused chain staying float32). Everything here
-is device-agnostic except the capture itself, so the CPU tests run it eagerly."""
+Switches (environment, read when an Epochs is made): PSA_CUDA_GRAPHS=0 runs the same steps
+eagerly, PSA_FUSED=0 keeps narrow stacks off the Triton kernels, PSA_PRECISION=fp32 (default) |
+tf32 | bf16 picks the matmul precision (tf32: TF32 tensor cores for float32 matmuls, the fused
+chain included; bf16: autocast of the torch matmuls, the fused chain staying float32). Everything
+here is device-agnostic except the capture itself, so the CPU tests run it eagerly."""
 
 import os
-import weakref
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
@@ -27,7 +30,6 @@ from psa.data import MNIST
 
 PRECISIONS = ("fp32", "tf32", "bf16")
 _workers = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="psa-orders")
-_steps: "weakref.WeakKeyDictionary[batched.Stack, _Steps]" = weakref.WeakKeyDictionary()
 
 
 def precision() -> str:
@@ -58,10 +60,11 @@ def matmul_precision(mode: str, device: torch.device):
         yield
 
 
-def _loop_inputs(specs, drop: slice | None, loop: int, n: int, steps: int):
-    """Futures of a meta-loop's sample orders (one per trial) and dropout keys (steps, trials)."""
-    orders = [_workers.submit(randomness.shuffle, s.seed, loop, n) for s in specs]
-    dropping = specs[drop] if drop is not None else []
+def _loop_inputs(stack: batched.Stack, loop: int, n: int, steps: int):
+    """Futures of a meta-loop's sample orders (one per row of stack.seeds) and dropout keys
+    (steps, dropout trials)."""
+    orders = [_workers.submit(randomness.shuffle, seed, loop, n) for seed in stack.seeds]
+    dropping = stack.specs[stack.drop] if stack.drop is not None else []
     keys = _workers.submit(lambda: torch.tensor(
         [[randomness.dropout_key(s.seed, loop, step) for s in dropping] for step in range(steps)],
         dtype=torch.int64))
@@ -69,14 +72,11 @@ def _loop_inputs(specs, drop: slice | None, loop: int, n: int, steps: int):
 
 
 class _Steps:
-    """One stack's static step buffers for one training set, and the graphs captured on them.
-    It holds no reference to the stack (the cache is keyed by it weakly); methods take it."""
+    """One stack's static step buffers for one training set: what its part of a graph reads."""
 
-    def __init__(self, stack: batched.Stack, data: MNIST, fused: bool, mode: str, graphs: bool):
-        self.x, self.y = data.x_train, data.y_train
-        self.fused, self.mode, self.use_graphs = fused, mode, graphs
-        self.specs, self.drop, self.n = stack.specs, stack.drop, len(data.x_train)
-        self.size, lr = self.specs[0].hyper.batch_size, self.specs[0].hyper.lr
+    def __init__(self, stack: batched.Stack, data: MNIST, fused: bool, mode: str):
+        self.stack, self.data, self.fused, self.mode = stack, data, fused, mode
+        self.n, self.size, lr = len(data.x_train), stack.specs[0].hyper.batch_size, stack.specs[0].hyper.lr
         self.count = -(-self.n // self.size)
         device, dtype = stack.active.device, stack.active.dtype
         b1, b2 = batched.BETAS
@@ -86,7 +86,7 @@ class _Steps:
         self.step_size = torch.tensor([lr / (1 - b1**t) for t in steps], dtype=torch.float64).to(device, dtype)
         self.correction = torch.tensor([(1 - b2**t) ** 0.5 for t in steps], dtype=torch.float64).to(device, dtype)
         self.shrink = 1 - lr * stack.decay
-        self.orders = torch.zeros(len(self.specs), self.n, dtype=torch.int64, device=device)
+        self.orders = torch.zeros(len(stack.seeds), self.n, dtype=torch.int64, device=device)
         self.step = torch.zeros((), dtype=torch.int64, device=device)
         self.m, self.v = torch.zeros_like(stack.active), torch.zeros_like(stack.active)
         self.keys = None
@@ -95,15 +95,11 @@ class _Steps:
             if stack.grid is None or stack.grid.shape[0] < self.size:
                 stack.grid = randomness.counter_grid(self.size, stack.layout.dropout_units, device)
             self.grid = stack.grid  # the graphs read this tensor, whatever the stack holds later
-        self.graphs, self.pool, self.pending = {}, None, {}
-
-    def matches(self, data: MNIST, fused: bool, mode: str, graphs: bool) -> bool:
-        return (self.x is data.x_train and self.y is data.y_train and len(data.x_train) == self.n
-                and (self.fused, self.mode, self.use_graphs) == (fused, mode, graphs))
+        self.pending = {}
 
     def prefetch(self, loop: int) -> None:
         if loop not in self.pending:
-            self.pending[loop] = _loop_inputs(self.specs, self.drop, loop, self.n, self.count)
+            self.pending[loop] = _loop_inputs(self.stack, loop, self.n, self.count)
 
     def load(self, loop: int) -> None:
         """Fill the static buffers for `loop`, start computing the next loop's, reset AdamW."""
@@ -120,12 +116,15 @@ class _Steps:
         self.v.zero_()
         self.step.zero_()
 
-    def body(self, stack: batched.Stack, batch: int) -> None:
+    def state(self) -> list[torch.Tensor]:
+        """What a step changes (and a warm-up step must put back)."""
+        return [self.stack.active, self.m, self.v, self.step]
+
+    def body(self, batch: int) -> None:
         """One training step of `batch` samples, reading only static tensors."""
-        step = self.step
+        stack, step = self.stack, self.step
         positions = torch.arange(batch, device=step.device) + step * self.size
-        idx = self.orders.index_select(1, positions)
-        x, y = self.x[idx], self.y[idx]
+        x, y = batched.batch_inputs(stack, self.data, self.orders.index_select(1, positions))
         masks = None
         if self.keys is not None:
             key = self.keys.index_select(0, step.view(1)).view(-1, 1, 1)
@@ -139,13 +138,13 @@ class _Steps:
             else:
                 logits, last, tape = batched.forward(stack, x, masks)
                 batched.backward(stack, batched.cross_entropy_grad(logits, y), last, tape, masks)
-        self.adamw(stack)
+        self.adamw()
         step.add_(1)
 
-    def adamw(self, stack: batched.Stack) -> None:
+    def adamw(self) -> None:
         """batched.adamw_step with the step's bias corrections read from device tensors."""
         b1, b2 = batched.BETAS
-        p, g, m, v = stack.active, stack.grad, self.m, self.v
+        p, g, m, v = self.stack.active, self.stack.grad, self.m, self.v
         p.mul_(self.shrink)
         m.lerp_(g, 1 - b1)
         v.mul_(b2).addcmul_(g, g, value=1 - b2)
@@ -153,56 +152,71 @@ class _Steps:
         denom = (v.sqrt() / self.correction.index_select(0, at)).add_(batched.EPS)
         p.addcdiv_(m * self.step_size.index_select(0, at), denom, value=-1)
 
-    def graph(self, stack: batched.Stack, batch: int) -> "torch.cuda.CUDAGraph":
-        if batch not in self.graphs:
-            self.graphs[batch] = self.capture(stack, batch)
-        return self.graphs[batch]
 
-    def capture(self, stack: batched.Stack, batch: int) -> "torch.cuda.CUDAGraph":
-        """Warm up (cuBLAS handles, Triton compilation) on a side stream, put the state back,
-        capture."""
-        state = [stack.active, self.m, self.v, self.step]
-        saved = [s.clone() for s in state]
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            self.body(stack, batch)
-        torch.cuda.current_stream().wait_stream(side)
-        for s, copy in zip(state, saved):
-            s.copy_(copy)
-        graph = torch.cuda.CUDAGraph()
-        # The graphs never run concurrently and keep nothing between replays, so they share memory.
-        with torch.cuda.graph(graph, pool=self.pool):
-            self.body(stack, batch)
-        self.pool = graph.pool()
-        return graph
+class Epochs:
+    """batched.epoch_runner on a GPU: called with (loop, on_batch), it trains every stack of the
+    group for one epoch. `graphs` / `fused` default to the environment switches (graphs only
+    where CUDA is; fused only for stacks the kernels support)."""
 
-    def run(self, stack: batched.Stack, loop: int, on_batch) -> None:
-        self.load(loop)
+    def __init__(self, stacks: list[batched.Stack], data: MNIST, graphs: bool | None = None,
+                 fused: bool | None = None):
+        device, mode = stacks[0].active.device, precision()
+        self.use_graphs = device.type == "cuda" and _switch("PSA_CUDA_GRAPHS") if graphs is None else graphs
+        use_fused = _switch("PSA_FUSED") if fused is None else fused
+        self.members = [_Steps(s, data, use_fused and kernels.supported(s), mode) for s in stacks]
+        self.n, self.size = len(data.x_train), stacks[0].specs[0].hyper.batch_size
+        self.graphs, self.pool, self.streams = {}, None, None
+
+    @torch.no_grad()
+    def __call__(self, loop: int, on_batch=lambda: None) -> None:
+        for member in self.members:
+            member.load(loop)
         for start in range(0, self.n, self.size):
             batch = min(self.size, self.n - start)
             if self.use_graphs:
-                self.graph(stack, batch).replay()
+                self.graph(batch).replay()
             else:
-                self.body(stack, batch)
-            on_batch()
+                for member in self.members:
+                    member.body(batch)
+            for _ in self.members:
+                on_batch()
 
+    def graph(self, batch: int) -> "torch.cuda.CUDAGraph":
+        if batch not in self.graphs:
+            self.graphs[batch] = self.capture(batch)
+        return self.graphs[batch]
 
-def train_loop(stack: batched.Stack, data: MNIST, loop: int, on_batch=lambda: None, *,
-               graphs: bool | None = None, fused: bool | None = None) -> None:
-    """batched.train_loop on the GPU. `graphs` / `fused` default to the environment switches
-    (graphs only where CUDA is; fused only for stacks the kernels support)."""
-    device = stack.active.device
-    if graphs is None:
-        graphs = device.type == "cuda" and _switch("PSA_CUDA_GRAPHS")
-    if fused is None:
-        fused = _switch("PSA_FUSED") and kernels.supported(stack)
-    mode = precision()
-    steps = _steps.get(stack)
-    if steps is None or not steps.matches(data, fused, mode, graphs):
-        steps = _steps[stack] = _Steps(stack, data, fused, mode, graphs)
-    with torch.no_grad():
-        steps.run(stack, loop, on_batch)
+    def steps(self, batch: int) -> None:
+        """Every member's step, each on its own stream forked from and joined back into the
+        current one: captured, the members become concurrent branches of one graph."""
+        main = torch.cuda.current_stream()
+        for member, stream in zip(self.members, self.streams):
+            stream.wait_stream(main)
+            with torch.cuda.stream(stream):
+                member.body(batch)
+        for stream in self.streams:
+            main.wait_stream(stream)
+
+    def capture(self, batch: int) -> "torch.cuda.CUDAGraph":
+        """Warm up (cuBLAS handles, Triton compilation) on a side stream, put the state back,
+        capture."""
+        if self.streams is None:
+            self.streams = [torch.cuda.Stream() for _ in self.members]
+        state = [t for member in self.members for t in member.state()]
+        saved = [t.clone() for t in state]
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            self.steps(batch)
+        torch.cuda.current_stream().wait_stream(side)
+        for t, copy in zip(state, saved):
+            t.copy_(copy)
+        graph = torch.cuda.CUDAGraph()
+        # The graphs never run concurrently and keep nothing between replays, so they share memory.
+        with torch.cuda.graph(graph, pool=self.pool):
+            self.steps(batch)
+        self.pool = graph.pool()
+        return graph
 
 
 @torch.no_grad()

@@ -168,7 +168,7 @@ def forward(stack: batched.Stack, x: torch.Tensor, masks=None, flat=None, tape: 
     flat = stack.active if flat is None else flat
     layout = stack.layout
     weights = layout.views(flat)
-    trials, size, width = x.shape[0], x.shape[1], chain_width(layout)
+    trials, size, width = flat.shape[0], x.shape[1], chain_width(layout)  # x may be shared (Stack.share_inputs)
     n_layers = len(layout.plan) - 1
     first = torch.relu(batched._linear(x, *weights[0])).to(flat.dtype)  # autocast may give bf16
     if masks is not None:
@@ -195,11 +195,10 @@ def backward(stack: batched.Stack, g: torch.Tensor, last: torch.Tensor, tape, ma
              tf32: bool = False) -> None:
     """batched.backward for a stack run through forward() above: gradients into stack.grad."""
     x, acts = tape
-    layout, weights, grads = stack.layout, stack.weights, stack.grads
-    trials, size, width = x.shape[0], x.shape[1], chain_width(layout)
+    layout, weights = stack.layout, stack.weights
+    trials, size, width = g.shape[0], g.shape[1], chain_width(layout)
     n_layers = len(layout.plan) - 1
-    grads[-1][0].copy_(torch.bmm(g.transpose(1, 2), last))
-    grads[-1][1].copy_(g.sum(1))
+    batched.layer_grads(stack, len(weights) - 1, g, last)
     g = torch.bmm(g, weights[-1][0]).to(acts.dtype)
     config = _config(width, stack.active.dtype)
     blocks = triton.cdiv(size, config["BB"])
@@ -212,5 +211,4 @@ def backward(stack: batched.Stack, g: torch.Tensor, last: torch.Tensor, tape, ma
     if masks is not None:
         g[stack.drop] *= masks[:, :, :width]
     g = g * (acts[:, 0] > 0).to(g.dtype)
-    grads[0][0].copy_(torch.bmm(g.transpose(1, 2), x))
-    grads[0][1].copy_(g.sum(1))
+    batched.layer_grads(stack, 0, g, x)

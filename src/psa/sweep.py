@@ -33,9 +33,20 @@ def memory_budget(device: torch.device, gib: float | None) -> int:
     return 2 << 30
 
 
+def pack_limit(device: torch.device, value: int | None) -> int:
+    """Stacks trained side by side (batched.pack): a GPU runs them concurrently, a CPU would
+    only interleave them."""
+    if value is not None:
+        if value < 1:
+            raise PSAError("--pack must be at least 1")
+        return value
+    return 8 if device.type == "cuda" else 1
+
+
 def run_sweep(store: Store, grid: dict, meta_loops: int, device: torch.device, memory_bytes: int,
-              data=None, command: str = "psa sweep", console=None) -> dict[str, int]:
-    """Train every trial of `grid` that the store lacks; returns counts of what was done."""
+              data=None, command: str = "psa sweep", console=None, pack: int = 1) -> dict[str, int]:
+    """Train every trial of `grid` that the store lacks, in stacks that fit `memory_bytes`, up to
+    `pack` small stacks side by side; returns counts of what was done."""
     from rich.console import Console
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)
@@ -53,33 +64,31 @@ def run_sweep(store: Store, grid: dict, meta_loops: int, device: torch.device, m
     sweep_id = store.start_sweep(command, {"meta_loops": meta_loops, "device": str(device)})
     data = (data or load_mnist()).to(device)
     steps = -(-len(data.x_train) // next(iter(grid.values()))[0].hyper.batch_size)
+    stacks = [stack for specs in todo.values() if specs for stack in batched.stacks_of(specs, memory_bytes)]
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console) as progress:
         overall = progress.add_task("trials", total=pending)
         loops = progress.add_task("meta-loops", total=meta_loops)
         batches = progress.add_task("batches", total=steps)
-        for arch, specs in todo.items():
-            if not specs:
-                continue
-            ordered = batched.order_specs(specs)
-            size = batched.chunk_size(ordered, memory_bytes)
-            for start in range(0, len(ordered), size):
-                chunk = ordered[start : start + size]
-                progress.update(overall, description=f"trials ({arch}: {len(chunk)} at once)")
-                progress.reset(loops)
-                store.mark_running(sweep_id, chunk, meta_loops, str(device))
+        for group in batched.pack(stacks, pack):
+            trials = [spec for stack in group for spec in stack]
+            names = ", ".join(str(stack[0].arch) for stack in group)
+            progress.update(overall, description=f"trials ({names}: {len(trials)} at once)")
+            progress.reset(loops)
+            progress.update(batches, total=steps * len(group))  # on_batch counts each stack's steps
+            store.mark_running(sweep_id, trials, meta_loops, str(device))
 
-                def on_loop(spec, record, first=chunk[0]):
-                    if spec is first:
-                        progress.update(loops, completed=record.loop)
-                        progress.reset(batches)
+            def on_loop(spec, record, first=trials[0]):
+                if spec is first:
+                    progress.update(loops, completed=record.loop)
+                    progress.reset(batches)
 
-                results = batched.train_stack(chunk, data, meta_loops, on_loop,
-                                              on_batch=lambda: progress.advance(batches))
+            for results in batched.train_stacks(group, data, meta_loops, on_loop,
+                                                on_batch=lambda: progress.advance(batches)):
                 for result in results:
                     store.record(sweep_id, result, meta_loops)
-                progress.advance(overall, len(chunk))
+            progress.advance(overall, len(trials))
     return {"total": total, "trained": pending}
 
 
@@ -106,7 +115,8 @@ def sweep(args) -> None:
     try:
         done = run_sweep(store, grid, args.meta_loops, device, memory_budget(device, args.max_memory),
                          command="psa sweep " + " ".join(f"{k}={v}" for k, v in sorted(vars(args).items())
-                                                         if k != "func"))
+                                                         if k != "func"),
+                         pack=pack_limit(device, args.pack))
     finally:
         store.close()
     Console().print(f"trained {done['trained']} trials in {time.perf_counter() - started:.1f} s; "
@@ -127,6 +137,8 @@ def add_grid_arguments(parser, trials: int, meta_loops: int) -> None:
     parser.add_argument("--store", default=DEFAULT_STORE, help=f"results store (default: {DEFAULT_STORE})")
     parser.add_argument("--max-memory", type=float, default=None,
                         help="GiB one stack of trials may use (default: 2 on CPU, 60%% of free GPU memory)")
+    parser.add_argument("--pack", type=int, default=None,
+                        help="stacks of small architectures trained side by side (default: 8 on a GPU, 1 elsewhere)")
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--weight-decay", type=float, default=1e-4, help="mode decay only")
