@@ -227,7 +227,7 @@ def accuracy(stack: batched.Stack, flat: torch.Tensor, x: torch.Tensor, y: torch
     with matmul_precision(mode, flat.device):
         if not (_switch("PSA_FUSED") and kernels.supported(stack)):
             return batched.accuracy(stack, flat, x, y, chunk)
-        logits = kernels.forward(stack, x.unsqueeze(0).expand(flat.shape[0], -1, -1), flat=flat, tape=False,
-                                 tf32=mode == "tf32")[0]
+        # The samples are every trial's: the first layer runs as one GEMM over all trials' weights.
+        logits = kernels.forward(stack, x.unsqueeze(0), flat=flat, tape=False, tf32=mode == "tf32")[0]
     correct = (logits.argmax(2) == y).sum(1)
     return batched.percent(correct, len(x))

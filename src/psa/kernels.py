@@ -181,7 +181,8 @@ def forward(stack: batched.Stack, x: torch.Tensor, masks=None, flat=None, tape: 
         acts[:, 0] = first
         src, dst = acts[:, 0], acts[:, 1:]
     else:
-        acts, src, dst = None, first, torch.empty_like(first)
+        src = first.contiguous()  # a shared first layer leaves it permuted; the kernel reads rows
+        acts, dst = None, torch.empty_like(src)
     masks_arg, units, lo, hi, dropout = _dropout_args(stack, masks, src)
     grid = (trials, triton.cdiv(size, config["BB"]))
     _chain_forward[grid](src, dst, weights[1][0], masks_arg, n_layers, size, src.stride(0), dst.stride(0),
