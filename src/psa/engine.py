@@ -72,7 +72,7 @@ def run_loops(spec: TrialSpec, data: MNIST, state: TrialState, meta_loops: int,
     cut short by `stop()` is discarded, leaving the LKG as it was."""
     shapes = linear_shapes(spec.arch, spec.family)
     weight_decay = spec.hyper.weight_decay if spec.mode == "decay" else 0.0
-    torch.set_flush_denormal(True)  # as the batched engine does (see batched.train_stack)
+    torch.set_flush_denormal(True)  # as the batched engine does (see batched.train_stacks)
     records = []
     for _ in range(meta_loops):
         loop = state.loops_done + 1
