@@ -108,3 +108,23 @@ def test_only_small_stacks_are_packed():
     grouped = batched.pack(small * 2 + large + small * 3, 8)
     assert [len(g) for g in grouped] == [2, 1, 3] and grouped[1] == large
     assert [len(g) for g in batched.pack(stacks("2048*1", "939*2", "32*32", "44*44", "1*128"), 8)] == [5]
+
+
+def test_the_study_weight_decay_rounds_away_in_float32():
+    """AdamW multiplies by 1 - lr * wd = 1 - 1e-8, which is exactly 1 in float32: torch's AdamW
+    then trains decay as none, and the stack skips the multiply; in float64 it decays."""
+    specs = batched.order_specs([TrialSpec(Architecture.parse("[1*4]"), "simplemlp", mode, 0, 5) for mode in MODES])
+    assert batched.Stack(specs, "cpu", torch.float32).decaying is None
+    stack64 = batched.Stack(specs, "cpu", torch.float64)
+    assert [specs[i].mode for i in range(len(specs))[stack64.decaying]] == ["decay"]
+    stronger = [TrialSpec(s.arch, s.family, s.mode, 0, 5, Hyper(weight_decay=1e-2)) for s in specs]
+    assert batched.Stack(stronger, "cpu", torch.float32).decaying is not None
+    weights = [torch.randn(50, requires_grad=True) for _ in range(2)]
+    weights[1].data.copy_(weights[0].data)
+    optimizers = [torch.optim.AdamW([w], lr=1e-4, weight_decay=wd) for w, wd in zip(weights, (1e-4, 0.0))]
+    for _ in range(20):
+        grad = torch.randn(50)
+        for w, optimizer in zip(weights, optimizers):
+            w.grad = grad.clone()
+            optimizer.step()
+    assert torch.equal(weights[0], weights[1])

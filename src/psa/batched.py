@@ -104,7 +104,16 @@ class Stack:
         self.weights, self.grads = self.layout.views(self.active), self.layout.views(self.grad)
         n = len(specs)
         column = lambda values: torch.tensor(values, dtype=dtype, device=device).view(-1, 1)  # noqa: E731
-        self.decay = column([s.hyper.weight_decay if s.mode == "decay" else 0.0 for s in specs])
+        # AdamW's decoupled weight decay multiplies a decay trial's parameters by 1 - lr * wd,
+        # rounded to dtype as torch rounds a Python scalar. With the study's lr = wd = 1e-4 that is
+        # exactly 1 in float32 (so decay trains as none does, in torch's AdamW as here): only rows
+        # that really shrink are touched, the span from the first to the last (order_specs keeps
+        # them together; a row in between is multiplied by exactly 1).
+        lr = specs[0].hyper.lr
+        shrink = column([1 - lr * s.hyper.weight_decay if s.mode == "decay" else 1.0 for s in specs])
+        shrinking = (shrink != 1).view(-1).nonzero().view(-1).tolist()
+        self.decaying = slice(shrinking[0], shrinking[-1] + 1) if shrinking else None
+        self.shrink = shrink[self.decaying] if shrinking else None
         self.lkg_score = [-1.0] * n
         self.bounty = [-1.0] * n
         self.bounty_loop = [0] * n
@@ -266,16 +275,18 @@ def backward(stack: Stack, g: torch.Tensor, last: torch.Tensor, tape, masks=None
             g = g_s + _bmm(g_z, weights[l][0]) if l > 0 else None
 
 
-def adamw_step(stack: Stack, m, v, t: int, lr: float) -> None:
-    """torch.optim.AdamW's update on the whole flat buffer, per-trial weight decay."""
+def adamw_step(stack: Stack, m: torch.Tensor, v: torch.Tensor, step: torch.Tensor, lr: float) -> None:
+    """torch.optim.AdamW's update of every trial's parameters: the per-trial weight decay, then
+    torch's fused AdamW kernel on the whole flat buffer (one pass over parameters, gradients and
+    moments; on a CPU the same arithmetic as AdamW's default implementation, bit for bit). `step`,
+    a float32 scalar on the device as torch.optim keeps it, counts the updates and is advanced here,
+    so the step can be captured in a CUDA graph."""
+    if stack.decaying is not None:
+        stack.active[stack.decaying].mul_(stack.shrink)
+    step.add_(1)
     b1, b2 = BETAS
-    p, g = stack.active, stack.grad
-    p.mul_(1 - lr * stack.decay)
-    m.lerp_(g, 1 - b1)
-    v.mul_(b2).addcmul_(g, g, value=1 - b2)
-    step_size = lr / (1 - b1**t)
-    denom = (v.sqrt() / (1 - b2**t) ** 0.5).add_(EPS)
-    p.addcdiv_(m, denom, value=-step_size)
+    torch._fused_adamw_([stack.active], [stack.grad], [m], [v], [], [step], lr=lr, beta1=b1, beta2=b2,
+                        weight_decay=0.0, eps=EPS, amsgrad=False, maximize=False)
 
 
 def cross_entropy_grad(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -331,13 +342,14 @@ def epoch_steps(stack: Stack, data: MNIST, loop: int):
     # Trials sharing a seed (trial k of every mode) share their sample order: one shuffle per seed.
     orders = torch.stack([randomness.shuffle(seed, loop, n) for seed in stack.seeds]).to(stack.active.device)
     m, v = torch.zeros_like(stack.active), torch.zeros_like(stack.active)  # fresh AdamW state
+    updates = torch.zeros((), dtype=torch.float32, device=stack.active.device)
     for step, start in enumerate(range(0, n, size)):
         idx = orders[:, start : start + size]
         x, y = batch_inputs(stack, data, idx)
         masks = _dropout_masks(stack, loop, step, idx.shape[1])
         logits, last, tape = forward(stack, x, masks)
         backward(stack, cross_entropy_grad(logits, y), last, tape, masks)
-        adamw_step(stack, m, v, step + 1, lr)
+        adamw_step(stack, m, v, updates, lr)
         yield
 
 

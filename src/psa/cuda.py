@@ -8,8 +8,8 @@ stream: the graph's branches run concurrently, so small stacks that would each l
 GPU idle share it, and a group pays the per-step launch once.
 
 Everything a step varies on lives in device tensors that the graph reads: the loop's sample
-orders, the dropout keys of every step, the AdamW bias corrections, and a step counter that the
-graph itself advances. Per meta-loop the host only refills orders and keys (computed ahead, on
+orders, the dropout keys of every step, and the step counters (batch position, AdamW's count)
+that the graph itself advances. Per meta-loop the host only refills orders and keys (computed ahead, on
 worker threads, while the GPU trains the previous loop) and zeroes the moments; per step it
 replays. There is one graph for full batches and one for the partial last batch.
 
@@ -76,18 +76,12 @@ class _Steps:
 
     def __init__(self, stack: batched.Stack, data: MNIST, fused: bool, mode: str):
         self.stack, self.data, self.fused, self.mode = stack, data, fused, mode
-        self.n, self.size, lr = len(data.x_train), stack.specs[0].hyper.batch_size, stack.specs[0].hyper.lr
+        self.n, self.size, self.lr = len(data.x_train), stack.specs[0].hyper.batch_size, stack.specs[0].hyper.lr
         self.count = -(-self.n // self.size)
-        device, dtype = stack.active.device, stack.active.dtype
-        b1, b2 = batched.BETAS
-        # Computed in Python exactly as batched.adamw_step does, then rounded to dtype as torch
-        # rounds a Python scalar operand.
-        steps = range(1, self.count + 1)
-        self.step_size = torch.tensor([lr / (1 - b1**t) for t in steps], dtype=torch.float64).to(device, dtype)
-        self.correction = torch.tensor([(1 - b2**t) ** 0.5 for t in steps], dtype=torch.float64).to(device, dtype)
-        self.shrink = 1 - lr * stack.decay
+        device = stack.active.device
         self.orders = torch.zeros(len(stack.seeds), self.n, dtype=torch.int64, device=device)
         self.step = torch.zeros((), dtype=torch.int64, device=device)
+        self.updates = torch.zeros((), dtype=torch.float32, device=device)  # AdamW's own count (batched.adamw_step)
         self.m, self.v = torch.zeros_like(stack.active), torch.zeros_like(stack.active)
         self.keys = None
         if stack.drop is not None:
@@ -112,13 +106,12 @@ class _Steps:
         self.orders.copy_(self.host, non_blocking=pinned)
         if self.keys is not None:
             self.keys.copy_(keys.result())
-        self.m.zero_()
-        self.v.zero_()
-        self.step.zero_()
+        for fresh in (self.m, self.v, self.step, self.updates):
+            fresh.zero_()
 
     def state(self) -> list[torch.Tensor]:
         """What a step changes (and a warm-up step must put back)."""
-        return [self.stack.active, self.m, self.v, self.step]
+        return [self.stack.active, self.m, self.v, self.step, self.updates]
 
     def body(self, batch: int) -> None:
         """One training step of `batch` samples, reading only static tensors."""
@@ -138,19 +131,8 @@ class _Steps:
             else:
                 logits, last, tape = batched.forward(stack, x, masks)
                 batched.backward(stack, batched.cross_entropy_grad(logits, y), last, tape, masks)
-        self.adamw()
+        batched.adamw_step(stack, self.m, self.v, self.updates, self.lr)
         step.add_(1)
-
-    def adamw(self) -> None:
-        """batched.adamw_step with the step's bias corrections read from device tensors."""
-        b1, b2 = batched.BETAS
-        p, g, m, v = self.stack.active, self.stack.grad, self.m, self.v
-        p.mul_(self.shrink)
-        m.lerp_(g, 1 - b1)
-        v.mul_(b2).addcmul_(g, g, value=1 - b2)
-        at = self.step.view(1)
-        denom = (v.sqrt() / self.correction.index_select(0, at)).add_(batched.EPS)
-        p.addcdiv_(m * self.step_size.index_select(0, at), denom, value=-1)
 
 
 class Epochs:
