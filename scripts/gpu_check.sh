@@ -19,7 +19,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv,n
 python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__, torch.cuda.get_device_name())"
 
 echo "== psa bench --estimate-sweep --device cuda --validate"
-timeout ${BENCH_SECONDS:-200} python3 -m psa bench --estimate-sweep --device cuda --steps 10 --validate --verbose \
+timeout ${BENCH_SECONDS:-200} python3 -m psa bench --estimate-sweep --device cuda --validate --verbose \
     --validate-arch "18*18,17*17,16*16,15*15,14*14,13*13,12*12,11*11" 2>&1 | tee "$OUT/bench.log"
 
 echo "== tests"

@@ -5,7 +5,9 @@ are timed on a few real training steps plus a validation pass per architecture a
 `--validate` checks the extrapolation against a real two-meta-loop sweep of one architecture."""
 
 import argparse
+import itertools
 import math
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -24,7 +26,8 @@ from psa.sweep import memory_budget, pack_limit, plan, run_sweep
 from psa.trial import Hyper
 
 GRID_MODES, GRID_TRIALS, GRID_LOOPS = MODES, 10, 100
-MIN_TIMED_SECONDS, MAX_STEPS = 0.25, 50
+MIN_TIMED_SECONDS, MIN_STEPS, MAX_STEPS = 0.5, 6, 50
+REFERENCE_STEPS = 3  # the single-trial harness's steps are slow and steady (one model, no stacking)
 
 
 def _sync(device: torch.device) -> None:
@@ -41,18 +44,23 @@ class _Enough(Exception):
     """Raised from on_batch to end a timed epoch after a number of steps."""
 
 
-def _steps_of(epoch, loop: int, count: int) -> None:
-    done = []
+def _step_marks(epoch, loop: int, count: int, calls: int) -> list[float]:
+    """perf_counter() when the epoch starts and after each of its first `count` steps (on_batch
+    runs `calls` times per step: once for each stack of the group)."""
+    marks, done = [time.perf_counter()], []
 
     def on_batch():
         done.append(1)
-        if len(done) == count:
-            raise _Enough
+        if len(done) % calls == 0:
+            marks.append(time.perf_counter())
+            if len(marks) > count:
+                raise _Enough
 
     try:
         epoch(loop, on_batch)
     except _Enough:
         pass
+    return marks
 
 
 def engine_groups(archs: list[Architecture], memory_bytes: int, pack: int):
@@ -73,10 +81,10 @@ def time_engine(group: list[list], scale: float, data: MNIST, steps: int, val_sa
                 whole_loops: bool = False) -> dict:
     """Seconds per meta-loop of a group of stacks as the sweep trains it (train_stacks), times
     `scale`. With `whole_loops` (a GPU, where a loop takes about a second at most) one complete
-    meta-loop is timed after a warm-up loop. Otherwise epochs are cut short after `steps` and
-    2 x `steps` steps (more where a step is fast) and the cost of a step is the slope between the
-    two, so per-epoch costs (shuffles, fresh moments) count once per meta-loop, not once per timed
-    step."""
+    meta-loop is timed after a warm-up loop. Otherwise each of an epoch's first steps is timed
+    (at least `steps`, more where a step is fast): a loop costs the mean step times the steps of
+    an epoch, plus what the first interval has beyond a step (the epoch's shuffles and fresh
+    moments), plus a validation pass."""
     device = data.x_train.device
     started = time.perf_counter()
     stacks = [batched.Stack(specs, device, data.x_train.dtype) for specs in group]
@@ -100,15 +108,12 @@ def time_engine(group: list[list], scale: float, data: MNIST, steps: int, val_sa
         loop = seconds(lambda: batched.meta_loop(stacks, data, 2, epoch, evaluate))
         test = seconds(lambda: evaluate_all("lkg", data.x_test, data.y_test))
         return {"loop": loop * scale, "setup": (built + test) * scale}
-    calls = len(stacks)  # on_batch runs once per step of each stack
-    warm = seconds(lambda: _steps_of(epoch, 1, calls))
+    warm = _step_marks(epoch, 1, 2, len(stacks))  # one-time costs: first touches, allocations
     evaluate_all("active", x_val, y_val)
-    # Fast steps are timed in larger numbers: the slope of a few milliseconds is mostly noise.
-    steps = max(steps, min(MAX_STEPS, math.ceil(MIN_TIMED_SECONDS / max(warm, 1e-6))))
-    once = seconds(lambda: _steps_of(epoch, 2, steps * calls))
-    twice = seconds(lambda: _steps_of(epoch, 3, 2 * steps * calls))
-    step = max(twice - once, 0.0) / steps
-    fixed = max(once - steps * step, 0.0)
+    steps = max(steps, MIN_STEPS, min(MAX_STEPS, math.ceil(MIN_TIMED_SECONDS / max(warm[-1] - warm[-2], 1e-6))))
+    intervals = [b - a for a, b in itertools.pairwise(_step_marks(epoch, 2, steps, len(stacks)))]
+    step = statistics.fmean(intervals[1:])
+    fixed = max(intervals[0] - step, 0.0)
     val = seconds(lambda: evaluate_all("active", x_val, y_val)) * len(data.x_val) / val_samples
     per_loop = fixed + step * _steps_per_epoch(len(data.x_train), group[0][0].hyper.batch_size) + val
     # Once per stack, not per loop: building it and the final test pass (as long as a validation).
@@ -130,7 +135,7 @@ class ReferenceMLP(nn.Module):
         return self.net(x)
 
 
-def time_reference(arch: Architecture, data: MNIST, steps: int, val_samples: int) -> float:
+def time_reference(arch: Architecture, data: MNIST, val_samples: int, steps: int = REFERENCE_STEPS) -> float:
     """Seconds per meta-loop of one trial in the single-trial harness (mode dropout: the costliest
     baseline; ablation itself is negligible)."""
     device = data.x_train.device
@@ -213,7 +218,7 @@ def estimate_sweep(args) -> None:
     for group, scale in engine_groups(archs, memory_bytes, pack):
         engine = time_engine(group, scale, data, args.steps, args.val_samples, whole_loops)
         names = [str(stack[0].arch) for stack in group]
-        reference = sum(time_reference(stack[0].arch, data, args.steps, args.val_samples) for stack in group)
+        reference = sum(time_reference(stack[0].arch, data, args.val_samples) for stack in group)
         cells = len(GRID_MODES) * GRID_TRIALS
         e_total, r_total = engine["setup"] + engine["loop"] * GRID_LOOPS, reference * cells * GRID_LOOPS
         engine_total, reference_total = engine_total + e_total, reference_total + r_total
@@ -239,9 +244,9 @@ def configure(parser) -> None:
     parser.add_argument("--configs", default="reproduction/configurations.txt")
     parser.add_argument("--arch", default=None, help='only these architectures, e.g. "1*16,2048*1"')
     parser.add_argument("--device", choices=("cpu", "cuda", "mps"), default=None)
-    parser.add_argument("--steps", type=int, default=2,
-                        help="training steps per timed epoch; epochs of this and twice this many are timed "
-                             "(default: 2; more on a GPU)")
+    parser.add_argument("--steps", type=int, default=6,
+                        help="training steps timed at least per architecture, more where a step is fast "
+                             "(default: 6; a GPU times whole meta-loops)")
     parser.add_argument("--val-samples", type=int, default=2000,
                         help="validation samples timed, scaled to the 10,000 of a real pass (default: 2000)")
     parser.add_argument("--max-memory", type=float, default=None, help="GiB per stack, as for psa sweep")

@@ -1,0 +1,52 @@
+"""psa bench's machinery on small data (what it measures is reported, never asserted: timings
+depend on the machine)."""
+
+import math
+
+import pytest
+import torch
+from helpers import subset
+from rich.console import Console
+
+from psa import batched, bench
+from psa.architecture import Architecture
+
+
+@pytest.fixture(scope="module")
+def small(mnist):
+    return subset(mnist, train=1200, val=400)
+
+
+def archs(*names):
+    return [Architecture.parse(n) for n in names]
+
+
+def test_groups_are_the_sweeps_stacks_and_packs():
+    groups = bench.engine_groups(archs("1*8", "2*4", "4*4", "1*2048"), 40 << 30, pack=3)
+    assert [[str(stack[0].arch) for stack in group] for group, _ in groups] == [["1*8", "2*4", "4*4"], ["1*2048"]]
+    assert all(len(stack) == 60 for group, _ in groups for stack in group)
+    assert [scale for _, scale in groups] == [1.0, 1.0]
+    (group, scale), = bench.engine_groups(archs("1*2048"), 1 << 30, pack=3)  # split: the first stack timed
+    assert len(group) == 1 and len(group[0]) < 60 and scale == 60 / len(group[0])
+
+
+@pytest.mark.parametrize("whole_loops", [False, True])
+def test_time_engine_measures_a_group(small, whole_loops):
+    (group, scale), = bench.engine_groups(archs("1*4", "2*2"), 2 << 30, pack=2)
+    timing = bench.time_engine(group, scale, small, 2, 200, whole_loops)
+    assert set(timing) == {"loop", "setup"}
+    assert all(math.isfinite(v) and v > 0 for v in timing.values())
+
+
+def test_step_marks_stop_after_the_steps_asked_for(small):
+    (group, _), = bench.engine_groups(archs("1*4", "2*2"), 2 << 30, pack=2)
+    stacks = [batched.Stack(specs, "cpu", torch.float32) for specs in group]
+    marks = bench._step_marks(batched.epoch_runner(stacks, small), 1, 3, len(stacks))
+    assert len(marks) == 4 and marks == sorted(marks)
+
+
+def test_validation_runs_the_real_sweep_and_reports_its_error(small):
+    console = Console(record=True, width=200)
+    error = bench.validate(archs("1*4", "2*2"), small, "cpu", 2 << 30, 2, 2, 200, False, console)
+    assert math.isfinite(error) and error > -1
+    assert "validation: real sweep of 1*4, 2*2 (120 trials x 2 meta-loops)" in console.export_text()
