@@ -2,7 +2,7 @@
 sweep runs it, against a single-trial reference harness written the way the original study ran
 (DataLoader over in-memory tensors, one nn.Module per trial, AdamW recreated every loop). Both
 are timed on a few real training steps plus a validation pass per architecture and extrapolated;
-`--validate` checks the extrapolation against a real two-meta-loop sweep of one architecture."""
+`--validate` checks the extrapolation against a real two-meta-loop sweep of some architectures."""
 
 import argparse
 import itertools
@@ -65,16 +65,12 @@ def _step_marks(epoch, loop: int, count: int, calls: int) -> list[float]:
 
 def engine_groups(archs: list[Architecture], memory_bytes: int, pack: int):
     """The stack groups the sweep trains (batched.stacks_of, batched.pack), timing only the first
-    stack of an architecture split into several: [(group, scale)], scale = trials of the
-    architecture over trials timed (1 but for a split architecture, which always trains alone)."""
-    firsts, scales = [], {}
-    for arch in archs:
-        specs = plan([arch], GRID_MODES, GRID_TRIALS, "simplemlp", 0, Hyper())[arch]
-        first = batched.stacks_of(specs, memory_bytes)[0]
-        firsts.append(first)
-        scales[str(arch)] = len(specs) / len(first)
-    groups = batched.pack(firsts, pack)
-    return [(group, scales[str(group[0][0].arch)] if len(group) == 1 else 1.0) for group in groups]
+    stack of an architecture split into several: [(group, scale)], scale = trials the group stands
+    for over trials timed (1 but where a split architecture's first stack is timed)."""
+    firsts = [batched.stacks_of(plan([arch], GRID_MODES, GRID_TRIALS, "simplemlp", 0, Hyper())[arch], memory_bytes)[0]
+              for arch in archs]
+    cells = len(GRID_MODES) * GRID_TRIALS
+    return [(group, cells * len(group) / sum(len(stack) for stack in group)) for group in batched.pack(firsts, pack)]
 
 
 def time_engine(group: list[list], scale: float, data: MNIST, steps: int, val_samples: int,
