@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one prepared GPU check of the CUDA path (psa.cuda, psa.kernels), run from the repository
+# The one prepared GPU check of the CUDA path (psa.batched.cuda, psa.batched.kernels), run from the repository
 # root on a CUDA machine: `bash scripts/gpu_check.sh`. Needs MNIST in $PSA_DATA_DIR (default
 # .device/mnist); writes logs and a JSON of the timings under $OUT. About 8 minutes on an H100:
 #   1. the CUDA tests: graphs, fused kernels, and the float64 single-trial vs batched
@@ -8,7 +8,7 @@
 #      error against a real two-meta-loop sweep;
 #   3. seconds per meta-loop of one 60-trial stack for a few architectures on three paths:
 #      eager batched engine, CUDA graphs, CUDA graphs + fused Triton chain; and groups of small
-#      stacks trained one after another vs side by side (batched.pack);
+#      stacks trained one after another vs side by side (psa.batched.plan.pack);
 #   4. the effect of PSA_PRECISION=tf32 / bf16 on validation accuracy (2 meta-loops, 60 trials).
 set -uo pipefail
 export PYTHONPATH=src PYTHONUNBUFFERED=1
@@ -31,14 +31,16 @@ import json, os, sys, time
 
 import torch
 
-from psa import batched, cuda, kernels
-from psa.architecture import Architecture, read_configurations
+from psa import batched
+from psa.batched import cuda, kernels, ops, train_stacks
+from psa.batched.step import Steps
 from psa.data import MNIST, load_mnist
 from psa.modes import MODES
-from psa.sweep import plan
-from psa.trial import Hyper
+from psa.architecture import Architecture
+from psa.trial import Hyper, grid
 
-out, device = sys.argv[1], torch.device("cuda")
+# DEVICE=cpu runs the same sections without graphs (a smoke check of this script on any machine).
+out, device = sys.argv[1], torch.device(os.environ.get("DEVICE", "cuda"))
 STEPS = int(os.environ.get("STEPS", "6"))
 REPRESENTATIVE = os.environ.get("ARCHS", "2048*1,632*4,18*18,1*2048").split(",")
 PACKS = os.environ.get("PACKS", "18*18,17*17,16*16,15*15,14*14,13*13,12*12,11*11;1*64,1*32,1*16,1*8,2*59,2*30,2*16,2*8;"
@@ -46,7 +48,9 @@ PACKS = os.environ.get("PACKS", "18*18,17*17,16*16,15*15,14*14,13*13,12*12,11*11
 data = load_mnist().to(device)
 BATCH, N = 256, len(data.x_train)
 PER_EPOCH = N // BATCH + (N % BATCH) / BATCH
-report = {"device": torch.cuda.get_device_name(), "steps": STEPS, "paths": {}, "packing": {}, "precision": {}}
+GRAPHS = device.type == "cuda"
+report = {"device": torch.cuda.get_device_name() if GRAPHS else "cpu", "steps": STEPS, "paths": {}, "packing": {},
+          "precision": {}}
 
 
 def first(train: int, val: int) -> MNIST:
@@ -56,7 +60,7 @@ def first(train: int, val: int) -> MNIST:
 
 def specs_of(arch: str):
     arch = Architecture.parse(arch)
-    return batched.order_specs(plan([arch], MODES, 10, "simplemlp", 0, Hyper())[arch])
+    return batched.order_specs(grid([arch], MODES, 10, "simplemlp", 0, Hyper())[arch])
 
 
 def save() -> None:
@@ -64,84 +68,89 @@ def save() -> None:
     json.dump(report, open(os.path.join(out, "gpu_check.json"), "w"), indent=1)
 
 
+def sync() -> None:
+    if GRAPHS:
+        torch.cuda.synchronize()
+
+
 def clock(fn) -> float:
-    torch.cuda.synchronize()
+    sync()
     started = time.perf_counter()
     fn()
-    torch.cuda.synchronize()
+    sync()
     return time.perf_counter() - started
 
 
-@torch.no_grad()
-def eager_runner(stacks, data):
-    def run(loop, on_batch=lambda: None):
-        for _ in zip(*(batched.epoch_steps(s, data, loop) for s in stacks)):
-            pass
-    return run
+def epoch(steps, loop: int) -> None:
+    steps.begin(loop)
+    for size in steps.batches:
+        steps(size)
 
 
 PATHS = {
-    "eager": (eager_runner, batched.accuracy),
-    "graphs": (lambda stacks, d: cuda.Epochs(stacks, d, graphs=True, fused=False), batched.accuracy),
-    "fused": (lambda stacks, d: cuda.Epochs(stacks, d, graphs=True, fused=True), cuda.accuracy),
+    "eager": (Steps, ops.accuracy),
+    "graphs": (lambda stacks, d: cuda.GraphSteps(stacks, d, graphs=GRAPHS, fused=False), ops.accuracy),
+    "fused": (lambda stacks, d: cuda.GraphSteps(stacks, d, graphs=GRAPHS, fused=True), cuda.accuracy),
 }
 
 
-def per_loop(stack, path: str, steps: int, val_samples: int = 2000) -> float:
+def per_loop(arch: str, path: str, steps: int, val_samples: int = 2000) -> float:
     """Seconds per meta-loop: `steps` timed steps scaled to an epoch, plus validation."""
-    runner, evaluate = PATHS[path]
+    make, evaluate = PATHS[path]
     short = first(BATCH * steps, val_samples)
-    epoch = runner([stack], short)
-    epoch(1)  # warm-up: capture and compilation
-    step = clock(lambda: epoch(2)) / steps
+    stack = batched.Stack.of(specs_of(arch), device, torch.float32)
+    training = make([stack], short)
+    epoch(training, 1)  # warm-up: capture and compilation
+    step = clock(lambda: epoch(training, 2)) / steps
     evaluate(stack, stack.active, short.x_val, short.y_val, 1000)
     val = clock(lambda: evaluate(stack, stack.active, short.x_val, short.y_val, 1000)) * len(data.x_val) / val_samples
     return step * PER_EPOCH + val
 
 
-def real_loop(stacks) -> float:
-    """One whole meta-loop of a group as train_stacks runs it (ablation, epoch, validation, LKG),
-    on the default path (graphs, fused where supported)."""
-    epoch, evaluate = batched.epoch_runner(stacks, data), batched.accuracy_function(device)
-    batched.meta_loop(stacks, data, 1, epoch, evaluate)  # capture for the full data size
-    return clock(lambda: batched.meta_loop(stacks, data, 2, epoch, evaluate))
+def real_loop(archs: list[str]) -> float:
+    """One whole meta-loop of a group as the sweep trains it (ablation, epoch, validation, LKG) on
+    the default path: the second of two, the first paying for capture and compilation."""
+    marks = []
 
+    def mark(stacks, loop, records):
+        sync()
+        marks.append(time.perf_counter())
 
-def best_path(stack) -> str:
-    return "fused" if kernels.supported(stack) else "graphs"
+    train_stacks([specs_of(a) for a in archs], data, 2, on_loop=mark)
+    return marks[1] - marks[0]
 
 
 print(f"{'arch':>9} {'eager s/loop':>13} {'graphs s/loop':>14} {'fused s/loop':>13} {'real loop':>10} {'speed-up':>9}")
 for arch in REPRESENTATIVE:
-    stack = batched.Stack(specs_of(arch), device, torch.float32)
-    row = {path: per_loop(stack, path, 3 if path == "eager" else STEPS)
-           for path in PATHS if path != "fused" or kernels.supported(stack)}
-    row["real"] = real_loop([stack])
+    fusable = kernels.supported(batched.Stack.of(specs_of(arch)[:1], device, torch.float32))
+    row = {path: per_loop(arch, path, 3 if path == "eager" else STEPS) for path in PATHS if path != "fused" or fusable}
+    row["real"] = real_loop([arch])
     report["paths"][arch] = row
     fused = f"{row['fused']:13.3f}" if "fused" in row else f"{'-':>13}"
     print(f"{arch:>9} {row['eager']:13.3f} {row['graphs']:14.3f} {fused} {row['real']:10.3f} "
-          f"{row['eager'] / row[best_path(stack)]:8.1f}x", flush=True)
-    del stack
-    torch.cuda.empty_cache()
+          f"{row['eager'] / row['fused' if fusable else 'graphs']:8.1f}x", flush=True)
+    if GRAPHS:
+        torch.cuda.empty_cache()
     save()
 
 print("\npacking: one real meta-loop of each stack alone vs the group side by side (60 trials each)")
 for names in PACKS:
     archs = names.split(",")
-    alone = sum(real_loop([batched.Stack(specs_of(a), device, torch.float32)]) for a in archs)
-    together = real_loop([batched.Stack(specs_of(a), device, torch.float32) for a in archs])
+    alone = sum(real_loop([a]) for a in archs)
+    together = real_loop(archs)
     report["packing"][names] = {"alone": alone, "together": together}
     print(f"{names}: alone {alone:.3f} s, side by side {together:.3f} s ({alone / together:.2f}x)", flush=True)
-    torch.cuda.empty_cache()
+    if GRAPHS:
+        torch.cuda.empty_cache()
     save()
 
 print("\nprecision (2 meta-loops, 60 trials each; mean bounty and mean |bounty - fp32 bounty|, percent)")
-for arch in ("18*18", "1*2048"):
+for arch in os.environ.get("PRECISION_ARCHS", "18*18,1*2048").split(","):
     bounties = {}
     for mode in cuda.PRECISIONS:
         os.environ["PSA_PRECISION"] = mode
         started = time.perf_counter()
-        results = batched.train_trials(specs_of(arch), data, 2, device="cuda", memory_bytes=40 << 30)
+        results = batched.train_trials(specs_of(arch), data, 2, device=device, memory_bytes=40 << 30)
         bounties[mode] = [r.bounty for r in results]
         seconds = time.perf_counter() - started
         gap = sum(abs(a - b) for a, b in zip(bounties[mode], bounties["fp32"])) / len(results)

@@ -3,6 +3,9 @@ import torch
 
 from helpers import subset
 from psa import batched, engine
+from psa.batched import ops, plan
+from psa.batched.stack import Layout
+from psa.progress import Reporter
 from psa.architecture import Architecture
 from psa.modes import MODES
 from psa.trial import Hyper, TrialSpec
@@ -38,9 +41,9 @@ def test_chunked_stacks_give_the_same_results(data64):
     specs = [TrialSpec(Architecture.parse("[1*6]"), "simplemlp", mode, 0, 7, Hyper(lr=2e-3, batch_size=100))
              for mode in MODES]
     whole = batched.train_trials(specs, data64, 2, dtype=torch.float64)
-    per_trial = batched.Layout.of(specs[0].arch, "simplemlp").memory_per_trial(100, 1000, 8)
+    per_trial = Layout.of(specs[0].arch, "simplemlp").memory_per_trial(100, 1000, 8)
     chunked = batched.train_trials(specs, data64, 2, dtype=torch.float64, memory_bytes=2 * per_trial)
-    assert batched.chunk_size(specs, 2 * per_trial, 8) == 2
+    assert plan.chunk_size(specs, 2 * per_trial, 8) == 2
     assert [r.history for r in whole] == [r.history for r in chunked]
     assert [r.spec for r in chunked] == specs
 
@@ -48,7 +51,7 @@ def test_chunked_stacks_give_the_same_results(data64):
 @pytest.mark.parametrize("m, k, n", [(5, 1, 3), (5, 3, 1), (1, 4, 3), (1, 1, 1), (4, 3, 2)])
 def test_narrow_matmul_shortcuts_match_bmm(m, k, n):
     a, b = torch.randn(7, m, k, dtype=torch.float64), torch.randn(7, k, n, dtype=torch.float64)
-    assert torch.allclose(batched._bmm(a, b), torch.bmm(a, b), rtol=1e-12, atol=1e-12)
+    assert torch.allclose(ops.bmm(a, b), torch.bmm(a, b), rtol=1e-12, atol=1e-12)
 
 
 def test_width_one_stacks_follow_the_single_trial_engine(data64):
@@ -66,7 +69,7 @@ def test_width_one_stacks_follow_the_single_trial_engine(data64):
 def test_stacks_that_cannot_share_batches_follow_the_single_trial_engine(data64, arch, cells):
     hyper = Hyper(lr=2e-3, batch_size=64, dropout=0.3)
     specs = [TrialSpec(Architecture.parse(arch), "simplemlp", mode, t, 70 + t, hyper) for mode, t in cells]
-    stack = batched.Stack(batched.order_specs(specs), "cpu", torch.float64)
+    stack = batched.Stack.of(batched.order_specs(specs), "cpu", torch.float64)
     assert not stack.share_inputs
     for spec, result in zip(specs, batched.train_trials(specs, data64, 2, dtype=torch.float64)):
         alone = engine.run_loops(spec, data64, engine.new_state(spec, dtype=torch.float64), 2)
@@ -75,9 +78,18 @@ def test_stacks_that_cannot_share_batches_follow_the_single_trial_engine(data64,
 
 def test_paired_trials_share_their_batches():
     specs = [TrialSpec(Architecture.parse("[2*8]"), "simplemlp", mode, t, 90 + t) for mode in MODES for t in range(3)]
-    stack = batched.Stack(batched.order_specs(specs), "cpu", torch.float32)
+    stack = batched.Stack.of(batched.order_specs(specs), "cpu", torch.float32)
     assert stack.share_inputs and stack.seeds == [90, 91, 92]
     assert [s.mode for s in stack.specs[:3]] == ["dropout"] * 3 and stack.drop == slice(0, 3)
+
+
+class StepCounter(Reporter):
+    def __init__(self):
+        super().__init__(live=False, every=float("inf"))
+        self.steps = 0
+
+    def step(self):
+        self.steps += 1
 
 
 def test_stacks_trained_side_by_side_give_each_stack_its_own_results(data64):
@@ -86,9 +98,9 @@ def test_stacks_trained_side_by_side_give_each_stack_its_own_results(data64):
     hyper = Hyper(lr=2e-3, batch_size=128, dropout=0.3)
     groups = [batched.order_specs([TrialSpec(Architecture.parse(arch), "simplemlp", mode, t, 50 + t, hyper)
                                    for mode in MODES for t in range(2)]) for arch in ("[1*6]", "[2*4]", "[3*2]")]
-    steps = []
-    together = batched.train_stacks(groups, data64, 2, on_batch=lambda: steps.append(1))
-    assert len(steps) == 2 * 3 * -(-len(data64.x_train) // 128)  # on_batch: each stack's steps
+    counted = StepCounter()
+    together = batched.train_stacks(groups, data64, 2, counted)
+    assert counted.steps == 2 * -(-len(data64.x_train) // 128)  # a step of the group steps every stack
     for specs, results in zip(groups, together):
         alone = batched.train_stacks([specs], data64, 2)[0]
         assert [r.spec for r in results] == specs
@@ -102,23 +114,23 @@ def test_only_small_stacks_are_packed():
                 for a in archs]
 
     small, large = stacks("1*8"), stacks("1*2048")
-    assert 60 * batched.Layout.of(Architecture.parse("1*128"), "simplemlp").size <= batched.PACK_PARAMS
-    assert batched.pack(small * 5, 1) == [[s] for s in small * 5]
-    assert [len(g) for g in batched.pack(small * 5, 2)] == [2, 2, 1]
-    grouped = batched.pack(small * 2 + large + small * 3, 8)
+    assert 60 * Layout.of(Architecture.parse("1*128"), "simplemlp").size <= plan.PACK_PARAMS
+    assert plan.pack(small * 5, 1) == [[s] for s in small * 5]
+    assert [len(g) for g in plan.pack(small * 5, 2)] == [2, 2, 1]
+    grouped = plan.pack(small * 2 + large + small * 3, 8)
     assert [len(g) for g in grouped] == [2, 1, 3] and grouped[1] == large
-    assert [len(g) for g in batched.pack(stacks("2048*1", "939*2", "32*32", "44*44", "1*128"), 8)] == [5]
+    assert [len(g) for g in plan.pack(stacks("2048*1", "939*2", "32*32", "44*44", "1*128"), 8)] == [5]
 
 
 def test_the_study_weight_decay_rounds_away_in_float32():
     """AdamW multiplies by 1 - lr * wd = 1 - 1e-8, which is exactly 1 in float32: torch's AdamW
     then trains decay as none, and the stack skips the multiply; in float64 it decays."""
     specs = batched.order_specs([TrialSpec(Architecture.parse("[1*4]"), "simplemlp", mode, 0, 5) for mode in MODES])
-    assert batched.Stack(specs, "cpu", torch.float32).decaying is None
-    stack64 = batched.Stack(specs, "cpu", torch.float64)
+    assert batched.Stack.of(specs, "cpu", torch.float32).decaying is None
+    stack64 = batched.Stack.of(specs, "cpu", torch.float64)
     assert [specs[i].mode for i in range(len(specs))[stack64.decaying]] == ["decay"]
     stronger = [TrialSpec(s.arch, s.family, s.mode, 0, 5, Hyper(weight_decay=1e-2)) for s in specs]
-    assert batched.Stack(stronger, "cpu", torch.float32).decaying is not None
+    assert batched.Stack.of(stronger, "cpu", torch.float32).decaying is not None
     weights = [torch.randn(50, requires_grad=True) for _ in range(2)]
     weights[1].data.copy_(weights[0].data)
     optimizers = [torch.optim.AdamW([w], lr=1e-4, weight_decay=wd) for w, wd in zip(weights, (1e-4, 0.0))]

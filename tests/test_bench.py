@@ -4,11 +4,10 @@ depend on the machine)."""
 import math
 
 import pytest
-import torch
 from helpers import subset
 from rich.console import Console
 
-from psa import batched, bench
+from psa import bench
 from psa.architecture import Architecture
 
 
@@ -36,13 +35,6 @@ def test_time_engine_measures_a_group(small, whole_loops):
     timing = bench.time_engine(group, scale, small, 2, 200, whole_loops)
     assert set(timing) == {"loop", "setup"}
     assert all(math.isfinite(v) and v > 0 for v in timing.values())
-
-
-def test_step_marks_stop_after_the_steps_asked_for(small):
-    (group, _), = bench.engine_groups(archs("1*4", "2*2"), 2 << 30, pack=2)
-    stacks = [batched.Stack(specs, "cpu", torch.float32) for specs in group]
-    marks = bench._step_marks(batched.epoch_runner(stacks, small), 1, 3, len(stacks))
-    assert len(marks) == 4 and marks == sorted(marks)
 
 
 def test_validation_runs_the_real_sweep_and_reports_its_error(small):

@@ -3,7 +3,10 @@ import sys
 
 import pytest
 
-from psa.cli import COMMANDS, SCRIPTS, build_parser
+import tomllib
+from pathlib import Path
+
+from psa.cli import COMMANDS, build_parser, script_argv
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
@@ -14,8 +17,14 @@ def test_every_command_has_help(name, capsys):
     assert "usage: psa " + name in capsys.readouterr().out
 
 
-def test_scripts_map_to_commands():
-    assert all(argv[0] in COMMANDS for argv in SCRIPTS.values())
+def test_every_installed_script_runs_a_command():
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    scripts = pyproject["project"]["scripts"]
+    assert scripts.pop("psa") == "psa.cli:main" and set(scripts.values()) == {"psa.cli:main"}
+    for name in scripts:
+        argv = script_argv(name)
+        assert argv and argv[0] in COMMANDS, name
+    assert script_argv("sagemaker-launch") == ["cloud", "launch"] and script_argv("psa") == []
 
 
 def test_console_script_alias_and_unknown_command():

@@ -1,6 +1,7 @@
-"""The CUDA path (psa.cuda) against the batched engine. Its step logic is device-agnostic, so
-the CPU runs it eagerly (and the fused kernels under Triton's interpreter, when triton is
-installed); graph capture and the engine equivalence on a GPU run only where CUDA is."""
+"""The CUDA path (psa.batched.cuda) against the eager steps. GraphSteps is device-agnostic but for
+the capture, so the CPU runs it without graphs (and the fused kernels under Triton's interpreter,
+when triton is installed); graph capture and the engine equivalence on a GPU run only where CUDA
+is."""
 
 import os
 
@@ -12,7 +13,10 @@ if not torch.cuda.is_available():
 import pytest  # noqa: E402
 
 from helpers import subset  # noqa: E402
-from psa import PSAError, batched, cuda, engine, kernels  # noqa: E402
+from psa import PSAError, batched, engine  # noqa: E402
+from psa.batched import cuda, kernels, ops  # noqa: E402
+from psa.batched.stack import ablate  # noqa: E402
+from psa.batched.step import Steps  # noqa: E402
 from psa.architecture import Architecture  # noqa: E402
 from psa.modes import MODES  # noqa: E402
 from psa.trial import Hyper, TrialSpec  # noqa: E402
@@ -41,30 +45,34 @@ def specs_of(arch: str, family="simplemlp", paired=False, hyper=HYPER):
 
 
 def stack_of(arch: str, data, family="simplemlp", paired=False):
-    stack = batched.Stack(specs_of(arch, family, paired), data.x_train.device, data.x_train.dtype)
-    for loop in (1, 2):  # an ablated second loop, so LKG copies and fresh moments are exercised
+    return batched.Stack.of(specs_of(arch, family, paired), data.x_train.device, data.x_train.dtype)
+
+
+def epoch(steps, loop):
+    steps.begin(loop)
+    for batch in steps.batches:
+        steps(batch)
+
+
+def eager(stacks, data):
+    """The reference: the steps of psa.batched.step, on whatever device the data is."""
+    return Steps(stacks, data)
+
+
+def graph_steps(graphs=None, fused=None):
+    return lambda stacks, data: cuda.GraphSteps(stacks, data, graphs=graphs, fused=fused)
+
+
+def trained(arch, data, make_steps, family="simplemlp", paired=False):
+    """stack.active after each of two meta-loops, stepped by make_steps([stack], data); the second
+    loop ablated, so LKG copies and fresh moments are exercised."""
+    stack, out = stack_of(arch, data, family, paired), []
+    steps = make_steps([stack], data)
+    for loop in (1, 2):
         stack.active.copy_(stack.lkg)
         if loop > 1:
-            batched.ablate(stack, loop)
-        yield stack, loop
-
-
-@torch.no_grad()
-def eager(stack, data, loop):
-    """The reference: batched.epoch_steps on whatever device the data is."""
-    for _ in batched.epoch_steps(stack, data, loop):
-        pass
-
-
-def epochs(graphs=None, fused=None):
-    return lambda stack, data, loop: cuda.Epochs([stack], data, graphs=graphs, fused=fused)(loop)
-
-
-def trained(arch, data, epoch, family="simplemlp", paired=False):
-    """stack.active after each of two meta-loops run with `epoch`."""
-    out = []
-    for stack, loop in stack_of(arch, data, family, paired):
-        epoch(stack, data, loop)
+            ablate(stack, loop)
+        epoch(steps, loop)
         out.append(stack.active.clone())
         stack.lkg.copy_(stack.active)
     return out
@@ -76,19 +84,18 @@ def relative(a, b):
 
 @pytest.mark.parametrize("arch, family, paired", [("[2*8, 1*5]", "simplemlp", False), ("[1*8, 2*6]", "resmlp", False),
                                                   ("[2*8, 1*5]", "simplemlp", True)])
-def test_static_buffer_steps_equal_the_eager_loop_bit_for_bit(data64, arch, family, paired):
-    """Orders (one per seed where trials are paired, with shared input batches), dropout keys,
-    bias corrections and the partial batch all read from device-side buffers indexed by the step
-    counter: the same numbers as batched.epoch_steps, exactly."""
-    if paired:
-        assert next(stack_of(arch, data64, family, paired))[0].share_inputs
-    ours = trained(arch, data64, epochs(graphs=False, fused=False), family, paired)
+def test_prefetched_steps_equal_the_eager_ones_bit_for_bit(data64, arch, family, paired):
+    """GraphSteps computes a loop's orders (one per seed where trials are paired, with shared
+    input batches) and dropout keys a loop ahead on worker threads: the same numbers as the
+    eager steps compute on the spot, exactly."""
+    assert stack_of(arch, data64, family, paired).share_inputs == paired
+    ours = trained(arch, data64, graph_steps(graphs=False, fused=False), family, paired)
     for mine, reference in zip(ours, trained(arch, data64, eager, family, paired)):
         assert torch.equal(mine, reference)
 
 
 def group_of(archs, data, paired=True):
-    return [batched.Stack(specs_of(a, paired=paired), data.x_train.device, data.x_train.dtype) for a in archs]
+    return [stack_of(a, data, paired=paired) for a in archs]
 
 
 @pytest.mark.parametrize("graphs", [False, pytest.param(True, marks=pytest.mark.skipif(
@@ -99,22 +106,21 @@ def test_a_group_trains_each_stack_as_if_alone(data64, graphs):
     data = data64.to(DEVICE)
     archs = ["[2*8, 1*5]", "[1*6]", "3*3"]
     group, alone = group_of(archs, data), group_of(archs, data)
-    steps = []
-    run = cuda.Epochs(group, data, graphs=graphs, fused=None if graphs else False)  # 3*3 fused on a GPU
+    together = cuda.GraphSteps(group, data, graphs=graphs, fused=None if graphs else False)  # 3*3 fused on a GPU
+    separate = [eager([stack], data) for stack in alone]
     for loop in (1, 2):
-        run(loop, lambda: steps.append(1))
-        for stack in alone:
-            eager(stack, data, loop)
+        epoch(together, loop)
+        for steps in separate:
+            epoch(steps, loop)
         for ours, reference in zip(group, alone):
             assert relative(ours.active, reference.active) < 1e-12 if graphs else torch.equal(ours.active, reference.active)
-    assert len(steps) == 2 * 3 * -(-len(data.x_train) // HYPER.batch_size)  # each stack's steps
 
 
 @needs_kernels
 @pytest.mark.parametrize("paired", [False, True])  # paired: the first layer reads shared input batches
 def test_fused_steps_follow_the_eager_loop(data64, paired):
     small = subset(data64, train=130, val=100, dtype=torch.float64).to(DEVICE, torch.float64)  # the interpreter is slow
-    fused = trained("3*4", small, epochs(graphs=False, fused=True), paired=paired)
+    fused = trained("3*4", small, graph_steps(graphs=False, fused=True), paired=paired)
     for ours, reference in zip(fused, trained("3*4", small, eager, paired=paired)):
         assert relative(ours, reference) < 1e-12
 
@@ -122,10 +128,10 @@ def test_fused_steps_follow_the_eager_loop(data64, paired):
 @needs_kernels
 def test_fused_accuracy_equals_the_batched_one(data64):
     data = data64.to(DEVICE, torch.float64)
-    stack, _ = next(stack_of("4*3", data))
+    stack = stack_of("4*3", data)
     stack.lkg.add_(torch.randn_like(stack.lkg) * 0.3)
     assert cuda.accuracy(stack, stack.lkg, data.x_val, data.y_val, 100) == \
-        batched.accuracy(stack, stack.lkg, data.x_val, data.y_val, 100)
+        ops.accuracy(stack, stack.lkg, data.x_val, data.y_val, 100)
 
 
 def test_bf16_autocast_trains(data64, monkeypatch):
@@ -134,9 +140,7 @@ def test_bf16_autocast_trains(data64, monkeypatch):
     results = {}
     for mode in ("fp32", "bf16"):
         monkeypatch.setenv("PSA_PRECISION", mode)
-        stack, loop = next(stack_of("[2*16]", data32))
-        epochs(graphs=False, fused=False)(stack, data32, loop)
-        results[mode] = stack.active.clone()
+        results[mode] = trained("[2*16]", data32, graph_steps(graphs=False, fused=False))[0]
     assert results["bf16"].isfinite().all()
     assert 0 < relative(results["bf16"], results["fp32"]) < 0.1
 
@@ -153,7 +157,7 @@ def test_unknown_precision_is_a_clear_error(monkeypatch):
 @pytest.mark.parametrize("arch", ["[2*8, 1*5]", "3*4"])
 def test_graphs_follow_the_eager_engine_on_cuda(data64, arch):
     gpu = data64.to("cuda", torch.float64)
-    for ours, reference in zip(trained(arch, gpu, epochs()), trained(arch, gpu, eager)):
+    for ours, reference in zip(trained(arch, gpu, graph_steps()), trained(arch, gpu, eager)):
         assert relative(ours, reference) < 1e-12
 
 
@@ -161,7 +165,7 @@ def test_graphs_follow_the_eager_engine_on_cuda(data64, arch):
 @pytest.mark.parametrize("arch", ["6*1", "5*2", "4*4", "3*13", "3*32"])
 def test_fused_graphs_in_float32_on_cuda(data64, arch):
     gpu = data64.to("cuda", torch.float32)
-    for ours, reference in zip(trained(arch, gpu, epochs()), trained(arch, gpu, eager)):
+    for ours, reference in zip(trained(arch, gpu, graph_steps()), trained(arch, gpu, eager)):
         assert relative(ours, reference) < 1e-5
 
 

@@ -135,10 +135,10 @@ def test_clean(tmp_path, capsys):
     checkpoint.save(extra, {"w": torch.zeros(1)}, {})
     run_cli(capsys, "clean", "--model-dir", str(tmp_path))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.safetensors", "psa_resmlp_lkg.safetensors"]
-    run_cli(capsys, "clean", str(extra))
+    run_cli(capsys, "clean", str(extra), "--model-dir", str(tmp_path))
     assert not extra.exists()
-    code, text = run_cli(capsys, "clean", str(extra))
-    assert code == 2 and "no such checkpoint" in text
+    code, text = run_cli(capsys, "clean", str(extra), "--model-dir", str(tmp_path))
+    assert code == 2 and "no such file" in text
     run_cli(capsys, "clean", "--all", "--model-dir", str(tmp_path))
     assert not list(tmp_path.iterdir())
 

@@ -5,7 +5,11 @@ from PIL import Image
 from psa import PSAError
 from psa.architecture import read_configurations
 from psa.cli import main
-from psa.figures import DPI, MAP_SIZE, best_rows, design_space_figure, late_breakthroughs, lkg_curve, spread, uniform_parameter_count
+from psa.figures import DPI
+from psa.figures.convergence import best_rows, late_breakthroughs, lkg_curve
+from psa.figures.heatmaps import uniform_parameter_count
+from psa.figures.space import MAP_SIZE, design_space_figure, spread
+from psa.topology import parameter_count
 from psa.results import SeriesRow, read_series
 
 
@@ -65,7 +69,7 @@ def test_closed_form_parameter_count_matches_the_models(reference):
     for family in ("simplemlp", "resmlp"):
         for arch in read_configurations(reference / "reproduction/configurations.txt"):
             if arch.widths[0] != 784:
-                assert uniform_parameter_count(arch.widths[0], arch.depth, family) == arch.parameter_count(family)
+                assert uniform_parameter_count(arch.widths[0], arch.depth, family) == parameter_count(arch, family)
 
 
 def test_missing_and_malformed_inputs(reference, tmp_path, capsys):

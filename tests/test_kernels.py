@@ -1,4 +1,4 @@
-"""The fused narrow-chain kernels against batched.forward / batched.backward. Without CUDA they
+"""The fused narrow-chain kernels against psa.batched.ops' forward and backward. Without CUDA they
 run under Triton's interpreter; without triton the module is skipped."""
 
 import os
@@ -12,7 +12,10 @@ import pytest  # noqa: E402
 
 pytest.importorskip("triton")
 
-from psa import batched, kernels  # noqa: E402
+from psa import batched  # noqa: E402
+from psa.batched import kernels, ops  # noqa: E402
+from psa.batched.stack import Layout  # noqa: E402
+from psa.batched.step import dropout_masks, loop_inputs  # noqa: E402
 
 if os.environ.get("TRITON_INTERPRET") == "1":
     # Triton 3.6's interpreter turns loop bounds into Python ints with int() of a one-element
@@ -26,6 +29,7 @@ if os.environ.get("TRITON_INTERPRET") == "1":
         scope.set_attr(tensor, "__index__", lambda self: int(self.handle.data.item()))
 
     interpreter._patch_lang_tensor = _patch_lang_tensor
+from psa import randomness  # noqa: E402
 from psa.architecture import Architecture  # noqa: E402
 from psa.modes import MODES  # noqa: E402
 from psa.trial import Hyper, TrialSpec  # noqa: E402
@@ -37,7 +41,7 @@ def make_stack(arch: str, dtype, modes=MODES, seed=3):
     hyper = Hyper(dropout=0.3)
     specs = batched.order_specs([TrialSpec(Architecture.parse(arch), "simplemlp", mode, 0, seed + i, hyper)
                                  for i, mode in enumerate(modes)])
-    stack = batched.Stack(specs, DEVICE, dtype)
+    stack = batched.Stack.of(specs, DEVICE, dtype)
     # Random weights well away from the initialisation, so that ReLUs both fire and die.
     generator = torch.Generator().manual_seed(seed)
     stack.active.copy_(torch.randn(stack.active.shape, generator=generator, dtype=dtype) * 0.6)
@@ -48,13 +52,17 @@ def step_inputs(stack, batch: int, step: int = 0):
     generator = torch.Generator().manual_seed(100 + step)
     x = torch.randn(len(stack.specs), batch, 784, generator=generator, dtype=stack.active.dtype).to(DEVICE)
     y = torch.randint(10, (len(stack.specs), batch), generator=generator).to(DEVICE)
-    return x, y, batched._dropout_masks(stack, 1, step, batch)
+    if stack.drop is None:
+        return x, y, None
+    keys = loop_inputs(stack, 1, batch, step + 1)[1][step].to(DEVICE)
+    grid = randomness.counter_grid(batch, stack.layout.topology.dropout_units, DEVICE)
+    return x, y, dropout_masks(stack, grid, keys, batch)
 
 
 def gradients(stack, module, x, y, masks, **options):
     stack.grad.fill_(float("nan"))  # every element must be written
     logits, last, tape = module.forward(stack, x, masks, **options)
-    module.backward(stack, batched.cross_entropy_grad(logits, y), last, tape, masks, **options)
+    module.backward(stack, ops.cross_entropy_grad(logits, y), last, tape, masks, **options)
     return logits, stack.grad.clone()
 
 
@@ -69,7 +77,7 @@ def test_fused_step_matches_the_batched_engine(arch, dtype):
     assert kernels.supported(stack)
     for batch, step in ((50, 0), (7, 1)):  # a block size that does not divide the batch, and a tiny one
         x, y, masks = step_inputs(stack, batch, step)
-        ref_logits, ref_grad = gradients(stack, batched, x, y, masks)
+        ref_logits, ref_grad = gradients(stack, ops, x, y, masks)
         logits, grad = gradients(stack, kernels, x, y, masks)
         assert not grad.isnan().any()
         tolerance = 1e-12 if dtype == torch.float64 else 1e-5
@@ -82,12 +90,12 @@ def test_fused_step_matches_the_batched_engine(arch, dtype):
 
 def test_dropout_masks_reach_every_chain_layer():
     """With dropout trials in the stack, the fused step must differ from the same step without
-    masks exactly where batched.forward says it does."""
+    masks exactly where ops.forward says it does."""
     stack = make_stack("4*4", torch.float64, modes=("dropout", "dropout", "none"))
     x, y, masks = step_inputs(stack, 33)
     with_masks = gradients(stack, kernels, x, y, masks)[0]
     without = gradients(stack, kernels, x, y, None)[0]
-    assert relative(with_masks, batched.forward(stack, x, masks)[0]) < 1e-12
+    assert relative(with_masks, ops.forward(stack, x, masks)[0]) < 1e-12
     assert not torch.equal(with_masks[:2], without[:2])  # the dropout trials
     assert torch.equal(with_masks[2], without[2])  # the plain one is untouched
 
@@ -97,11 +105,11 @@ def test_evaluation_forward_keeps_no_tape():
     x = step_inputs(stack, 40)[0]
     logits, last, (_, acts) = kernels.forward(stack, x, flat=stack.lkg, tape=False)
     assert acts is None
-    assert relative(logits, batched.forward(stack, x, weights=stack.layout.views(stack.lkg))[0]) < 1e-5
+    assert relative(logits, ops.forward(stack, x, weights=stack.layout.views(stack.lkg))[0]) < 1e-5
 
 
 @pytest.mark.parametrize("arch, family, width", [("5*3", "simplemlp", 3), ("1*8", "simplemlp", None),
                                                   ("[2*4, 2*8]", "simplemlp", None), ("40*40", "simplemlp", None),
                                                   ("4*4", "resmlp", None)])
 def test_which_stacks_have_a_fusable_chain(arch, family, width):
-    assert kernels.chain_width(batched.Layout.of(Architecture.parse(arch), family)) == width
+    assert kernels.chain_width(Layout.of(Architecture.parse(arch), family)) == width

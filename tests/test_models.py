@@ -2,10 +2,11 @@ import pytest
 import torch
 
 from psa import PSAError, ablation
-from psa.architecture import Architecture, linear_shapes
+from psa.architecture import Architecture
 from psa.engine import new_state
 from psa.models import KeyedDropout, build_model
 from psa.modes import MODES
+from psa.topology import parameter_count, topology
 from psa.trial import Hyper, TrialSpec
 
 
@@ -27,7 +28,7 @@ def test_malformed_architecture_is_a_clear_error(text):
 ])
 def test_parameter_counts(arch, count):
     parsed = Architecture.parse(arch)
-    assert parsed.parameter_count("simplemlp") == count
+    assert parameter_count(parsed, "simplemlp") == count
     model = build_model(parsed, "simplemlp", seed=0)
     assert sum(p.numel() for p in model.parameters()) == count
 
@@ -36,7 +37,7 @@ def test_parameter_counts(arch, count):
 def test_resmlp_parameter_count_matches_model(arch):
     parsed = Architecture.parse(arch)
     model = build_model(parsed, "resmlp", seed=0)
-    assert sum(p.numel() for p in model.parameters()) == parsed.parameter_count("resmlp")
+    assert sum(p.numel() for p in model.parameters()) == parameter_count(parsed, "resmlp")
 
 
 def test_initialisation_is_the_nn_linear_range_and_seeded():
@@ -57,12 +58,12 @@ def snapshot(model):
 @pytest.mark.parametrize("mode", ["output", "full", "hidden"])
 def test_each_ablation_zeroes_exactly_the_promised_weights(family, arch, mode):
     parsed = Architecture.parse(arch)
-    shapes = linear_shapes(parsed, family)
+    top = topology(parsed, family)
     hits = set()
     for loop in range(2, 60):
         model = build_model(parsed, family, seed=11)
         before = snapshot(model)
-        choice = ablation.choose(mode, shapes, family, seed=11, loop=loop)
+        choice = ablation.choose(mode, top, seed=11, loop=loop)
         layer, unit = choice
         hits.add(layer)
         ablation.apply(model.linears, mode, choice)
@@ -74,11 +75,11 @@ def test_each_ablation_zeroes_exactly_the_promised_weights(family, arch, mode):
             if mode == "hidden" and l == layer + 1:
                 expected_w[:, unit] = 0
             assert torch.equal(lin.weight, expected_w) and torch.equal(lin.bias, expected_b)
-    n = len(shapes)
+    n = len(top.shapes)
     if mode == "output":
         assert hits == {n - 1}
     elif mode == "hidden":
-        assert hits == set(ablation.hidden_layers(family, n)) and n - 1 not in hits
+        assert hits == set(top.hidden) and n - 1 not in hits
         if family == "resmlp":
             assert 0 not in hits
     else:
@@ -86,14 +87,14 @@ def test_each_ablation_zeroes_exactly_the_promised_weights(family, arch, mode):
 
 
 def test_hidden_ablation_hits_wider_layers_more_often():
-    shapes = linear_shapes(Architecture.parse("[1*30, 1*3]"), "simplemlp")
-    layers = [ablation.choose("hidden", shapes, "simplemlp", 5, loop)[0] for loop in range(2, 400)]
+    top = topology(Architecture.parse("[1*30, 1*3]"), "simplemlp")
+    layers = [ablation.choose("hidden", top, 5, loop)[0] for loop in range(2, 400)]
     assert layers.count(0) > 5 * layers.count(1) > 0
 
 
 def test_baseline_modes_never_ablate():
-    shapes = linear_shapes(Architecture.parse("[2*8]"), "simplemlp")
-    assert all(ablation.choose(mode, shapes, "simplemlp", 1, 5) is None for mode in ("none", "decay", "dropout"))
+    top = topology(Architecture.parse("[2*8]"), "simplemlp")
+    assert all(ablation.choose(mode, top, 1, 5) is None for mode in ("none", "decay", "dropout"))
 
 
 @pytest.mark.parametrize("family", ["simplemlp", "resmlp"])

@@ -10,15 +10,17 @@ import pytest
 from helpers import subset
 from psa import PSAError, results
 from psa.architecture import Architecture
-from psa.store import Store, export
-from psa.sweep import plan, run_sweep
-from psa.trial import Hyper
+from psa.export import export
+from psa.store import Store
+from psa.sweep import run_sweep
+from psa.topology import parameter_count
+from psa.trial import Hyper, grid
 
 HYPER = Hyper(lr=2e-3, batch_size=100)
 
 
 def small_grid(archs=("1*4", "2*3"), modes=("none", "hidden", "dropout"), trials=2):
-    return plan([Architecture.parse(a) for a in archs], modes, trials, "simplemlp", 11, HYPER)
+    return grid([Architecture.parse(a) for a in archs], modes, trials, "simplemlp", 11, HYPER)
 
 
 def test_sweep_skips_completed_trials_and_exports_the_study_formats(tmp_path, mnist):
@@ -47,7 +49,7 @@ def test_sweep_skips_completed_trials_and_exports_the_study_formats(tmp_path, mn
             values = modes[mode]
             assert values == [round(by_key[(arch, mode, t)]["bounty"], 2) for t in range(3)]
     summary = results.read_summary(tmp_path / "out" / "psa_simplemlp_summary.md")
-    assert summary["1*4"].parameters == Architecture.parse("1*4").parameter_count()
+    assert summary["1*4"].parameters == parameter_count(Architecture.parse("1*4"))
     assert summary["1*4"].modes["hidden"].n == 3
     convergence = results.read_series(tmp_path / "out" / "psa_simplemlp_trials_convergence.md")
     growth = results.read_series(tmp_path / "out" / "psa_simplemlp_trials_lkg_growth.md")

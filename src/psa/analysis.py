@@ -10,6 +10,7 @@ from rich.columns import Columns
 from rich.console import Console
 from rich.table import Table
 
+from psa import options
 from psa.data import load_mnist
 
 SPLITS = {  # MNIST attribute -> display name
@@ -104,5 +105,5 @@ def run(args) -> None:
 
 
 def configure(parser) -> None:
-    parser.add_argument("--data-dir", type=Path, help="folder with the four MNIST IDX files (default: $PSA_DATA_DIR, cache)")
+    options.add_data_dir(parser)
     parser.set_defaults(func=run)

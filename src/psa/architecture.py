@@ -1,14 +1,17 @@
 """Architecture strings: "[4*4, 2*8]" (segments of count*width), "L*W" in configuration files,
-"LxW" in job names. One Architecture value serves all three spellings."""
+"LxW" in job names. One Architecture value serves all three spellings; psa.topology turns it into
+a model's layers."""
 
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from psa import PSAError
+from psa.files import read_text
 
 INPUTS, OUTPUTS = 784, 10
 FAMILIES = ("simplemlp", "resmlp")
+FAMILY_TITLES = {"simplemlp": "SimpleMLP", "resmlp": "ResMLP"}  # as in file names and titles
 _SEGMENT = re.compile(r"^\s*(\d+)\s*[*xX×]\s*(\d+)\s*$")
 
 
@@ -59,33 +62,23 @@ class Architecture:
         """The figure spelling: '1×2048'."""
         return ",".join(f"{c}×{w}" for c, w in self.segments)
 
-    def parameter_count(self, family: str = "simplemlp") -> int:
-        return sum((d_in + 1) * d_out for d_in, d_out in linear_shapes(self, family))
+
+def check_family(family: str) -> str:
+    if family not in FAMILIES:
+        raise PSAError(f"unknown model family {family!r}: choose {' or '.join(FAMILIES)}")
+    return family
 
 
-def linear_shapes(arch: Architecture, family: str) -> list[tuple[int, int]]:
-    """(fan_in, fan_out) of every linear layer in compute order, output layer last."""
-    if family == "simplemlp":
-        dims = (INPUTS, *arch.widths, OUTPUTS)
-        return list(zip(dims[:-1], dims[1:]))
-    if family == "resmlp":
-        shapes, current = [], INPUTS
-        for count, width in arch.segments:
-            if width != current:
-                shapes.append((current, width))
-                current = width
-            shapes += [(width, width), (width, width)] * count
-        return shapes + [(current, OUTPUTS)]
-    raise PSAError(f"unknown model family {family!r}: choose simplemlp or resmlp")
+def parse_list(text: str) -> list[Architecture]:
+    """Architectures of a command line: "1*16,2*8", or bracketed ones split by ';'
+    ("[4*4, 2*8];[1*8]")."""
+    return [Architecture.parse(part) for part in text.split(";" if "[" in text else ",") if part.strip()]
 
 
 def read_configurations(path: Path | str) -> list[Architecture]:
     """One architecture per line ('L*W'); blank lines and '#' comments are skipped."""
-    path = Path(path)
-    if not path.is_file():
-        raise PSAError(f"configuration file not found: {path}")
     archs = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(read_text(path, "configuration file").splitlines(), start=1):
         text = line.split("#", 1)[0].strip()
         if not text:
             continue

@@ -13,17 +13,23 @@ import time
 from pathlib import Path
 
 import torch
+from rich.console import Console
+from rich.table import Table
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from psa import batched
-from psa.architecture import Architecture, read_configurations
+from psa import options
+from psa.architecture import Architecture, parse_list, read_configurations
+from psa.batched import plan, train_stacks
+from psa.batched.loop import runner
+from psa.batched.stack import Stack
 from psa.data import MNIST, load_mnist
-from psa.engine import pick_device
+from psa.device import memory_budget, pick_device, set_threads
 from psa.modes import MODES
+from psa.published import CONFIGURATIONS
 from psa.store import Store
-from psa.sweep import memory_budget, pack_limit, plan, run_sweep
-from psa.trial import Hyper
+from psa.sweep import pack_limit, run_sweep
+from psa.trial import Hyper, grid
 
 GRID_MODES, GRID_TRIALS, GRID_LOOPS = MODES, 10, 100
 MIN_TIMED_SECONDS, MIN_STEPS, MAX_STEPS = 0.5, 6, 50
@@ -35,85 +41,87 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _seconds(device: torch.device, run) -> float:
+    _sync(device)
+    started = time.perf_counter()
+    run()
+    _sync(device)
+    return time.perf_counter() - started
+
+
 def _steps_per_epoch(n: int, batch: int) -> float:
     """Full batches plus the partial last one, counted by its share of a full batch."""
     return n // batch + (n % batch) / batch
 
 
-class _Enough(Exception):
-    """Raised from on_batch to end a timed epoch after a number of steps."""
-
-
-def _step_marks(epoch, loop: int, count: int, calls: int) -> list[float]:
-    """perf_counter() when the epoch starts and after each of its first `count` steps (on_batch
-    runs `calls` times per step: once for each stack of the group)."""
-    marks, done = [time.perf_counter()], []
-
-    def on_batch():
-        done.append(1)
-        if len(done) % calls == 0:
-            marks.append(time.perf_counter())
-            if len(marks) > count:
-                raise _Enough
-
-    try:
-        epoch(loop, on_batch)
-    except _Enough:
-        pass
-    return marks
-
-
 def engine_groups(archs: list[Architecture], memory_bytes: int, pack: int):
-    """The stack groups the sweep trains (batched.stacks_of, batched.pack), timing only the first
-    stack of an architecture split into several: [(group, scale)], scale = trials the group stands
-    for over trials timed (1 but where a split architecture's first stack is timed)."""
-    firsts = [batched.stacks_of(plan([arch], GRID_MODES, GRID_TRIALS, "simplemlp", 0, Hyper())[arch], memory_bytes)[0]
+    """The stack groups the sweep trains (plan.stacks_of, plan.pack), timing only the first stack
+    of an architecture split into several: [(group, scale)], scale = trials the group stands for
+    over trials timed (1 but where a split architecture's first stack is timed)."""
+    firsts = [plan.stacks_of(grid([arch], GRID_MODES, GRID_TRIALS, "simplemlp", 0, Hyper())[arch], memory_bytes)[0]
               for arch in archs]
     cells = len(GRID_MODES) * GRID_TRIALS
-    return [(group, cells * len(group) / sum(len(stack) for stack in group)) for group in batched.pack(firsts, pack)]
+    return [(group, cells * len(group) / sum(len(stack) for stack in group)) for group in plan.pack(firsts, pack)]
+
+
+def time_whole_loops(group: list[list], scale: float, data: MNIST) -> dict:
+    """Seconds per meta-loop of a group as the sweep trains it: the second of two real meta-loops
+    (the first captures graphs and compiles kernels), and the rest of the run as setup."""
+    device, marks = data.x_train.device, []
+
+    def mark(stacks, loop, records):
+        _sync(device)
+        marks.append(time.perf_counter())
+
+    total = _seconds(device, lambda: train_stacks(group, data, 2, on_loop=mark))
+    loop = marks[1] - marks[0]
+    return {"loop": loop * scale, "setup": (total - 2 * loop) * scale}
+
+
+def time_steps(group: list[list], scale: float, data: MNIST, steps: int, val_samples: int) -> dict:
+    """Seconds per meta-loop of a group from a few of its training steps: each of an epoch's first
+    steps is timed (at least `steps`, more where a step is fast); a loop costs the mean step times
+    the steps of an epoch, plus what the first interval has beyond a step (the epoch's shuffles and
+    fresh moments), plus a validation pass."""
+    device = data.x_train.device
+    started = time.perf_counter()
+    stacks = [Stack.of(specs, device, data.x_train.dtype) for specs in group]
+    built = time.perf_counter() - started
+    training, accuracy = runner(stacks, data)
+    x_val, y_val = data.x_val[:val_samples], data.y_val[:val_samples]
+
+    def step_marks(loop: int, count: int) -> list[float]:
+        """perf_counter() when the epoch starts and after each of its first `count` steps."""
+        marks = [time.perf_counter()]
+        training.begin(loop)
+        for batch in training.batches[:count]:
+            training(batch)
+            marks.append(time.perf_counter())
+        return marks
+
+    def validate():
+        for stack in stacks:
+            accuracy(stack, stack.active, x_val, y_val, plan.EVAL_CHUNK)
+
+    warm = step_marks(1, 2)  # one-time costs: first touches, allocations
+    validate()
+    steps = max(steps, MIN_STEPS, min(MAX_STEPS, math.ceil(MIN_TIMED_SECONDS / max(warm[-1] - warm[-2], 1e-6))))
+    intervals = [b - a for a, b in itertools.pairwise(step_marks(2, steps))]
+    step = statistics.fmean(intervals[1:])
+    fixed = max(intervals[0] - step, 0.0)
+    val = _seconds(device, validate) * len(data.x_val) / val_samples
+    per_loop = fixed + step * _steps_per_epoch(len(data.x_train), group[0][0].hyper.batch_size) + val
+    # Once per stack, not per loop: building it and the final test pass (as long as a validation).
+    return {"loop": per_loop * scale, "setup": (built + val) * scale}
 
 
 def time_engine(group: list[list], scale: float, data: MNIST, steps: int, val_samples: int,
                 whole_loops: bool = False) -> dict:
-    """Seconds per meta-loop of a group of stacks as the sweep trains it (train_stacks), times
-    `scale`. With `whole_loops` (a GPU, where a loop takes about a second at most) one complete
-    meta-loop is timed after a warm-up loop. Otherwise each of an epoch's first steps is timed
-    (at least `steps`, more where a step is fast): a loop costs the mean step times the steps of
-    an epoch, plus what the first interval has beyond a step (the epoch's shuffles and fresh
-    moments), plus a validation pass."""
-    device = data.x_train.device
-    started = time.perf_counter()
-    stacks = [batched.Stack(specs, device, data.x_train.dtype) for specs in group]
-    built = time.perf_counter() - started
-    epoch, evaluate = batched.epoch_runner(stacks, data), batched.accuracy_function(device)
-    x_val, y_val = data.x_val[:val_samples], data.y_val[:val_samples]
-
-    def seconds(run) -> float:
-        _sync(device)
-        started = time.perf_counter()
-        run()
-        _sync(device)
-        return time.perf_counter() - started
-
-    def evaluate_all(flat, x, y):
-        for stack in stacks:
-            evaluate(stack, getattr(stack, flat), x, y, 1000)
-
+    """Seconds per meta-loop ("loop") and once per group ("setup") of a group, times `scale`:
+    whole meta-loops (on a GPU, where one takes a second or less), else a few steps."""
     if whole_loops:
-        batched.meta_loop(stacks, data, 1, epoch, evaluate)  # warm-up: graph capture, compilation
-        loop = seconds(lambda: batched.meta_loop(stacks, data, 2, epoch, evaluate))
-        test = seconds(lambda: evaluate_all("lkg", data.x_test, data.y_test))
-        return {"loop": loop * scale, "setup": (built + test) * scale}
-    warm = _step_marks(epoch, 1, 2, len(stacks))  # one-time costs: first touches, allocations
-    evaluate_all("active", x_val, y_val)
-    steps = max(steps, MIN_STEPS, min(MAX_STEPS, math.ceil(MIN_TIMED_SECONDS / max(warm[-1] - warm[-2], 1e-6))))
-    intervals = [b - a for a, b in itertools.pairwise(_step_marks(epoch, 2, steps, len(stacks)))]
-    step = statistics.fmean(intervals[1:])
-    fixed = max(intervals[0] - step, 0.0)
-    val = seconds(lambda: evaluate_all("active", x_val, y_val)) * len(data.x_val) / val_samples
-    per_loop = fixed + step * _steps_per_epoch(len(data.x_train), group[0][0].hyper.batch_size) + val
-    # Once per stack, not per loop: building it and the final test pass (as long as a validation).
-    return {"loop": per_loop * scale, "setup": (built + val) * scale}
+        return time_whole_loops(group, scale, data)
+    return time_steps(group, scale, data, steps, val_samples)
 
 
 class ReferenceMLP(nn.Module):
@@ -177,11 +185,11 @@ def validate(archs: list[Architecture], data: MNIST, device, memory_bytes: int, 
     for group, scale in engine_groups(archs, memory_bytes, pack):
         engine = time_engine(group, scale, data, steps, val_samples, whole_loops)
         estimated += engine["setup"] + 2 * engine["loop"]
-    grid = plan(archs, GRID_MODES, GRID_TRIALS, "simplemlp", 0, Hyper())
+    cells = grid(archs, GRID_MODES, GRID_TRIALS, "simplemlp", 0, Hyper())
     with tempfile.TemporaryDirectory() as folder:
         store = Store(Path(folder) / "validate.sqlite")
         started = time.perf_counter()
-        run_sweep(store, grid, 2, device, memory_bytes, data, "psa bench --validate", console, pack)
+        run_sweep(store, cells, 2, device, memory_bytes, data, "psa bench --validate", console, pack)
         measured = time.perf_counter() - started
         store.close()
     error = (estimated - measured) / measured
@@ -192,14 +200,11 @@ def validate(archs: list[Architecture], data: MNIST, device, memory_bytes: int, 
 
 
 def estimate_sweep(args) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     console = Console(highlight=False)
     device = pick_device(args.device)
-    torch.set_flush_denormal(True)  # both harnesses, as the engines run (see batched.train_stacks)
-    archs = ([Architecture.parse(a) for a in args.arch.split(",")] if args.arch
-             else read_configurations(args.configs))
+    set_threads(args.threads)
+    torch.set_flush_denormal(True)  # both harnesses, as the engines run (psa.batched.loop.train_stacks)
+    archs = parse_list(args.arch) if args.arch else read_configurations(args.configs)
     data = load_mnist(args.data_dir).to(device)
     memory_bytes = memory_budget(device, args.max_memory)
     pack = pack_limit(device, args.pack)
@@ -226,8 +231,7 @@ def estimate_sweep(args) -> None:
     console.print(table)
     console.print(f"(measured in {time.perf_counter() - started:.0f} s)")
     if args.validate:
-        chosen = ([Architecture.parse(a) for a in args.validate_arch.split(",")] if args.validate_arch
-                  else archs[:1])
+        chosen = parse_list(args.validate_arch) if args.validate_arch else archs[:1]
         validate(chosen, data, device, memory_bytes, pack, args.steps, args.val_samples, whole_loops, console)
     print(f"estimated full sweep, engine: {engine_total:.0f} s")
     print(f"estimated full sweep, single-trial reference: {reference_total:.0f} s")
@@ -237,23 +241,24 @@ def estimate_sweep(args) -> None:
 def configure(parser) -> None:
     parser.add_argument("--estimate-sweep", action="store_true", required=True,
                         help="estimate the full grid with the batched engine and the single-trial reference")
-    parser.add_argument("--configs", default="reproduction/configurations.txt")
+    parser.add_argument("--configs", default=CONFIGURATIONS, help="architectures (default: the published study's 98)")
     parser.add_argument("--arch", default=None, help='only these architectures, e.g. "1*16,2048*1"')
-    parser.add_argument("--device", choices=("cpu", "cuda", "mps"), default=None)
-    parser.add_argument("--steps", type=int, default=6,
+    options.add_device(parser)
+    options.add_threads(parser)
+    parser.add_argument("--steps", type=options.whole(1), default=6,
                         help="training steps timed at least per architecture, more where a step is fast "
                              "(default: 6; a GPU times whole meta-loops)")
-    parser.add_argument("--val-samples", type=int, default=2000,
+    parser.add_argument("--val-samples", type=options.whole(1), default=2000,
                         help="validation samples timed, scaled to the 10,000 of a real pass (default: 2000)")
-    parser.add_argument("--max-memory", type=float, default=None, help="GiB per stack, as for psa sweep")
-    parser.add_argument("--pack", type=int, default=None, help="small stacks side by side, as for psa sweep")
+    parser.add_argument("--max-memory", type=options.POSITIVE, default=None, help="GiB per stack, as for psa sweep")
+    parser.add_argument("--pack", type=options.whole(1), default=None, help="small stacks side by side, as for psa sweep")
     parser.add_argument("--whole-loops", action=argparse.BooleanOptionalAction, default=None,
-                        help="time one complete meta-loop per architecture instead of a few steps "
+                        help="time two complete meta-loops per group instead of a few steps "
                              "(default: on a GPU only, where a loop takes a second or less)")
     parser.add_argument("--validate", action="store_true",
                         help="also run one architecture's real sweep for two meta-loops and report the error")
     parser.add_argument("--validate-arch", default=None,
                         help='architectures for --validate, e.g. "18*18,17*17" (default: the first)')
-    parser.add_argument("--data-dir", default=None)
+    options.add_data_dir(parser)
     parser.add_argument("--verbose", action="store_true")
     parser.set_defaults(func=estimate_sweep)

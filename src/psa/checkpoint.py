@@ -1,7 +1,9 @@
-"""The LKG checkpoint of `psa train`: the LKG weights in safetensors with the trial's metadata
-(JSON in the safetensors header), written atomically so an interrupted write never leaves a
-damaged file behind."""
+"""The LKG checkpoint of `psa train`: the LKG weights in safetensors, with the trial's metadata and
+a SHA-256 of the tensors in the safetensors header, written atomically. A file whose tensors do
+not match their checksum is refused as damaged, never trained on. `psa clean` deletes only files
+whose header says psa wrote them, and only inside the model folder."""
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -9,62 +11,102 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from psa import PSAError
-from psa.results import write_atomic
+from psa import PSAError, options
+from psa.files import write_atomic
 
-FORMAT = "psa-checkpoint-1"
+FORMAT = "psa-checkpoint-2"  # -1 had no checksum; its files still load
+READABLE = ("psa-checkpoint-1", FORMAT)
+REQUIRED = {"family": str, "arch": str, "mode": str, "seed": int, "global_loop": int, "lkg_score": float,
+            "bounty": float, "bounty_loop": int}
 
 
 def default_path(model_dir: Path | str, family: str) -> Path:
     return Path(model_dir) / f"psa_{family}_lkg.safetensors"
 
 
+def checksum(tensors: dict[str, torch.Tensor]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().to("cpu").contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}:".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def save(path: Path, state_dict: dict[str, torch.Tensor], meta: dict) -> None:
     tensors = {name: t.detach().to("cpu").contiguous() for name, t in state_dict.items()}
-    metadata = {"psa": json.dumps({"format": FORMAT, **meta})}
+    metadata = {"psa": json.dumps({"format": FORMAT, **meta, "sha256": checksum(tensors)})}
     write_atomic(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def header(path: Path) -> dict | None:
+    """The psa metadata in the file's safetensors header, or None if psa did not write it."""
+    try:
+        with open(path, "rb") as handle:
+            size = int.from_bytes(handle.read(8), "little")
+            if not 0 < size < 100_000_000:
+                return None
+            meta = json.loads(json.loads(handle.read(size))["__metadata__"]["psa"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return meta if isinstance(meta, dict) and meta.get("format") in READABLE else None
+
+
+def _is(value, kind: type) -> bool:
+    """isinstance, where a float field may also hold an int (an edited 50 for 50.0), and a
+    number field never a bool."""
+    return not isinstance(value, bool) and isinstance(value, (int, float) if kind is float else kind)
 
 
 def load(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     """Weights and metadata; any damage is a PSAError that says how to start over."""
     advice = f"delete it (psa clean {path}) to start a new trial, or restore a good copy"
+    meta = header(path)
+    if meta is None:
+        raise PSAError(f"checkpoint {path} is damaged or not a psa checkpoint (no psa header); {advice}")
+    wrong = [name for name, kind in REQUIRED.items() if not _is(meta.get(name), kind)]
+    if wrong:
+        raise PSAError(f"checkpoint {path} is damaged (metadata {', '.join(wrong)} missing or malformed); {advice}")
     try:
         tensors = load_file(path)
-        with open(path, "rb") as handle:
-            header_size = int.from_bytes(handle.read(8), "little")
-            header = json.loads(handle.read(header_size))
-        meta = json.loads(header["__metadata__"]["psa"])
-    except (SafetensorError, OSError, ValueError, KeyError, TypeError) as error:
+    except (SafetensorError, OSError, ValueError) as error:
         raise PSAError(f"checkpoint {path} is damaged ({error}); {advice}") from None
-    if meta.get("format") != FORMAT:
-        raise PSAError(f"checkpoint {path} is not a psa checkpoint ({meta.get('format')!r}); {advice}")
+    if "sha256" in meta and checksum(tensors) != meta["sha256"]:
+        raise PSAError(f"checkpoint {path} is damaged (its weights do not match their checksum); {advice}")
     return tensors, meta
 
 
 def clean(args) -> None:
     from rich.console import Console
 
-    console = Console()
+    console = Console(highlight=False)
+    folder = Path(args.model_dir).resolve()
     if args.files:
         targets = [Path(f) for f in args.files]
-        missing = [str(t) for t in targets if not t.is_file()]
-        if missing:
-            raise PSAError(f"no such checkpoint: {', '.join(missing)}")
     elif args.all:
         targets = sorted(Path(args.model_dir).glob("*.safetensors"))
     else:
-        targets = [t for t in (default_path(args.model_dir, args.model),) if t.is_file()]
+        targets = [t for t in (default_path(args.model_dir, args.family),) if t.exists()]
+    refused = []
     for target in targets:
-        target.unlink()
-        console.print(f"removed {target}")
+        if not target.is_file():
+            refused.append(f"{target}: no such file")
+        elif target.resolve().parent != folder:
+            refused.append(f"{target}: not in the model folder {args.model_dir} (see --model-dir)")
+        elif header(target) is None:
+            refused.append(f"{target}: not a psa checkpoint")
+        else:
+            target.unlink()
+            console.print(f"removed {target}")
     if not targets:
         console.print(f"no checkpoints to remove in {args.model_dir}")
+    if refused:
+        raise PSAError("refused to delete " + "; ".join(refused))
 
 
 def configure(parser) -> None:
-    parser.add_argument("files", nargs="*", help="checkpoint files to delete")
-    parser.add_argument("--all", action="store_true", help="delete every checkpoint in --model-dir")
+    parser.add_argument("files", nargs="*", help="checkpoint files to delete (inside --model-dir)")
+    parser.add_argument("--all", action="store_true", help="delete every psa checkpoint in --model-dir")
     parser.add_argument("--model-dir", default="models", help="where checkpoints live (default: models/)")
-    parser.add_argument("--model", default="simplemlp", choices=("simplemlp", "resmlp"),
-                        help="whose default checkpoint to delete (default: simplemlp)")
+    options.add_family(parser)
     parser.set_defaults(func=clean)

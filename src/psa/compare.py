@@ -10,7 +10,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from psa import PSAError
+from psa import PSAError, options
 from psa.modes import MODES
 from psa.regimes import calculate_summary_metrics, classify_regime, resolve_zeror
 from psa.results import Trials, mode_stats, read_trials
@@ -192,9 +192,10 @@ def run(args) -> None:
 def configure(parser) -> None:
     parser.add_argument("--ours", type=Path, required=True, help="trials table of the reproduction")
     parser.add_argument("--reference", type=Path, required=True, help="trials table of the reference study")
-    parser.add_argument("--alpha", type=float, default=0.05, help="significance level after correction")
+    parser.add_argument("--alpha", type=options.number(0, 1, low_open=True, high_open=True), default=0.05,
+                        help="significance level after correction")
     parser.add_argument("--correction", choices=tuple(CORRECTIONS), default="holm",
                         help="holm: family-wise error; bh: Benjamini-Hochberg false discovery rate")
-    parser.add_argument("--zeror", type=float, help="regime failure threshold, percent (default: from MNIST)")
-    parser.add_argument("--data-dir", type=Path, help="MNIST folder, for the ZeroR")
+    parser.add_argument("--zeror", type=options.PERCENT, help="regime failure threshold, percent (default: from MNIST)")
+    options.add_data_dir(parser)
     parser.set_defaults(func=run)

@@ -12,9 +12,9 @@ import numpy as np
 import torch
 
 from psa import PSAError
-from psa.results import write_atomic
+from psa.files import write_atomic
 
-SHA256 = {  # of the decompressed content (DESIGN.md section 2)
+SHA256 = {  # of the decompressed content (docs/DESIGN.md section 2)
     "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
     "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
     "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
@@ -103,7 +103,8 @@ def _download(name: str, directory: Path) -> Path:
             errors.append(f"{url}: wrong SHA-256")
             continue
         return write_atomic(directory / f"{name}.gz", lambda tmp: tmp.write_bytes(payload))
-    raise PSAError(f"could not download MNIST file {name}: " + "; ".join(errors))
+    raise PSAError(f"could not download MNIST file {name} ({'; '.join(errors)}); put the four IDX files in a "
+                   f"folder and pass --data-dir or set PSA_DATA_DIR, or copy them to {directory}")
 
 
 def locate(name: str, data_dir: Path | str | None = None, download: bool = True) -> bytes:
@@ -123,7 +124,7 @@ def locate(name: str, data_dir: Path | str | None = None, download: bool = True)
         if path.is_file():
             return _read_verified(path, name)
     if not download:
-        raise PSAError(f"MNIST file {name} not found; pass --data-dir or set PSA_DATA_DIR")
+        raise PSAError(f"MNIST file {name} not found; pass --data-dir or set PSA_DATA_DIR, or copy it to {cache_dir()}")
     return _read_verified(_download(name, cache_dir()), name)
 
 

@@ -1,4 +1,4 @@
-"""Training regimes: the rules of DESIGN.md section 6, applied to each architecture's trial
+"""Training regimes: the rules of docs/DESIGN.md section 6, applied to each architecture's trial
 statistics. The validation ZeroR is the failure threshold; it comes from the data unless given."""
 
 import json
@@ -9,11 +9,13 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from psa.architecture import FAMILIES, read_configurations
+from psa import options
+from psa.architecture import read_configurations
 from psa.modes import ABLATIVE_MODES, BASELINE_MODES, MODES
+from psa.published import CONFIGURATIONS
 from psa.results import ModeStats, Trials, arch_key, default_path, mode_stats, read_trials
 
-REGIMES = {  # label -> (display name, colour of TOOLS.md); rich and matplotlib both know these names
+REGIMES = {  # label -> (display name, the study's colour); rich and matplotlib both know these names
     "untrainable": ("Untrainable", "red"),
     "chaotic-optimization": ("Chaotic Optimization", "blue"),
     "beneficial-regularization": ("Beneficial Regularization", "green"),
@@ -119,13 +121,14 @@ def run(args) -> None:
 
 
 def configure(parser) -> None:
-    parser.add_argument("--config-file", type=Path, default=Path("reproduction/configurations.txt"))
+    parser.add_argument("--config-file", type=Path, default=CONFIGURATIONS,
+                        help="architectures, one L*W per line (default: the published study's)")
     parser.add_argument("--trials-file", type=Path, help="trials table (default: results/psa_<family>_trials.md)")
-    parser.add_argument("--family", choices=FAMILIES, default="simplemlp")
-    parser.add_argument("--zeror", type=float, help="failure threshold in percent (default: validation ZeroR from MNIST)")
-    parser.add_argument("--data-dir", type=Path, help="MNIST folder, for the ZeroR")
+    options.add_family(parser, "--family")
+    parser.add_argument("--zeror", type=options.PERCENT, help="failure threshold in percent (default: validation ZeroR from MNIST)")
+    options.add_data_dir(parser)
     for field in fields(Thresholds):
-        parser.add_argument(f"--{field.name.replace('_', '-')}", type=float, default=field.default,
+        parser.add_argument(f"--{field.name.replace('_', '-')}", type=options.NON_NEGATIVE, default=field.default,
                             help=f"rule threshold (default {field.default})")
     parser.add_argument("--json", action="store_true", help='print {"L*W": regime} as JSON')
     parser.set_defaults(func=run)

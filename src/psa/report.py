@@ -4,9 +4,13 @@ accuracy per mode with the winners in bold."""
 import sys
 from pathlib import Path
 
-from psa.architecture import FAMILIES, read_configurations
+from psa import options
+from psa.architecture import FAMILY_TITLES, read_configurations
+from psa.files import write_text
 from psa.modes import MODES
-from psa.results import FAMILY_TITLES, SummaryEntry, default_path, read_summary, write_text_atomic
+from psa.published import ASYMMETRIC, CONFIGURATIONS
+from psa.results import SummaryEntry, default_path, read_summary
+from psa.topology import parameter_count
 
 TIE_TOLERANCE = 0.01  # percentage points: means this close to the best share the win
 # Summary means carry two decimals; in binary floating point 98.33 - 98.32 exceeds 0.01 slightly.
@@ -16,7 +20,7 @@ _ROUNDING = 1e-9
 def architecture_table(config_file: Path | str, asymmetric_file: Path | str, family: str = "simplemlp") -> str:
     asymmetric = {str(arch) for arch in read_configurations(asymmetric_file)}
     rows = [
-        f"{arch} & {arch.parameter_count(family):,} & {'Asymmetric' if str(arch) in asymmetric else 'Matched'} \\\\"
+        f"{arch} & {parameter_count(arch, family):,} & {'Asymmetric' if str(arch) in asymmetric else 'Matched'} \\\\"
         for arch in read_configurations(config_file)
     ]
     return "\n".join([
@@ -82,7 +86,7 @@ def _emit(text: str, output: Path | None) -> None:
     if output is None:
         sys.stdout.write(text)
     else:
-        write_text_atomic(output, text)
+        write_text(output, text)
 
 
 def run_architecture_table(args) -> None:
@@ -99,22 +103,23 @@ def run_accuracy_table(args) -> None:
 
 
 def _common(parser) -> None:
-    parser.add_argument("--family", choices=FAMILIES, default="simplemlp")
+    options.add_family(parser, "--family")
     parser.add_argument("--output", type=Path, help="write the table to this file (default: print it)")
 
 
 def configure_architecture_table(parser) -> None:
-    parser.add_argument("--config-file", type=Path, default=Path("reproduction/configurations.txt"))
-    parser.add_argument("--asymmetric-file", type=Path, default=Path("reproduction/asymmetric.txt"),
-                        help="architectures outside the parameter-matching design")
+    parser.add_argument("--config-file", type=Path, default=CONFIGURATIONS,
+                        help="architectures, one L*W per line (default: the published study's)")
+    parser.add_argument("--asymmetric-file", type=Path, default=ASYMMETRIC,
+                        help="architectures outside the parameter-matching design (default: the published study's)")
     _common(parser)
     parser.set_defaults(func=run_architecture_table)
 
 
 def configure_accuracy_table(parser) -> None:
     parser.add_argument("--datafile", type=Path, help="summary file (default: results/psa_<family>_summary.md)")
-    parser.add_argument("--order", type=Path, default=Path("reproduction/configurations.txt"),
-                        help="configuration file giving the row order")
+    parser.add_argument("--order", type=Path, default=CONFIGURATIONS,
+                        help="configuration file giving the row order (default: the published study's)")
     parser.add_argument("--caption", help="table caption (default names the family)")
     parser.add_argument("--label", default="tab:results_summary_stats")
     _common(parser)

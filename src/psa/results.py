@@ -1,8 +1,7 @@
-"""The study's markdown result files (DESIGN.md section 5), read and written. The published files
+"""The study's markdown result files (docs/DESIGN.md section 5), read and written. The published files
 and the project's own exports go through these same functions, so every analysis tool accepts
 either. Architecture keys are always the configuration spelling "L*W", mode keys lowercase."""
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,12 +9,13 @@ from pathlib import Path
 import numpy as np
 
 from psa import PSAError
-from psa.architecture import Architecture
+from psa.architecture import FAMILY_TITLES, Architecture, check_family
+from psa.files import read_text, write_text
 from psa.modes import MODES
+from psa.topology import parameter_count
 
 Trials = dict[str, dict[str, list[float | None]]]  # arch -> mode -> bounty per trial (None = N/A)
 
-FAMILY_TITLES = {"simplemlp": "SimpleMLP", "resmlp": "ResMLP"}
 MODE_TITLES = {mode: mode.capitalize() for mode in MODES}  # "None", "Decay", ... as in the tables
 NO_TRIALS = "No successful trials found for this architecture."
 FAILED = "FAILED_OR_INCOMPLETE"
@@ -54,9 +54,7 @@ def arch_key(text: str) -> str:
 
 
 def _lines(path: Path) -> list[str]:
-    if not path.is_file():
-        raise PSAError(f"results file not found: {path}")
-    return path.read_text(encoding="utf-8").splitlines()
+    return read_text(path, "results file").splitlines()
 
 
 def _error(path: Path, number: int, message: str) -> PSAError:
@@ -99,32 +97,12 @@ def _mode(title: str, path: Path, number: int) -> str:
 # Writing helpers.
 
 
-def write_atomic(path: Path | str, write) -> Path:
-    """Call write(temporary path) and move the result onto `path`, so readers never see half a
-    file. The temporary name sits in the same folder (os.replace cannot cross file systems)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
-def write_text_atomic(path: Path | str, text: str) -> Path:
-    return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
 def _percent(value: float | None, suffix: str = "%") -> str:
     return "N/A" if value is None else f"{value:.2f}{suffix}"
 
 
 def _title(family: str) -> str:
-    if family not in FAMILY_TITLES:
-        raise PSAError(f"unknown model family {family!r}: choose simplemlp or resmlp")
-    return FAMILY_TITLES[family]
+    return FAMILY_TITLES[check_family(family)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -177,7 +155,7 @@ def write_trials(path: Path | str, trials: Trials, family: str) -> None:
             row = [by_mode.get(mode, [])[index] if index < len(by_mode.get(mode, [])) else None for mode in MODES]
             lines.append(f"| {index + 1} | " + " | ".join(_percent(v) for v in row) + " |")
         lines.append("")
-    write_text_atomic(path, "\n".join(lines) + "\n")
+    write_text(path, "\n".join(lines) + "\n")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -240,7 +218,7 @@ def read_summary(path: Path | str) -> dict[str, SummaryEntry]:
 def write_summary(path: Path | str, trials: Trials, family: str) -> None:
     lines = [f"# Persistent Stochastic Ablation - {_title(family)} Results Summary", "", "## Statistical Summary", ""]
     for arch, by_mode in trials.items():
-        parameters = Architecture.parse(arch_key(arch)).parameter_count(family)
+        parameters = parameter_count(Architecture.parse(arch_key(arch)), family)
         lines.append(f"Results Shape {{{arch_key(arch)}}} Parameters {{{parameters}}}")
         for mode in MODES:
             stats = mode_stats(by_mode.get(mode, []))
@@ -249,7 +227,7 @@ def write_summary(path: Path | str, trials: Trials, family: str) -> None:
             )
             lines.append(f"* {MODE_TITLES[mode]}: {body}")
         lines.append("")
-    write_text_atomic(path, "\n".join(lines) + "\n")
+    write_text(path, "\n".join(lines) + "\n")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -316,4 +294,4 @@ def write_series(path: Path | str, rows: list[SeriesRow], kind: str, family: str
         values = row.values + [None] * (loops - len(row.values))
         cells += [_percent(v, "") for v in values] + [_percent(row.final_test, "")]
         lines.append("| " + " | ".join(cells) + " |")
-    write_text_atomic(path, "\n".join(lines) + "\n")
+    write_text(path, "\n".join(lines) + "\n")

@@ -1,17 +1,15 @@
 """The results store: one SQLite file (standard library, WAL mode) holding sweeps, trials and
 every meta-loop of every trial. A trial and all its loops are written in one transaction when it
 completes, so a killed sweep (kill -9 included) loses at most the trials in flight and never
-leaves a duplicate, a half-written trial or a corrupt store. `psa export` turns it into the
-study's markdown tables and a CSV."""
+leaves a duplicate, a half-written trial or a corrupt store. psa.export turns it into the study's
+markdown tables and a CSV."""
 
-import csv
 import json
 import sqlite3
 import time
 from pathlib import Path
 
 from psa import PSAError
-from psa.architecture import Architecture
 from psa.trial import LoopRecord, TrialResult, TrialSpec
 
 DEFAULT_STORE = "results/psa.sqlite"
@@ -137,85 +135,3 @@ class Store:
 
     def counts(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT status, COUNT(*) FROM trials GROUP BY status").fetchall())
-
-
-# ----------------------------------------------------------------------------- psa export
-
-def _arch_order(arch: str):
-    parsed = Architecture.parse(arch)
-    return (parsed.depth, -max(parsed.widths), arch)
-
-
-def export(store: Store, out_dir: Path, configs: list[str] | None = None) -> list[Path]:
-    """Write summary, trials, convergence and LKG-growth tables per family, plus a CSV."""
-    from psa import results
-    from psa.modes import MODES
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rows = store.completed()
-    if not rows:
-        raise PSAError(f"results store {store.path} holds no complete trials yet")
-    written = []
-    for family in sorted({r["family"] for r in rows}):
-        mine = [r for r in rows if r["family"] == family]
-        archs = sorted({r["arch"] for r in mine}, key=lambda a: (configs.index(a) if configs and a in configs
-                                                                  else len(configs or []), _arch_order(a)))
-        trials: dict = {arch: {} for arch in archs}
-        series_conv, series_growth = [], []
-        for arch in archs:
-            for mode in MODES:
-                cell = sorted((r for r in mine if r["arch"] == arch and r["mode"] == mode), key=lambda r: r["trial"])
-                if not cell:
-                    continue
-                count = cell[-1]["trial"] + 1
-                trials[arch][mode] = [None] * count
-                for r in cell:
-                    trials[arch][mode][r["trial"]] = r["bounty"]
-                    history = store.history(r["id"])
-                    scores = [h.score for h in history]
-                    growth = [0.0] + [b.lkg_score - a.lkg_score for a, b in zip(history, history[1:])]
-                    series_conv.append(results.SeriesRow(arch, mode, r["trial"] + 1, scores, r["test_accuracy"]))
-                    series_growth.append(results.SeriesRow(arch, mode, r["trial"] + 1, growth, r["test_accuracy"]))
-        paths = {kind: out_dir / f"psa_{family}_{kind}.md" for kind in
-                 ("summary", "trials", "trials_convergence", "trials_lkg_growth")}
-        results.write_summary(paths["summary"], trials, family)
-        results.write_trials(paths["trials"], trials, family)
-        results.write_series(paths["trials_convergence"], series_conv, "convergence", family)
-        results.write_series(paths["trials_lkg_growth"], series_growth, "lkg_growth", family)
-        written += paths.values()
-    csv_path = out_dir / "psa_trials.csv"
-    fields = ["family", "arch", "mode", "trial", "seed", "meta_loops", "lr", "batch_size", "weight_decay",
-              "dropout", "bounty", "bounty_loop", "test_accuracy", "device", "seconds", "updated"]
-    ordered = sorted(rows, key=lambda r: (r["family"], _arch_order(r["arch"]), MODES.index(r["mode"]), r["trial"]))
-
-    def write_csv(tmp):
-        with open(tmp, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fields, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(ordered)
-
-    results.write_atomic(csv_path, write_csv)
-    return written + [csv_path]
-
-
-def run_export(args) -> None:
-    from rich.console import Console
-
-    from psa.architecture import read_configurations
-
-    if not Path(args.store).is_file():
-        raise PSAError(f"results store {args.store} not found; run `psa sweep` first")
-    configs = [str(a) for a in read_configurations(args.configs)] if args.configs else None
-    store = Store(args.store)
-    try:
-        for path in export(store, Path(args.out), configs):
-            Console().print(f"wrote {path}")
-    finally:
-        store.close()
-
-
-def configure_export(parser) -> None:
-    parser.add_argument("--store", default=DEFAULT_STORE, help=f"results store (default: {DEFAULT_STORE})")
-    parser.add_argument("--out", default="results", help="output folder (default: results/)")
-    parser.add_argument("--configs", default=None, help="configurations file giving the row order")
-    parser.set_defaults(func=run_export)

@@ -1,5 +1,5 @@
-"""What a trial is (its spec and seed), what one meta-loop records, and what a finished trial
-reports. Shared by the single-trial engine, the batched engine, the store and the cloud job."""
+"""What a trial is (its spec and seed, and the grids of a sweep), what one meta-loop records, and
+what a finished trial reports. Shared by both engines, the sweep, the store and the cloud job."""
 
 import hashlib
 from dataclasses import dataclass, field
@@ -13,6 +13,9 @@ def trial_seed(base_seed: int, arch: Architecture | str, trial: int) -> int:
     modes are compared on paired trials."""
     key = f"{base_seed}/{arch}/{trial}".encode()
     return int.from_bytes(hashlib.sha256(key).digest()[:4], "big") & 0x7FFFFFFF
+
+
+BETAS, EPS = (0.9, 0.999), 1e-8  # AdamW's, torch's defaults as the study used them
 
 
 @dataclass(frozen=True)
@@ -54,8 +57,14 @@ class TrialResult:
     device: str = "cpu"
 
 
+def grid(archs: list[Architecture], modes, trials: int, family: str, base_seed: int, hyper: Hyper = Hyper()):
+    """{arch: [TrialSpec]} of a grid of architectures x modes x trials, seeded from `base_seed`."""
+    return {arch: [TrialSpec(arch, family, mode, t, trial_seed(base_seed, arch, t), hyper)
+                   for mode in modes for t in range(trials)] for arch in archs}
+
+
 def log_line(record: LoopRecord, index: int, total: int) -> str:
-    """The per-meta-loop line of DESIGN.md section 5 that the logs parser reads: `index` of `total`
+    """The per-meta-loop line of docs/DESIGN.md section 5 that the logs parser reads: `index` of `total`
     counts the loops of this run, Global the loops of the trial across resumes."""
     return (
         f"Loop {index}/{total} (Global: {record.loop}) | Current: {record.score:.2f}% | "

@@ -76,7 +76,7 @@ def test_job_request_runs_the_packaged_project_on_spot(configs):
     archive = boto3.client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read()
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         names = set(tar.getnames())
-    assert {"psa_entry.py", "requirements.txt", "psa/cloud/job.py", "psa/batched.py"} <= names
+    assert {"psa_entry.py", "requirements.txt", "psa/cloud/job.py", "psa/batched/loop.py", "psa/published/configurations.txt"} <= names
 
 
 def test_packaged_entry_script_runs_the_job_command_without_aws_libraries(tmp_path):

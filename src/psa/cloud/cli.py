@@ -1,4 +1,4 @@
-"""`psa cloud ...`: the SageMaker tools of TOOLS.md. Each subcommand reads its settings, opens one
+"""`psa cloud ...`: the SageMaker tools of the study (their script names: psa.cloud.SCRIPTS). Each subcommand reads its settings, opens one
 `Cloud`, calls its module and prints rich tables; a per-job problem is printed and the run goes
 on, while an AWS failure that stops the whole tool (no credentials, no bucket) is a user error."""
 
@@ -9,17 +9,18 @@ from pathlib import Path
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 
-from psa import PSAError
+from psa import PSAError, options
 from psa.architecture import read_configurations
 from psa.cloud import collect, cost, job, launch, logparse, logs, storage
 from psa.cloud.client import Cloud, describe
-from psa.cloud.files import DEFAULT_JOBS_FILE, read_jobs_file, write_json
+from psa.cloud.files import DEFAULT_JOBS_FILE, read_jobs_file
+from psa.cloud.job import FAMILY
+from psa.files import write_json
 from psa.cloud.settings import load_settings
 from psa.modes import parse_modes
+from psa.published import CONFIGURATIONS
 from psa.results import default_path, write_series, write_summary, write_trials
 
-DEFAULT_CONFIGS = Path("reproduction/configurations.txt")
-FAMILY = "simplemlp"  # the cloud jobs train SimpleMLP, as the published study did
 console = Console(highlight=False)
 
 
@@ -65,7 +66,7 @@ def run_launch(args) -> None:
     if args.dry_run:
         console.print(launch.table(steps, "Launch plan (dry run: nothing launched)"))
         return
-    run = launch.Run(args.trials, args.meta_loops, args.seed, args.weight_decay, args.dropout)
+    run = launch.Run(args.trials, args.meta_loops, args.seed, options.hyper(args))
     launch.launch(cloud, settings, steps, run, args.jobs_file, args.retry_wait)
     console.print(launch.table(steps, "Launch"))
     failed = [s for s in steps if s.error]
@@ -79,8 +80,7 @@ def run_launch(args) -> None:
 @_aws
 def run_results(args) -> None:
     settings, cloud = _open(args)
-    configs = args.configs or (DEFAULT_CONFIGS if DEFAULT_CONFIGS.is_file() else None)
-    archs = [str(a) for a in read_configurations(configs)] if configs else None
+    archs = [str(a) for a in read_configurations(args.configs)] if args.configs else None
     trials, problems = collect.collect(cloud, settings.bucket, settings.prefix, archs)
     _problems(problems, "cells")
     summary, table = default_path("summary", FAMILY, args.output_dir), default_path("trials", FAMILY, args.output_dir)
@@ -149,12 +149,12 @@ def configure(parser) -> None:
     sub = parser.add_subparsers(dest="cloud_command", required=True, metavar="TOOL")
 
     p = sub.add_parser("launch", parents=[common, jobs], help="one SageMaker training job per architecture x mode")
-    p.add_argument("--configs", type=Path, default=DEFAULT_CONFIGS, help=f"architectures (default: {DEFAULT_CONFIGS})")
+    p.add_argument("--configs", type=Path, default=CONFIGURATIONS, help="architectures (default: the published study's 98)")
     p.add_argument("--modes", default="all", help="comma-separated modes (default: all six)")
     job.add_hyperparameters(p)
     p.add_argument("--force-rerun", action="store_true", help="launch even cells whose latest job completed or runs")
     p.add_argument("--dry-run", action="store_true", help="print the plan, launch nothing")
-    p.add_argument("--retry-wait", type=float, default=30.0,
+    p.add_argument("--retry-wait", type=options.NON_NEGATIVE, default=30.0,
                    help="first wait (s) after throttling or ResourceLimitExceeded, doubled each retry (default: 30)")
     p.set_defaults(func=run_launch)
 
@@ -162,8 +162,7 @@ def configure(parser) -> None:
 
     p = sub.add_parser("results", parents=[common], help="summary and trials tables from the jobs' model.tar.gz")
     p.add_argument("--configs", type=Path, default=None,
-                   help=f"architectures expected, in table order (default: {DEFAULT_CONFIGS} if present, "
-                        "else the ones found)")
+                   help="architectures expected, in table order (default: the ones found)")
     p.add_argument("--output-dir", type=Path, default=Path("results"), help="default: results")
     p.set_defaults(func=run_results)
 
@@ -188,7 +187,7 @@ def configure(parser) -> None:
 
     p = sub.add_parser("cost", parents=[common, jobs], help="billable time and cost of the jobs")
     p.add_argument("--instance-type", default=None, help="default: the INSTANCE_TYPE setting")
-    p.add_argument("--price-per-hour", type=float, default=None,
+    p.add_argument("--price-per-hour", type=options.POSITIVE, default=None,
                    help="USD per hour (default: the known price of ml.g4dn.xlarge)")
     p.add_argument("--output", type=Path, default=cost.DEFAULT_REPORT, help=f"default: {cost.DEFAULT_REPORT}")
     p.set_defaults(func=run_cost)

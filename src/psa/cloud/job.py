@@ -10,7 +10,7 @@ else /opt/ml/model), which SageMaker packs into `<job>/output/model.tar.gz`:
 
 The log (stdout, which SageMaker sends to CloudWatch) is what `sagemaker-logs-parser` reads.
 Every line about a trial starts with `Trial <k>/<N> | `, because the batched engine reports the
-trials' loops interleaved; the rest of a loop line is DESIGN.md's line:
+trials' loops interleaved; the rest of a loop line is the study's (docs/DESIGN.md section 5):
 
     PSA job | arch 1*4 | mode none | 2 trials x 2 meta-loops | device cpu
     Trial 1/2 | seed 1234567
@@ -27,24 +27,24 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
+from psa import options
 from psa.architecture import Architecture
 from psa.modes import check_mode
-from psa.trial import Hyper, TrialResult, TrialSpec, log_line, trial_seed
+from psa.trial import TrialResult, TrialSpec, grid, log_line
+
+
+FAMILY = "simplemlp"  # the cloud jobs train SimpleMLP, as the published study did
 
 
 def model_dir() -> Path:
     return Path(os.environ.get("SM_MODEL_DIR", "/opt/ml/model"))
 
 
-def trial_specs(arch: Architecture, mode: str, trials: int, seed: int, hyper: Hyper) -> list[TrialSpec]:
-    return [TrialSpec(arch, "simplemlp", mode, t, trial_seed(seed, arch, t), hyper) for t in range(trials)]
-
-
 def run(specs: list[TrialSpec], meta_loops: int, out_dir: Path, data_dir=None, device=None) -> list[TrialResult]:
     # torch comes in here, not whenever a `psa cloud` tool starts.
     from psa.batched import train_trials
     from psa.data import load_mnist
-    from psa.engine import pick_device
+    from psa.device import pick_device
 
     device = str(pick_device(device))
     total = len(specs)
@@ -54,10 +54,12 @@ def run(specs: list[TrialSpec], meta_loops: int, out_dir: Path, data_dir=None, d
     for spec in specs:
         print(f"Trial {spec.trial + 1}/{total} | seed {spec.seed}", flush=True)
 
-    def on_loop(spec: TrialSpec, record) -> None:
-        print(f"Trial {spec.trial + 1}/{total} | {log_line(record, record.loop, meta_loops)}", flush=True)
+    def on_loop(stacks, loop, records) -> None:
+        for stack, stack_records in zip(stacks, records):
+            for spec, record in zip(stack.specs, stack_records):
+                print(f"Trial {spec.trial + 1}/{total} | {log_line(record, loop, meta_loops)}", flush=True)
 
-    results = train_trials(specs, load_mnist(data_dir), meta_loops, device, on_loop)
+    results = train_trials(specs, load_mnist(data_dir), meta_loops, device, on_loop=on_loop)
     for r in results:
         print(f"Trial {r.spec.trial + 1}/{total} | Result | Bounty: {r.bounty:.2f}% (loop {r.bounty_loop}) | "
               f"Final Test: {r.test_accuracy:.2f}%", flush=True)
@@ -82,11 +84,10 @@ def write_outputs(results: list[TrialResult], meta_loops: int, out_dir: Path) ->
 
 def add_hyperparameters(parser: argparse.ArgumentParser) -> None:
     """What a job runs with: the launcher passes these on, the job takes them."""
-    parser.add_argument("--trials", type=int, default=10, help="trials per job (default: 10)")
-    parser.add_argument("--meta-loops", type=int, default=100, help="meta-loops per trial (default: 100)")
-    parser.add_argument("--seed", type=int, default=0, help="base seed of the trial seeds (default: 0)")
-    parser.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW weight decay, mode decay only")
-    parser.add_argument("--dropout", type=float, default=0.1, help="dropout probability, mode dropout only")
+    parser.add_argument("--trials", type=options.whole(1), default=10, help="trials per job (default: 10)")
+    parser.add_argument("--meta-loops", type=options.whole(1), default=100, help="meta-loops per trial (default: 100)")
+    parser.add_argument("--seed", type=options.whole(0), default=0, help="base seed of the trial seeds (default: 0)")
+    options.add_hyper(parser)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -94,14 +95,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", required=True, help="ablation mode")
     add_hyperparameters(parser)
     parser.add_argument("--model-dir", default=None, help="output folder (default: $SM_MODEL_DIR, else /opt/ml/model)")
-    parser.add_argument("--data-dir", default=None, help="folder with the MNIST IDX files (default: as psa train)")
-    parser.add_argument("--device", choices=("cpu", "cuda", "mps"), default=None, help="default: the best available")
+    options.add_data_dir(parser)
+    options.add_device(parser)
     parser.set_defaults(func=run_from_args)
 
 
 def run_from_args(args) -> None:
-    specs = trial_specs(Architecture.parse(args.arch), check_mode(args.mode), args.trials, args.seed,
-                        Hyper(weight_decay=args.weight_decay, dropout=args.dropout))
+    arch = Architecture.parse(args.arch)
+    specs = grid([arch], [check_mode(args.mode)], args.trials, FAMILY, args.seed, options.hyper(args))[arch]
     run(specs, args.meta_loops, Path(args.model_dir) if args.model_dir else model_dir(), args.data_dir, args.device)
 
 

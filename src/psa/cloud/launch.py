@@ -17,7 +17,7 @@ import importlib.metadata
 import io
 import tarfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from botocore.exceptions import ClientError
@@ -30,6 +30,7 @@ from psa.architecture import Architecture
 from psa.cloud import files, names
 from psa.cloud.client import THROTTLED, Cloud, describe, error_code
 from psa.cloud.settings import Settings
+from psa.trial import Hyper
 
 SKIP = ("Completed", "InProgress", "Stopping")  # any other status (Failed, Stopped) or none: launch
 RETRYABLE = THROTTLED | {"ResourceLimitExceeded"}
@@ -59,13 +60,18 @@ class Step:
 
 @dataclass(frozen=True)
 class Run:
-    """What every job of a batch runs: the hyperparameters of `psa cloud job`."""
+    """What every job of a batch runs: the arguments of `psa cloud job` but its cell."""
 
     trials: int = 10
     meta_loops: int = 100
     seed: int = 0
-    weight_decay: float = 1e-4
-    dropout: float = 0.1
+    hyper: Hyper = Hyper()
+
+    def arguments(self) -> dict[str, str]:
+        """As SageMaker hyperparameters: the job's `--name value` pairs."""
+        values = {"trials": self.trials, "meta-loops": self.meta_loops, "seed": self.seed,
+                  **{f.name.replace("_", "-"): getattr(self.hyper, f.name) for f in fields(Hyper)}}
+        return {name: str(value) for name, value in values.items()}
 
 
 def training_image(region: str, instance_type: str) -> str:
@@ -85,7 +91,8 @@ def source_archive() -> bytes:
     """The job's code as a gzipped tar, byte for byte the same for the same sources (fixed
     timestamps and order), so that its hash names it and an unchanged project is uploaded once."""
     package = Path(psa.__file__).parent
-    members = {f"psa/{p.relative_to(package).as_posix()}": p.read_bytes() for p in package.rglob("*.py")}
+    members = {f"psa/{p.relative_to(package).as_posix()}": p.read_bytes() for p in package.rglob("*")
+               if p.is_file() and "__pycache__" not in p.parts}
     members["requirements.txt"] = _requirements().encode()
     members[ENTRY] = ENTRY_SCRIPT.encode()
     buffer = io.BytesIO()
@@ -128,8 +135,7 @@ def job_template(settings: Settings, run: Run, source: str) -> dict:
         },
         "RoleArn": settings.role_arn,
         "HyperParameters": {
-            "trials": str(run.trials), "meta-loops": str(run.meta_loops), "seed": str(run.seed),
-            "weight-decay": str(run.weight_decay), "dropout": str(run.dropout),
+            **run.arguments(),
             "sagemaker_program": ENTRY, "sagemaker_submit_directory": source,
             "sagemaker_region": settings.region, "sagemaker_container_log_level": "20",
         },

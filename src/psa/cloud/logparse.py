@@ -1,7 +1,7 @@
 """`sagemaker-logs-parser`: downloaded job logs turned into the convergence and LKG growth tables,
 one row per job and trial.
 
-A job's log holds its trials' meta-loop lines (DESIGN.md section 5). In the project's own logs
+A job's log holds its trials' meta-loop lines (docs/DESIGN.md section 5). In the project's own logs
 every trial line is tagged `Trial <k>/<N> | ` (see psa.cloud.job); untagged logs, which run their
 trials one after another, start a new trial whenever the loop count starts again. A tagged trial
 whose loop count starts again was rerun (a spot job restarted): its last run counts. A trial

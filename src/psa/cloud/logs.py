@@ -18,8 +18,7 @@ from rich.progress import track
 from psa import PSAError
 from psa.cloud import names
 from psa.cloud.client import LOG_GROUP, Cloud, describe
-from psa.cloud.files import write_json
-from psa.results import write_text_atomic
+from psa.files import write_json, write_text
 
 DEFAULT_LOGS_DIR = Path("results/logs")
 _STREAM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # the part after "<job>/": algo-1-1754945940
@@ -57,7 +56,7 @@ def download_job(cloud: Cloud, job: str, out_dir: Path, force: bool) -> Download
         if not _STREAM.match(part):
             raise PSAError(f"log stream {stream!r} of {job} has an unexpected name; not written")
         path = folder / f"{part}.log"
-        write_text_atomic(path, "".join(_line(event) for event in cloud.log_events(stream)))
+        write_text(path, "".join(_line(event) for event in cloud.log_events(stream)))
         files.append(path)
     result = Download(job, [str(p) for p in files], sum(p.stat().st_size for p in files))
     write_json(summary, {"job_name": job, "timestamp": datetime.now().isoformat(), "log_files": result.files,

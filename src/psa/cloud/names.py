@@ -1,4 +1,4 @@
-"""Job names: `psa-<L>x<W>-<mode>-<timestamp>` (DESIGN.md section 7), made, checked and read back.
+"""Job names: `psa-<L>x<W>-<mode>-<timestamp>` (docs/DESIGN.md section 7), made, checked and read back.
 A job name becomes an S3 folder and a local folder, so nothing that does not pass `check` is ever
 used as a path or an S3 key."""
 

@@ -6,7 +6,7 @@ one trial through all the W -> W hidden layers with its activations in registers
 back through them (backward), so the chain is one launch each way whatever its depth. The first
 layer (784 -> W) and the output layer (W -> 10) stay batched matmuls in torch.
 
-The math is batched.forward / batched.backward's: same dropout masks (the scaled keep-masks are
+The math is psa.batched.ops.forward / backward's: same dropout masks (the scaled keep-masks are
 read, not redrawn), same ReLU and mask order, gradients of the mean loss. Only the summation order
 inside each small matrix product differs. Weight gradients are written as per-block partial sums
 and reduced in torch, so results are deterministic (no atomics).
@@ -18,22 +18,23 @@ import os
 
 import torch
 
-from psa import batched
+from psa.batched import ops
+from psa.batched.stack import Layout, Stack
 
 try:
     import triton
     import triton.language as tl
-except ImportError:  # the fused path is optional: everything falls back to batched.forward/backward
+except ImportError:  # the fused path is optional: everything falls back to ops.forward/backward
     triton = None
 
 MAX_WIDTH = 32  # wider layers already fill the GPU with batched matmuls
 
 
-def chain_width(layout: batched.Layout) -> int | None:
+def chain_width(layout: Layout) -> int | None:
     """The common width of the hidden layers when they form a fusable chain, else None."""
     hidden = layout.shapes[:-1]
     widths = {fan_out for _, fan_out in hidden}
-    if layout.family != "simplemlp" or len(hidden) < 2 or len(widths) != 1:
+    if layout.topology.family != "simplemlp" or len(hidden) < 2 or len(widths) != 1:
         return None
     width = widths.pop()
     return width if width <= MAX_WIDTH else None
@@ -46,7 +47,7 @@ def available(device: torch.device) -> bool:
     return device.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1"
 
 
-def supported(stack: batched.Stack) -> bool:
+def supported(stack: Stack) -> bool:
     return available(stack.active.device) and chain_width(stack.layout) is not None
 
 
@@ -150,27 +151,27 @@ if triton is not None:
         tl.store(grad + t * plane + here, g, mask=inside)
 
 
-def _dropout_args(stack: batched.Stack, masks, fallback: torch.Tensor):
+def _dropout_args(stack: Stack, masks, fallback: torch.Tensor):
     if masks is None:
         return fallback, 0, 0, 0, False
-    return masks, stack.layout.dropout_units, stack.drop.start, stack.drop.stop, True
+    return masks, stack.layout.topology.dropout_units, stack.drop.start, stack.drop.stop, True
 
 
 def _precision(dtype: torch.dtype, tf32: bool) -> str:
     return "tf32" if tf32 and dtype == torch.float32 else "ieee"
 
 
-def forward(stack: batched.Stack, x: torch.Tensor, masks=None, flat=None, tape: bool = True,
+def forward(stack: Stack, x: torch.Tensor, masks=None, flat=None, tape: bool = True,
             tf32: bool = False):
-    """batched.forward for a fusable SimpleMLP stack, with the parameters in `flat` (default:
+    """ops.forward for a fusable SimpleMLP stack, with the parameters in `flat` (default:
     stack.active). The tape holds every hidden layer's output; `tape=False` (evaluation) keeps
     only the last one."""
     flat = stack.active if flat is None else flat
     layout = stack.layout
     weights = layout.views(flat)
     trials, size, width = flat.shape[0], x.shape[1], chain_width(layout)  # x may be shared (Stack.share_inputs)
-    n_layers = len(layout.plan) - 1
-    first = torch.relu(batched._linear(x, *weights[0])).to(flat.dtype)  # autocast may give bf16
+    n_layers = len(layout.topology.plan) - 1
+    first = torch.relu(ops.linear(x, *weights[0])).to(flat.dtype)  # autocast may give bf16
     if masks is not None:
         first[stack.drop] *= masks[:, :, :width]
     config = _config(width, flat.dtype)
@@ -189,17 +190,17 @@ def forward(stack: batched.Stack, x: torch.Tensor, masks=None, flat=None, tape: 
                          flat.stride(0), units, lo, hi, W=width, DROPOUT=dropout, STORE=tape,
                          PRECISION=_precision(flat.dtype, tf32), **config)
     last = acts[:, -1] if tape else dst
-    return batched._linear(last, *weights[-1]), last, (x, acts)
+    return ops.linear(last, *weights[-1]), last, (x, acts)
 
 
-def backward(stack: batched.Stack, g: torch.Tensor, last: torch.Tensor, tape, masks=None,
+def backward(stack: Stack, g: torch.Tensor, last: torch.Tensor, tape, masks=None,
              tf32: bool = False) -> None:
-    """batched.backward for a stack run through forward() above: gradients into stack.grad."""
+    """ops.backward for a stack run through forward() above: gradients into stack.grad."""
     x, acts = tape
     layout, weights = stack.layout, stack.weights
     trials, size, width = g.shape[0], g.shape[1], chain_width(layout)
-    n_layers = len(layout.plan) - 1
-    batched.layer_grads(stack, len(weights) - 1, g, last)
+    n_layers = len(layout.topology.plan) - 1
+    ops.layer_grads(stack, len(weights) - 1, g, last)
     g = torch.bmm(g, weights[-1][0]).to(acts.dtype)
     config = _config(width, stack.active.dtype)
     blocks = triton.cdiv(size, config["BB"])
@@ -212,4 +213,4 @@ def backward(stack: batched.Stack, g: torch.Tensor, last: torch.Tensor, tape, ma
     if masks is not None:
         g[stack.drop] *= masks[:, :, :width]
     g = g * (acts[:, 0] > 0).to(g.dtype)
-    batched.layer_grads(stack, 0, g, x)
+    ops.layer_grads(stack, 0, g, x)

@@ -1,0 +1,118 @@
+"""One training step of a stack, the only one there is: the CPU runs it step after step, and the
+CUDA path captures the very same calls in a graph (psa.batched.cuda). Everything a step varies on
+lives in the tensors of an Epoch: this loop's sample orders and dropout keys, AdamW's fresh moments
+and step count, and the position of the next batch, which the step advances itself."""
+
+from dataclasses import dataclass
+
+import torch
+
+from psa import randomness
+from psa.batched import ops
+from psa.batched.stack import Stack
+from psa.data import MNIST
+
+
+def loop_inputs(stack: Stack, loop: int, n: int, steps: int):
+    """Host work of a meta-loop: the sample order of each of stack.seeds (seeds, n), and the
+    dropout key of every step and dropout trial (steps, dropout trials), or None."""
+    orders = torch.stack([randomness.shuffle(seed, loop, n) for seed in stack.seeds])
+    if stack.drop is None:
+        return orders, None
+    dropping = stack.specs[stack.drop]
+    keys = torch.tensor([[randomness.dropout_key(s.seed, loop, step) for s in dropping] for step in range(steps)],
+                        dtype=torch.int64)
+    return orders, keys
+
+
+@dataclass(eq=False)
+class Epoch:
+    """What one stack's training steps read and advance during a meta-loop's epoch."""
+
+    orders: torch.Tensor  # (len(stack.seeds), n) this loop's sample orders
+    keys: torch.Tensor | None  # (steps, dropout trials) dropout keys
+    grid: torch.Tensor | None  # (batch size, dropout units) hashed counters of the masks
+    m: torch.Tensor  # AdamW's moments, fresh every loop
+    v: torch.Tensor
+    updates: torch.Tensor  # AdamW's step count: a float32 scalar, as torch.optim keeps it
+    step: torch.Tensor  # int64 scalar: the index of the next batch
+    batch_size: int
+    lr: float
+
+    @classmethod
+    def of(cls, stack: Stack, n: int) -> "Epoch":
+        device, hyper = stack.active.device, stack.specs[0].hyper
+        steps = -(-n // hyper.batch_size)
+        dropping = stack.drop is not None
+        return cls(
+            orders=torch.zeros(len(stack.seeds), n, dtype=torch.int64, device=device),
+            keys=torch.zeros(steps, len(stack.specs[stack.drop]), dtype=torch.int64, device=device) if dropping else None,
+            grid=randomness.counter_grid(hyper.batch_size, stack.layout.topology.dropout_units, device) if dropping else None,
+            m=torch.zeros_like(stack.active), v=torch.zeros_like(stack.active),
+            updates=torch.zeros((), dtype=torch.float32, device=device),
+            step=torch.zeros((), dtype=torch.int64, device=device),
+            batch_size=hyper.batch_size, lr=hyper.lr,
+        )
+
+    def begin(self, orders: torch.Tensor, keys: torch.Tensor | None) -> None:
+        """A new meta-loop: its orders and keys (from loop_inputs), fresh AdamW, first batch."""
+        self.orders.copy_(orders, non_blocking=orders.is_pinned())
+        if self.keys is not None:
+            self.keys.copy_(keys)
+        for fresh in (self.m, self.v, self.updates, self.step):
+            fresh.zero_()
+
+
+def dropout_masks(stack: Stack, grid: torch.Tensor, keys: torch.Tensor, batch: int) -> torch.Tensor:
+    """Scaled keep-masks (dropout trials, batch, dropout units) from one key per dropout trial."""
+    keep = randomness.keep_mask(grid[:batch], keys.view(-1, 1, 1), stack.drop_p)
+    return keep.to(stack.active.dtype) / (1 - stack.drop_p)
+
+
+def batch_inputs(stack: Stack, data: MNIST, idx: torch.Tensor):
+    """Inputs and labels of one step, given its sample indices (a row per order of stack.seeds):
+    labels, and inputs unless shared, fanned out to every trial."""
+    x, y = data.x_train[idx], data.y_train[idx].index_select(0, stack.fan_out)
+    return (x if stack.share_inputs else x.index_select(0, stack.fan_out)), y
+
+
+def train_step(stack: Stack, epoch: Epoch, data: MNIST, batch: int, forward=ops.forward, backward=ops.backward) -> None:
+    """One step of `batch` samples for every trial of the stack: gather, dropout masks, forward,
+    backward, AdamW. `forward`/`backward` are ops' or the fused kernels' (same signatures)."""
+    positions = torch.arange(batch, device=epoch.step.device) + epoch.step * epoch.batch_size
+    x, y = batch_inputs(stack, data, epoch.orders.index_select(1, positions))
+    masks = None
+    if epoch.keys is not None:
+        masks = dropout_masks(stack, epoch.grid, epoch.keys.index_select(0, epoch.step.view(1)), batch)
+    logits, last, tape = forward(stack, x, masks)
+    backward(stack, ops.cross_entropy_grad(logits, y), last, tape, masks)
+    ops.adamw_step(stack, epoch.m, epoch.v, epoch.updates, epoch.lr)
+    epoch.step.add_(1)
+
+
+class Steps:
+    """The training steps of a group of stacks, a meta-loop's epoch at a time: begin(loop), then
+    one call per batch size of `batches`, which steps each stack in turn. psa.batched.cuda's
+    GraphSteps replays the same steps from a CUDA graph."""
+
+    def __init__(self, stacks: list[Stack], data: MNIST):
+        self.stacks, self.data, self.n = stacks, data, len(data.x_train)
+        size = stacks[0].specs[0].hyper.batch_size  # the same for every stack of a group
+        self.batches = [min(size, self.n - start) for start in range(0, self.n, size)]
+        self.epochs = [Epoch.of(stack, self.n) for stack in stacks]
+
+    def inputs(self, loop: int) -> list:
+        """loop_inputs of every stack for `loop`."""
+        return [loop_inputs(stack, loop, self.n, len(self.batches)) for stack in self.stacks]
+
+    def begin(self, loop: int) -> None:
+        for epoch, (orders, keys) in zip(self.epochs, self.inputs(loop)):
+            epoch.begin(orders, keys)
+
+    def step(self, member: int, batch: int) -> None:
+        train_step(self.stacks[member], self.epochs[member], self.data, batch)
+
+    @torch.no_grad()
+    def __call__(self, batch: int) -> None:
+        for member in range(len(self.stacks)):
+            self.step(member, batch)

@@ -1,0 +1,61 @@
+"""Where training runs: the device (CUDA, Apple MPS or the CPU), how many CPU threads torch may
+use, and how much memory one stack of trials may take."""
+
+import os
+
+import torch
+
+from psa import PSAError
+
+
+def pick_device(requested: str | None) -> torch.device:
+    """The requested device, checked; by default CUDA, else MPS, else the CPU."""
+    if requested is None:
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(requested)
+    except RuntimeError:
+        raise PSAError(f"unknown device {requested!r}: use cpu, mps, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise PSAError(f"--device {requested} asked for, but PyTorch sees no CUDA GPU")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise PSAError(f"--device {requested}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise PSAError(f"--device {requested} asked for, but PyTorch sees no Apple MPS device")
+    return device
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows have no affinity mask
+        return os.cpu_count() or 1
+
+
+def set_threads(requested: int | None) -> int:
+    """Give torch `requested` threads, else $PSA_THREADS, else the usable cores; returns the count.
+    More threads than free cores makes every step wait for the slowest one."""
+    if requested is None:
+        text = os.environ.get("PSA_THREADS", "").strip()
+        if text and (not text.isdigit() or int(text) < 1):
+            raise PSAError(f"PSA_THREADS={text!r}: expected a whole number >= 1")
+        requested = int(text) if text else usable_cores()
+    torch.set_num_threads(requested)
+    return requested
+
+
+def memory_budget(device: torch.device, gib: float | None) -> int:
+    """Bytes one stack of trials may use: `gib` if given, else 60% of a GPU's free memory or
+    2 GiB elsewhere."""
+    if gib is not None:
+        return int(gib * 2**30)
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free * 0.6)
+    return 2 << 30

@@ -1,0 +1,77 @@
+"""`psa reproduce`, the main job: a sweep, its exports, then every table and figure of the study
+made from those exports, all into one folder. The quick profile (default) trains five small
+architectures in a minute or two on a CPU; --full runs the paper's whole grid."""
+
+import json
+from pathlib import Path
+
+from rich.console import Console
+
+from psa import regimes, report
+from psa.analysis import validation_zeror
+from psa.architecture import FAMILY_TITLES
+from psa.export import export
+from psa.figures import convergence, heatmaps, space
+from psa.files import write_text
+from psa.modes import MODES, parse_modes
+from psa.published import ASYMMETRIC, CONFIGURATIONS
+from psa.results import default_path, read_series, read_summary
+from psa.store import Store
+from psa.sweep import add_grid_arguments, grid_from_args, sweep
+
+QUICK_ARCHS = "1*32,2*16,4*8,8*4,16*2"  # small, parameter-matched-ish, one per depth regime
+
+
+def publish(out: Path, family: str, archs: list[str], all_modes: bool, data_dir=None) -> list[Path]:
+    """The study's tables and figures from the exports in `out`, under the study's file names."""
+    zeror = validation_zeror(data_dir)
+    configs = write_text(out / "configurations.txt", "\n".join(archs) + "\n")
+    title = FAMILY_TITLES[family]
+    summary, trials = default_path("summary", family, out), default_path("trials", family, out)
+    written = [
+        write_text(out / f"{title}_Table_Accuracy.tex", report.accuracy_table(
+            read_summary(summary), archs, f"Mean Peak Accuracy (\\%) for {title} Architectures", "tab:results_summary_stats")),
+        write_text(out / f"{title}_Table_Architectures.tex", report.architecture_table(configs, ASYMMETRIC, family)),
+        space.design_space_figure(configs, out / f"{title}_Testing_Design_Space.png", family),
+    ]
+    if all_modes:
+        written += heatmaps.heatmap_figures(configs, trials, out, family, zeror)
+        labels = regimes.get_all_regime_classifications(configs, trials, zeror)
+        written.append(write_text(default_path("regimes", family, out).with_suffix(".json"),
+                                  json.dumps(labels, indent=2) + "\n"))
+    rows = read_series(default_path("trials_convergence", family, out))
+    names = convergence.regime_names(trials, zeror) if all_modes else {}
+    targets = [archs[0], archs[-1]] if len(archs) > 1 else archs
+    written.append(convergence.convergence_figure(rows, targets, out / f"{title}_Plot_Convergence.png", zeror, names))
+    written.append(convergence.breakthrough_figure(rows, convergence.late_breakthroughs(rows),
+                                                   out / f"{title}_Plot_Late_Breakthrough.png", zeror, names))
+    return written
+
+
+def reproduce(args) -> None:
+    console = Console(highlight=False)
+    if args.full:
+        args.configs, args.arch = args.configs or CONFIGURATIONS, None
+        args.trials, args.meta_loops = 10, 100
+    elif not args.configs and not args.arch:
+        args.arch = QUICK_ARCHS
+    console.print(f"[bold]psa reproduce[/] ({'the full study' if args.full else 'quick profile'}): "
+                  f"{args.trials} trials x {args.meta_loops} meta-loops per cell")
+    sweep(args)
+    archs = [str(a) for a in grid_from_args(args)]
+    store = Store(args.store)
+    try:
+        written = export(store, Path(args.out), archs)
+    finally:
+        store.close()
+    written += publish(Path(args.out), args.family, archs, set(parse_modes(args.modes)) == set(MODES), args.data_dir)
+    for path in written:
+        console.print(f"wrote {path}")
+
+
+def configure(parser) -> None:
+    add_grid_arguments(parser, trials=3, meta_loops=10)
+    parser.add_argument("--full", action="store_true",
+                        help="the paper's whole grid: 98 architectures x 6 modes x 10 trials x 100 meta-loops")
+    parser.add_argument("--out", default="results", help="where exports and figures go (default: results/)")
+    parser.set_defaults(func=reproduce)
