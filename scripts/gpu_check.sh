@@ -60,7 +60,7 @@ def first(train: int, val: int) -> MNIST:
 
 def specs_of(arch: str):
     arch = Architecture.parse(arch)
-    return batched.order_specs(grid([arch], MODES, 10, "simplemlp", 0, Hyper())[arch])
+    return batched.order_specs(grid([arch], MODES, 10, "simplemlp", 0, Hyper()).specs)
 
 
 def save() -> None:

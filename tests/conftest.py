@@ -1,21 +1,27 @@
-import os
 from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-REFERENCE = SHARED / "reference" / "psa-simplemlp"
-os.environ.setdefault("PSA_DATA_DIR", str(SHARED / "data" / "mnist"))
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 @pytest.fixture(scope="session")
 def mnist():
+    """MNIST as the loader finds it: --data-dir, $PSA_DATA_DIR or the user cache (the README's
+    first command fills it); tests never download."""
     from psa.data import load_mnist
 
-    return load_mnist()
+    return load_mnist(download=False)
 
 
 @pytest.fixture(scope="session")
-def reference() -> Path:
-    """The published artifacts of the original SimpleMLP study."""
-    return REFERENCE
+def mnist_dir(mnist) -> Path:
+    """The folder the MNIST files were found in."""
+    return mnist.source
+
+
+@pytest.fixture(scope="session")
+def fixtures() -> Path:
+    """Real files of the original study that psa does not ship: the withdrawn ResMLP tables and
+    samples of its cloud reports, to check shapes against."""
+    return FIXTURES

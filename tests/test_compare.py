@@ -2,6 +2,7 @@ import math
 
 import pytest
 
+from psa import published
 from psa.cli import main
 from psa.compare import benjamini_hochberg, compare_trials, holm, t_two_sided_p, welch_test
 from psa.results import read_trials
@@ -26,17 +27,17 @@ def test_corrections():
     assert benjamini_hochberg([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.02, 0.04, 0.04, 0.02])
 
 
-def test_a_study_agrees_with_itself_and_not_with_another(reference):
-    simple = read_trials(reference / "results/psa_simplemlp_trials.md")
+def test_a_study_agrees_with_itself_and_not_with_another(fixtures):
+    simple = read_trials(published.results("trials"))
     same = compare_trials(simple, simple, zeror=11.02)
     assert len(same.cells) == 588 and not same.disagreements and not same.regime_disagreements
-    other = compare_trials(read_trials(reference.parent / "psa-resmlp-withdrawn/results/psa_resmlp_trials.md"),
+    other = compare_trials(read_trials(fixtures / "resmlp-withdrawn/psa_resmlp_trials.md"),
                            simple, zeror=11.02, correction="bh")
     assert other.disagreements and other.regime_disagreements and other.skipped
     assert all(cell.p_adjusted >= cell.p - 1e-12 for cell in other.cells)
 
 
-def test_cli_reports(reference, capsys):
-    trials = str(reference / "results/psa_simplemlp_trials.md")
+def test_cli_reports(fixtures, capsys):
+    trials = str(published.results("trials"))
     main(["compare", "--ours", trials, "--reference", trials, "--zeror", "11.02"])
     assert "588 architecture/mode cells compared: 0 differ" in capsys.readouterr().out.replace("\n", " ")

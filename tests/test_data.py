@@ -35,16 +35,16 @@ def test_images_are_normalised(mnist):
     assert abs(mnist.x_train.mean().item()) < 0.01 and abs(mnist.x_train.std().item() - 1) < 0.01
 
 
-def test_raw_idx_files_load_like_gzip(tmp_path, mnist, reference):
-    source = reference.parents[1] / "data" / "mnist"
+def test_raw_idx_files_load_like_gzip(tmp_path, mnist, mnist_dir):
+    source = mnist_dir
     for gz in source.glob("*-ubyte.gz"):
         (tmp_path / gz.stem).write_bytes(gzip.decompress(gz.read_bytes()))
     raw = load_mnist(tmp_path)
     assert torch.equal(raw.x_val, mnist.x_val) and torch.equal(raw.y_test, mnist.y_test)
 
 
-def test_missing_file_names_it(tmp_path, reference):
-    source = reference.parents[1] / "data" / "mnist"
+def test_missing_file_names_it(tmp_path, mnist_dir):
+    source = mnist_dir
     for gz in source.glob("*-ubyte.gz"):
         shutil.copy(gz, tmp_path)
     (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()
@@ -52,8 +52,8 @@ def test_missing_file_names_it(tmp_path, reference):
         load_mnist(tmp_path)
 
 
-def test_corrupt_file_is_refused_not_replaced(tmp_path, reference):
-    source = reference.parents[1] / "data" / "mnist"
+def test_corrupt_file_is_refused_not_replaced(tmp_path, mnist_dir):
+    source = mnist_dir
     for gz in source.glob("*-ubyte.gz"):
         shutil.copy(gz, tmp_path)
     bad = tmp_path / "train-labels-idx1-ubyte.gz"
@@ -68,7 +68,7 @@ def test_corrupt_file_is_refused_not_replaced(tmp_path, reference):
 
 
 @pytest.fixture
-def mirror(tmp_path, reference):
+def mirror(tmp_path, mnist_dir):
     """The MNIST files served over HTTP on 127.0.0.1, as a public mirror would."""
     import functools
     import http.server
@@ -76,7 +76,7 @@ def mirror(tmp_path, reference):
 
     served = tmp_path / "mirror"
     served.mkdir()
-    for gz in (reference.parents[1] / "data" / "mnist").glob("*-ubyte.gz"):
+    for gz in mnist_dir.glob("*-ubyte.gz"):
         shutil.copy(gz, served)
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
     handler.log_message = lambda *args: None

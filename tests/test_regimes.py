@@ -1,5 +1,6 @@
 import json
 
+from psa import published
 from psa.cli import main
 from psa.regimes import Thresholds, calculate_summary_metrics, classify_regime, get_all_regime_classifications
 from psa.results import ModeStats
@@ -33,9 +34,9 @@ def test_thresholds_are_parameters():
     assert classify_regime("1*1", six(*[20.0] * 6), zeror=25.0) == "untrainable"
 
 
-def test_all_published_architectures_are_classified(reference):
+def test_all_published_architectures_are_classified():
     regimes = get_all_regime_classifications(
-        reference / "reproduction/configurations.txt", reference / "results/psa_simplemlp_trials.md", zeror=Z
+        published.CONFIGURATIONS, published.results("trials"), zeror=Z
     )
     assert len(regimes) == 98 and "unknown" not in regimes.values()
     assert regimes["1*2048"] == "beneficial-regularization"
@@ -43,22 +44,20 @@ def test_all_published_architectures_are_classified(reference):
     assert regimes["1*64"] == "optimally-sized"
 
 
-def test_cli_json_with_zeror_from_mnist(reference, capsys, monkeypatch):
-    monkeypatch.chdir(reference)
-    main(["regimes", "--json"])
+def test_cli_json_with_zeror_from_mnist(capsys):
+    main(["regimes", "--json", "--trials-file", str(published.results("trials"))])
     regimes = json.loads(capsys.readouterr().out)
     assert len(regimes) == 98 and regimes["4*4"] == "optimally-sized"
 
 
-def test_cli_table_groups_by_regime(reference, capsys, monkeypatch):
-    monkeypatch.chdir(reference)
-    main(["regimes", "--zeror", "11.02"])
+def test_cli_table_groups_by_regime(capsys):
+    main(["regimes", "--zeror", "11.02", "--trials-file", str(published.results("trials"))])
     out = capsys.readouterr().out
     assert "Untrainable" in out and "Chaotic Optimization" in out and "Unknown" not in out
 
 
-def test_summary_metrics_cover_all_modes(reference):
+def test_summary_metrics_cover_all_modes():
     from psa.results import read_trials
 
-    stats = calculate_summary_metrics(read_trials(reference / "results/psa_simplemlp_trials.md"))["1*2048"]
+    stats = calculate_summary_metrics(read_trials(published.results("trials")))["1*2048"]
     assert round(stats["none"].mean, 2) == 98.25 and round(stats["output"].std, 2) == 0.12

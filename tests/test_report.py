@@ -1,13 +1,13 @@
 import pytest
 
-from psa import PSAError
+from psa import PSAError, published
 from psa.cli import main
 from psa.report import accuracy_table, architecture_table, winners
 from psa.results import ModeStats, SummaryEntry, read_summary
 
 
-def test_architecture_table(reference):
-    table = architecture_table(reference / "reproduction/configurations.txt", reference / "reproduction/asymmetric.txt")
+def test_architecture_table():
+    table = architecture_table(published.CONFIGURATIONS, published.ASYMMETRIC)
     assert "1*2048 & 1,628,170 & Matched \\\\" in table
     # TOOLS.md shows 939*2 with 1,629,175: that is 2*939; 939 layers of width 2 hold 7,228.
     assert "939*2 & 7,228 & Asymmetric \\\\" in table and "2*939 & 1,629,175 & Matched \\\\" in table
@@ -25,17 +25,16 @@ def test_ties_within_a_hundredth_share_the_win():
     assert "\\begin{tabular}{l l l l l}" in table  # only the modes present
 
 
-def test_accuracy_table_on_the_published_summary(reference):
-    summary = read_summary(reference / "results/psa_simplemlp_summary.md")
+def test_accuracy_table_on_the_published_summary():
+    summary = read_summary(published.results("summary"))
     table = accuracy_table(summary, list(summary), "C", "tab:results_summary_stats")
     assert "1*2048 & \\bfseries $98.25 \\pm 0.06$ & $98.21 \\pm 0.04$" in table
     assert "Tie: \\texttt{decay}/\\texttt{dropout}" in table  # 1*1024: 98.12 vs 98.11
     assert "\\resizebox{\\textwidth}{!}{%" in table and table.count("\\\\\n") >= 98
 
 
-def test_cli_options_and_errors(reference, tmp_path, capsys, monkeypatch):
-    monkeypatch.chdir(reference)
-    main(["make-trial-accuracy-table", "--caption", "My caption", "--label", "tab:mine", "--output", str(tmp_path / "t.tex")])
+def test_cli_options_and_errors(tmp_path, capsys):
+    main(["make-trial-accuracy-table", "--datafile", str(published.results("summary")), "--caption", "My caption", "--label", "tab:mine", "--output", str(tmp_path / "t.tex")])
     text = (tmp_path / "t.tex").read_text()
     assert "\\caption{My caption}" in text and "\\label{tab:mine}" in text
     main(["make-architecture-table"])
@@ -44,4 +43,4 @@ def test_cli_options_and_errors(reference, tmp_path, capsys, monkeypatch):
         main(["make-trial-accuracy-table", "--datafile", str(tmp_path / "absent.md")])
     assert exit_info.value.code == 2 and "absent.md" in capsys.readouterr().err
     with pytest.raises(PSAError):
-        architecture_table(tmp_path / "none.txt", reference / "reproduction/asymmetric.txt")
+        architecture_table(tmp_path / "none.txt", published.ASYMMETRIC)

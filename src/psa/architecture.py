@@ -63,6 +63,11 @@ class Architecture:
         return ",".join(f"{c}×{w}" for c, w in self.segments)
 
 
+def arch_key(text: str) -> str:
+    """Any spelling ('1024x1', '1*1024', job token '4x4_2x8') as the configuration key '1024*1'."""
+    return str(Architecture.parse(text.replace("_", ",")))
+
+
 def check_family(family: str) -> str:
     if family not in FAMILIES:
         raise PSAError(f"unknown model family {family!r}: choose {' or '.join(FAMILIES)}")

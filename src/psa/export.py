@@ -1,19 +1,29 @@
-"""`psa export`: a results store written out in the study's formats (docs/DESIGN.md section 5):
-per family the summary, trials, convergence and LKG-growth tables, and a CSV of every trial."""
+"""`psa export`: a results store written out in the study's formats (docs/DESIGN.md section 6).
+Per family: the summary and trials tables, the study's convergence and LKG-growth tables (a row
+per architecture and mode, the maximum over its trials), each trial's own series beside them
+(`..._per_trial.md`), a CSV of every meta-loop, and a CSV of every trial.
+
+Trials trained with different settings never share a table: a store that holds several is
+exported one setting at a time, chosen by the filters."""
 
 import csv
 from pathlib import Path
 
 from rich.console import Console
 
-from psa import PSAError, results
+from psa import PSAError, options, results, series
 from psa.architecture import Architecture, read_configurations
 from psa.files import write_atomic
 from psa.modes import MODES
 from psa.store import DEFAULT_STORE, Store
+from psa.trial import SEEDINGS
 
-CSV_FIELDS = ["family", "arch", "mode", "trial", "seed", "meta_loops", "lr", "batch_size", "weight_decay",
-              "dropout", "bounty", "bounty_loop", "test_accuracy", "device", "seconds", "updated"]
+# What makes trials comparable: store column -> the export filter that selects it.
+SETTINGS = {"seeding": "--seeding", "base_seed": "--seed", "meta_loops": "--meta-loops", "lr": "--lr",
+            "batch_size": "--batch-size", "weight_decay": "--weight-decay", "dropout": "--dropout"}
+TRIAL_FIELDS = ["family", "arch", "mode", "trial", "seed", "seeding", "base_seed", "meta_loops", "lr", "batch_size",
+                "weight_decay", "dropout", "bounty", "bounty_loop", "test_accuracy", "device", "seconds", "job", "updated"]
+LOOP_FIELDS = ["family", "arch", "mode", "trial", "seed", "loop", "score", "lkg", "bounty", "improved", "ablated"]
 
 
 def _arch_order(arch: str):
@@ -21,57 +31,91 @@ def _arch_order(arch: str):
     return (parsed.depth, -max(parsed.widths), arch)
 
 
-def export(store: Store, out_dir: Path, configs: list[str] | None = None) -> list[Path]:
-    """Write summary, trials, convergence and LKG-growth tables per family, plus a CSV; rows in
-    the order of `configs` ("L*W"), then the rest by depth and width."""
-    rows = store.completed()
-    if not rows:
-        raise PSAError(f"results store {store.path} holds no complete trials yet")
-    written = []
+def select(rows: list[dict], wanted: dict, store: Path) -> list[dict]:
+    """The rows of `wanted`'s settings (None: any), which must leave one setting per family."""
+    rows = [r for r in rows if all(value is None or r[name] == value for name, value in wanted.items())]
     for family in sorted({r["family"] for r in rows}):
-        mine = [r for r in rows if r["family"] == family]
-        archs = sorted({r["arch"] for r in mine}, key=lambda a: (configs.index(a) if configs and a in configs
-                                                                  else len(configs or []), _arch_order(a)))
-        trials: dict = {arch: {} for arch in archs}
-        series_conv, series_growth = [], []
-        for arch in archs:
-            for mode in MODES:
-                cell = sorted((r for r in mine if r["arch"] == arch and r["mode"] == mode), key=lambda r: r["trial"])
-                if not cell:
-                    continue
-                trials[arch][mode] = [None] * (cell[-1]["trial"] + 1)
-                for r in cell:
-                    trials[arch][mode][r["trial"]] = r["bounty"]
-                    history = store.history(r["id"])
-                    scores = [h.score for h in history]
-                    growth = [0.0] + [b.lkg_score - a.lkg_score for a, b in zip(history, history[1:])]
-                    series_conv.append(results.SeriesRow(arch, mode, r["trial"] + 1, scores, r["test_accuracy"]))
-                    series_growth.append(results.SeriesRow(arch, mode, r["trial"] + 1, growth, r["test_accuracy"]))
-        paths = {kind: results.default_path(kind, family, out_dir) for kind in
-                 ("summary", "trials", "trials_convergence", "trials_lkg_growth")}
-        results.write_summary(paths["summary"], trials, family)
-        results.write_trials(paths["trials"], trials, family)
-        results.write_series(paths["trials_convergence"], series_conv, "convergence", family)
-        results.write_series(paths["trials_lkg_growth"], series_growth, "lkg_growth", family)
-        written += paths.values()
-    ordered = sorted(rows, key=lambda r: (r["family"], _arch_order(r["arch"]), MODES.index(r["mode"]), r["trial"]))
+        kinds: dict[tuple, int] = {}
+        for r in rows:
+            if r["family"] == family:
+                setting = tuple(r[name] for name in SETTINGS)
+                kinds[setting] = kinds.get(setting, 0) + 1
+        if len(kinds) > 1:
+            differ = [i for i, name in enumerate(SETTINGS) if len({k[i] for k in kinds}) > 1]
+            names = list(SETTINGS)
+            listed = "; ".join(", ".join(f"{names[i]} {k[i]}" for i in differ) + f" ({n} trials)" for k, n in kinds.items())
+            raise PSAError(f"results store {store} holds {family} trials of {len(kinds)} settings ({listed}): "
+                           f"choose one with {', '.join(SETTINGS[names[i]] for i in differ)}")
+    return rows
 
-    def write_csv(tmp):
+
+def settings_of(rows: list[dict]) -> dict:
+    """The settings line of an export: what its trials share."""
+    first = rows[0]
+    return {name.replace("_", "-"): first[name] for name in SETTINGS}
+
+
+def _write_csv(path: Path, fields: list[str], rows: list[dict]) -> Path:
+    def write(tmp):
         with open(tmp, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, CSV_FIELDS, extrasaction="ignore")
+            writer = csv.DictWriter(handle, fields, extrasaction="ignore")
             writer.writeheader()
-            writer.writerows(ordered)
+            writer.writerows(rows)
 
-    return written + [write_atomic(Path(out_dir) / "psa_trials.csv", write_csv)]
+    return write_atomic(path, write)
+
+
+def export(store: Store, out_dir: Path | str, archs: list[str] | None = None, wanted: dict | None = None) -> list[Path]:
+    """Write every family's tables and CSVs; only `archs` ("L*W", in that order) if given, else
+    every architecture by depth and width; only trials of the `wanted` settings."""
+    out_dir = Path(out_dir)
+    rows = select(store.completed(), wanted or {}, store.path)
+    if archs is not None:
+        rows = [r for r in rows if r["arch"] in archs]
+    if not rows:
+        raise PSAError(f"results store {store.path} holds no complete trials of these architectures and settings yet")
+    written, loops = [], []
+    for family in sorted({r["family"] for r in rows}):
+        mine = sorted((r for r in rows if r["family"] == family),
+                      key=lambda r: (archs.index(r["arch"]) if archs else _arch_order(r["arch"]), MODES.index(r["mode"]),
+                                     r["trial"]))
+        trials: dict = {}
+        curves = []
+        for r in mine:
+            cell = trials.setdefault(r["arch"], {}).setdefault(r["mode"], [])
+            cell += [None] * (r["trial"] + 1 - len(cell))
+            cell[r["trial"]] = r["bounty"]
+            history = store.history(r["id"])
+            curves.append(series.Curve(r["arch"], r["mode"], r["trial"] + 1, [h.score for h in history],
+                                       [h.lkg_score for h in history], r["test_accuracy"]))
+            loops += [{**r, "loop": h.loop, "score": h.score, "lkg": h.lkg_score, "bounty": h.bounty,
+                       "improved": int(h.improved), "ablated": h.ablated} for h in history]
+        settings = settings_of(mine)
+        paths = {kind: results.default_path(kind, family, out_dir) for kind in
+                 ("summary", "trials", "trials_convergence", "trials_lkg_growth",
+                  "trials_convergence_per_trial", "trials_lkg_growth_per_trial")}
+        results.write_summary(paths["summary"], trials, family, settings)
+        results.write_trials(paths["trials"], trials, family, settings)
+        for rows_of, suffix in ((series.study(curves), ""), (series.per_trial(curves), "_per_trial")):
+            convergence, growth = rows_of
+            series.write_series(paths[f"trials_convergence{suffix}"], convergence, "convergence", family, settings)
+            series.write_series(paths[f"trials_lkg_growth{suffix}"], growth, "lkg_growth", family, settings)
+        written += paths.values()
+        written.append(_write_csv(out_dir / f"psa_{family}_loops.csv", LOOP_FIELDS,
+                                  [row for row in loops if row["family"] == family]))
+    ordered = sorted(rows, key=lambda r: (r["family"], _arch_order(r["arch"]), MODES.index(r["mode"]), r["trial"]))
+    return written + [_write_csv(out_dir / "psa_trials.csv", TRIAL_FIELDS, ordered)]
 
 
 def run(args) -> None:
     if not Path(args.store).is_file():
         raise PSAError(f"results store {args.store} not found; run `psa sweep` first")
-    configs = [str(a) for a in read_configurations(args.configs)] if args.configs else None
+    archs = [str(a) for a in read_configurations(args.configs)] if args.configs else None
+    wanted = {"seeding": args.seeding, "base_seed": args.seed, "meta_loops": args.meta_loops, "lr": args.lr,
+              "batch_size": args.batch_size, "weight_decay": args.weight_decay, "dropout": args.dropout}
     store = Store(args.store)
     try:
-        for path in export(store, Path(args.out), configs):
+        for path in export(store, Path(args.out), archs, wanted):
             Console(highlight=False).print(f"wrote {path}")
     finally:
         store.close()
@@ -80,5 +124,10 @@ def run(args) -> None:
 def configure(parser) -> None:
     parser.add_argument("--store", default=DEFAULT_STORE, help=f"results store (default: {DEFAULT_STORE})")
     parser.add_argument("--out", default="results", help="output folder (default: results/)")
-    parser.add_argument("--configs", default=None, help="configurations file giving the row order")
+    parser.add_argument("--configs", default=None, help="configurations file: only its architectures, in its order")
+    filters = parser.add_argument_group("which trials, where the store holds several settings (default: any)")
+    filters.add_argument("--seeding", choices=SEEDINGS, default=None)
+    filters.add_argument("--seed", type=options.whole(0), default=None, help="base seed of the sweep")
+    filters.add_argument("--meta-loops", type=options.whole(1), default=None)
+    options.add_hyper(filters, defaults=False)
     parser.set_defaults(func=run)

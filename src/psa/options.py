@@ -59,11 +59,12 @@ HYPER = {  # field of Hyper -> (type, help)
 }
 
 
-def add_hyper(parser: argparse.ArgumentParser) -> None:
+def add_hyper(parser, defaults: bool = True) -> None:
+    """--lr, --batch-size, --weight-decay, --dropout with Hyper's defaults (or none: filters)."""
     for f in fields(Hyper):
         kind, text = HYPER[f.name]
-        parser.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=f.default,
-                            help=f"{text} (default: {f.default:g})")
+        parser.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=f.default if defaults else None,
+                            help=f"{text} (default: {f.default:g})" if defaults else text)
 
 
 def hyper(args: argparse.Namespace) -> Hyper:

@@ -13,7 +13,8 @@ from psa import options
 from psa.architecture import read_configurations
 from psa.modes import ABLATIVE_MODES, BASELINE_MODES, MODES
 from psa.published import CONFIGURATIONS
-from psa.results import ModeStats, Trials, arch_key, default_path, mode_stats, read_trials
+from psa.architecture import arch_key
+from psa.results import ModeStats, Trials, default_path, mode_stats, read_trials
 
 REGIMES = {  # label -> (display name, the study's colour); rich and matplotlib both know these names
     "untrainable": ("Untrainable", "red"),

@@ -1,13 +1,14 @@
 """`psa reproduce`, the main job: a sweep, its exports, then every table and figure of the study
 made from those exports, all into one folder. The quick profile (default) trains five small
-architectures in a minute or two on a CPU; --full runs the paper's whole grid."""
+architectures in a minute or two on a CPU; --full runs the paper's whole grid. Its results store
+is its own (`<out>/reproduce.sqlite` unless --store), and its exports hold only its own grid."""
 
 import json
 from pathlib import Path
 
 from rich.console import Console
 
-from psa import regimes, report
+from psa import options, regimes, report
 from psa.analysis import validation_zeror
 from psa.architecture import FAMILY_TITLES
 from psa.export import export
@@ -15,7 +16,8 @@ from psa.figures import convergence, heatmaps, space
 from psa.files import write_text
 from psa.modes import MODES, parse_modes
 from psa.published import ASYMMETRIC, CONFIGURATIONS
-from psa.results import default_path, read_series, read_summary
+from psa.results import default_path, read_summary
+from psa.series import read_series
 from psa.store import Store
 from psa.sweep import add_grid_arguments, grid_from_args, sweep
 
@@ -50,6 +52,7 @@ def publish(out: Path, family: str, archs: list[str], all_modes: bool, data_dir=
 
 def reproduce(args) -> None:
     console = Console(highlight=False)
+    args.store = args.store or str(Path(args.out) / "reproduce.sqlite")
     if args.full:
         args.configs, args.arch = args.configs or CONFIGURATIONS, None
         args.trials, args.meta_loops = 10, 100
@@ -58,10 +61,12 @@ def reproduce(args) -> None:
     console.print(f"[bold]psa reproduce[/] ({'the full study' if args.full else 'quick profile'}): "
                   f"{args.trials} trials x {args.meta_loops} meta-loops per cell")
     sweep(args)
-    archs = [str(a) for a in grid_from_args(args)]
+    archs = [str(a) for a in grid_from_args(args).cells]
+    wanted = {"seeding": args.seeding, "base_seed": args.seed, "meta_loops": args.meta_loops,
+              **vars(options.hyper(args))}
     store = Store(args.store)
     try:
-        written = export(store, Path(args.out), archs)
+        written = export(store, Path(args.out), archs, wanted)
     finally:
         store.close()
     written += publish(Path(args.out), args.family, archs, set(parse_modes(args.modes)) == set(MODES), args.data_dir)
@@ -70,7 +75,7 @@ def reproduce(args) -> None:
 
 
 def configure(parser) -> None:
-    add_grid_arguments(parser, trials=3, meta_loops=10)
+    add_grid_arguments(parser, trials=3, meta_loops=10, store=None)
     parser.add_argument("--full", action="store_true",
                         help="the paper's whole grid: 98 architectures x 6 modes x 10 trials x 100 meta-loops")
     parser.add_argument("--out", default="results", help="where exports and figures go (default: results/)")

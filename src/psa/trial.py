@@ -4,15 +4,20 @@ what a finished trial reports. Shared by both engines, the sweep, the store and 
 import hashlib
 from dataclasses import dataclass, field
 
+from psa import PSAError
 from psa.architecture import Architecture
 
 
-def trial_seed(base_seed: int, arch: Architecture | str, trial: int) -> int:
-    """The seed of trial `trial` (0-based) of `arch` in a sweep with `base_seed`. The mode is left
-    out on purpose: trial k of every mode starts from the same initial weights and data order, so
-    modes are compared on paired trials."""
-    key = f"{base_seed}/{arch}/{trial}".encode()
-    return int.from_bytes(hashlib.sha256(key).digest()[:4], "big") & 0x7FFFFFFF
+SEEDINGS = ("independent", "paired")
+
+
+def trial_seed(base_seed: int, arch: Architecture | str, trial: int, mode: str | None = None) -> int:
+    """The seed of trial `trial` (0-based) of `arch` in a sweep with `base_seed`. With a mode, every
+    (architecture, mode, trial) has its own seed, as in the study ("independent" seeding); without
+    one, trial k of every mode shares its seed, hence its initial weights and data order
+    ("paired" seeding, which compares modes on paired trials)."""
+    key = f"{base_seed}/{arch}/{trial}" if mode is None else f"{base_seed}/{arch}/{mode}/{trial}"
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big") & 0x7FFFFFFF
 
 
 BETAS, EPS = (0.9, 0.999), 1e-8  # AdamW's, torch's defaults as the study used them
@@ -57,10 +62,27 @@ class TrialResult:
     device: str = "cpu"
 
 
-def grid(archs: list[Architecture], modes, trials: int, family: str, base_seed: int, hyper: Hyper = Hyper()):
-    """{arch: [TrialSpec]} of a grid of architectures x modes x trials, seeded from `base_seed`."""
-    return {arch: [TrialSpec(arch, family, mode, t, trial_seed(base_seed, arch, t), hyper)
-                   for mode in modes for t in range(trials)] for arch in archs}
+@dataclass(frozen=True)
+class Grid:
+    """The trials of a sweep, per architecture, and how their seeds were drawn."""
+
+    cells: dict[Architecture, list[TrialSpec]]
+    seeding: str
+    base_seed: int
+
+    @property
+    def specs(self) -> list[TrialSpec]:
+        return [spec for specs in self.cells.values() for spec in specs]
+
+
+def grid(archs: list[Architecture], modes, trials: int, family: str, base_seed: int, hyper: Hyper = Hyper(),
+         seeding: str = "independent") -> Grid:
+    """The grid of architectures x modes x trials, seeded from `base_seed`."""
+    if seeding not in SEEDINGS:
+        raise PSAError(f"unknown seeding {seeding!r}: choose {' or '.join(SEEDINGS)}")
+    independent = seeding == "independent"
+    return Grid({arch: [TrialSpec(arch, family, mode, t, trial_seed(base_seed, arch, t, mode if independent else None), hyper)
+                        for mode in modes for t in range(trials)] for arch in archs}, seeding, base_seed)
 
 
 def log_line(record: LoopRecord, index: int, total: int) -> str:

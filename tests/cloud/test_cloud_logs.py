@@ -6,7 +6,7 @@ import pytest
 
 from cloud_helpers import JOBS, LOOPS, put_logs, run_cli
 from psa.cloud.logparse import parse_log
-from psa.results import read_series
+from psa.series import read_series
 
 NO_LOGS = "psa-2x3-none-2025-08-11-19-50-00-000"  # created, never started: no log stream
 HOSTILE = "psa-1x4-none-2025-08-11-19-46-41-617/../../../../tmp/escaped"
@@ -37,7 +37,7 @@ def logged(job_runs):
     return job_runs
 
 
-def test_logs_are_downloaded_once_and_parsed_into_tables(logged, capsys, reference):
+def test_logs_are_downloaded_once_and_parsed_into_tables(logged, capsys, fixtures):
     assert run_cli("cloud", "logs", "--jobs-file", "jobs.txt") == 0
     out = " ".join(capsys.readouterr().out.split())
     assert f"no log streams for {NO_LOGS}" in out and "invalid job name" in out
@@ -49,7 +49,7 @@ def test_logs_are_downloaded_once_and_parsed_into_tables(logged, capsys, referen
     assert len(first.read_text().splitlines()) > NOISE  # every page of the stream
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00 PSA job \| arch 1\*4 .*",
                         second.read_text().splitlines()[0])  # the event's own time, to the millisecond
-    published = reference / "results" / "logs"
+    published = fixtures / "logs"
     summary = json.loads((none_dir / "summary.json").read_text())
     assert summary.keys() == json.loads(next(published.glob("psa-*/summary.json")).read_text()).keys()
     assert summary["total_files"] == 2
@@ -68,9 +68,17 @@ def test_logs_are_downloaded_once_and_parsed_into_tables(logged, capsys, referen
     assert run_cli("cloud", "parse-logs") == 0
     out = " ".join(capsys.readouterr().out.split())
     assert f"{JOBS['hidden']}: trial 1 ends after 1 of {LOOPS} meta-loops (log cut off mid-trial)" in out
-    rows = {(r.mode, r.trial): r for r in read_series("results/psa_simplemlp_trials_convergence.md")}
-    growth = {(r.mode, r.trial): r for r in read_series("results/psa_simplemlp_trials_lkg_growth.md")}
+    rows = {(r.mode, r.trial): r for r in read_series("results/psa_simplemlp_trials_convergence_per_trial.md")}
+    growth = {(r.mode, r.trial): r for r in read_series("results/psa_simplemlp_trials_lkg_growth_per_trial.md")}
     assert set(rows) == {("none", 1), ("none", 2), ("hidden", 1), ("hidden", 2)}
+    # The study's tables: a row per job, the maximum over its trials at every loop.
+    study = {r.mode: r for r in read_series("results/psa_simplemlp_trials_convergence.md")}
+    assert set(study) == {"none", "hidden"} and {r.trial for r in study.values()} == {None}
+    assert study["none"].values == [max(a, b) for a, b in zip(rows["none", 1].values, rows["none", 2].values)]
+    lkg_max = [max(lkgs) for lkgs in zip(*([round(loop["lkg_score"], 2) for loop in t["loops"]]
+                                           for t in history(logged["none"][0])))]
+    assert {r.mode: r for r in read_series("results/psa_simplemlp_trials_lkg_growth.md")}["none"].values == \
+        pytest.approx([0.0] + [b - a for a, b in zip(lkg_max, lkg_max[1:])])
     folder = logged["none"][0]
     for trial, record in enumerate(history(folder), start=1):
         scores = [round(loop["score"], 2) for loop in record["loops"]]
@@ -93,6 +101,6 @@ def test_untagged_logs_split_trials_where_the_loop_count_restarts():
     line = "Loop {0}/3 (Global: {0}) | Current: 9{0}.00% | LKG: 9{0}.00% | Bounty: 9{0}.00%"
     lines = ["starting", *(line.format(i) for i in (1, 2, 3)), "Final Test: 93.50%", *(line.format(i) for i in (1, 2))]
     first, second = parse_log(lines)
-    assert (first.convergence, first.final_test) == ([91.0, 92.0, 93.0], 93.5)
-    assert (second.convergence, second.final_test, second.expected) == ([91.0, 92.0], None, 3)
-    assert first.lkg_growth == [0.0, 1.0, 1.0]
+    assert (first.curve("1*4", "none").scores, first.final_test) == ([91.0, 92.0, 93.0], 93.5)
+    assert (second.curve("1*4", "none").scores, second.final_test, second.expected) == ([91.0, 92.0], None, 3)
+    assert first.curve("1*4", "none").lkgs == [91.0, 92.0, 93.0]

@@ -5,6 +5,7 @@ import boto3
 import pytest
 
 from cloud_helpers import BUCKET, JOBS, PREFIX, REGION, run_cli, sagemaker_jobs
+from psa.published import COST_REPORT
 from psa.cloud.storage import category, human
 
 MISSING = "psa-2x3-none-2025-08-11-19-50-00-000"  # in the jobs file, never run
@@ -25,13 +26,13 @@ def sizes(job: str) -> list[tuple[str, int]]:
     return [(obj["Key"], obj["Size"]) for obj in listing.get("Contents", [])]
 
 
-def test_storage_report_has_the_published_shape_and_adds_up(jobs_file, reference, capsys):
+def test_storage_report_has_the_published_shape_and_adds_up(jobs_file, fixtures, capsys):
     assert run_cli("cloud", "storage", "--jobs-file", str(jobs_file), "--detailed") == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "invalid job name 'psa-../../etc'" in out and f"{MISSING}: nothing stored" in out
     assert "Per job" in out
     report = json.loads(Path("aws/sagemaker/storage_report.json").read_text())
-    published = json.loads((reference / "aws" / "sagemaker" / "storage_report.json").read_text())
+    published = json.loads((fixtures / "storage_report.json").read_text())
     assert report.keys() == published.keys()
     assert report["job_details"][0].keys() == published["job_details"][0].keys()
     assert report["file_types"].keys() >= published["file_types"].keys()
@@ -50,7 +51,7 @@ def test_file_categories_and_human_sizes():
     assert (human(14136878773), human(14136878773 / 588), human(512)) == ("13.17 GB", "22.93 MB", "512.00 B")
 
 
-def test_cost_report_prices_billable_time(tmp_path, reference, capsys):
+def test_cost_report_prices_billable_time(tmp_path, fixtures, capsys):
     sagemaker = boto3.client("sagemaker")
     for job in JOBS.values():
         sagemaker.create_training_job(
@@ -68,7 +69,7 @@ def test_cost_report_prices_billable_time(tmp_path, reference, capsys):
     out = " ".join(capsys.readouterr().out.split())
     assert f"{MISSING}: ValidationException" in out
     report = json.loads(Path("results/sagemaker_cost_report.json").read_text())
-    published = json.loads((reference / "results" / "sagemaker_cost_report.json").read_text())
+    published = json.loads(COST_REPORT.read_text())
     assert report.keys() == published.keys()
     assert report["metadata"].keys() == published["metadata"].keys()
     assert report["breakdown"].keys() == published["breakdown"].keys()

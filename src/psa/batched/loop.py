@@ -9,7 +9,7 @@ import torch
 
 from psa.batched import ops
 from psa.batched.plan import EVAL_CHUNK, stacks_of
-from psa.batched.stack import Stack, ablate, promote
+from psa.batched.stack import Saved, Stack, ablate, promote
 from psa.batched.step import Steps
 from psa.data import MNIST
 from psa.progress import Reporter
@@ -27,20 +27,25 @@ def runner(stacks: list[Stack], data: MNIST):
 
 @torch.no_grad()
 def train_stacks(groups: list[list[TrialSpec]], data: MNIST, meta_loops: int, reporter: Reporter | None = None,
-                 on_loop=None) -> list[list[TrialResult]]:
-    """`meta_loops` meta-loops of every trial, each list of `groups` as one stack (one architecture
-    and family; lr and batch size shared by all), the stacks side by side. `data` is already on
-    the device. After each loop, on_loop(stacks, loop, records) gets each stack's loop records."""
+                 on_loop=None, saved: dict[TrialSpec, Saved] | None = None) -> list[list[TrialResult]]:
+    """Meta-loops up to `meta_loops` of every trial, each list of `groups` as one stack (one
+    architecture and family; lr and batch size shared by all), the stacks side by side. With
+    `saved`, every trial goes on from its saved state (all saved after the same loop). `data` is
+    already on the device. After each loop, on_loop(stacks, loop, records) gets each stack's
+    records."""
     reporter = reporter or Reporter(live=False, every=math.inf)
     device, dtype = data.x_train.device, data.x_train.dtype
     # Deep stacks' gradients underflow into denormals, which make CPU matmuls ~10x slower; float32
     # AdamW would turn such gradients into no update anyway (their square underflows to 0).
     torch.set_flush_denormal(True)
     started = time.perf_counter()
-    stacks = [Stack.of(specs, device, dtype) for specs in groups]
+    stacks = [Stack.of(specs, device, dtype, saved) for specs in groups]
+    starts = {state.loops_done for state in (saved or {}).values()}
+    assert len(starts) <= 1 and len(saved or {}) in (0, sum(map(len, groups))), \
+        "every trial of a group goes on from the same loop"
     steps, accuracy = runner(stacks, data)
     histories = [[[] for _ in stack.specs] for stack in stacks]
-    for loop in range(1, meta_loops + 1):
+    for loop in range(max(starts, default=0) + 1, meta_loops + 1):
         # Ablations never accumulate: each loop damages a fresh copy of the LKG (from loop 2 on).
         choices = []
         for stack in stacks:

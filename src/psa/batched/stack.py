@@ -68,6 +68,18 @@ class Layout:
         return itemsize * (5 * self.size + batch * kept + eval_batch * (INPUTS + 2 * widest))
 
 
+@dataclass
+class Saved:
+    """A trial between two meta-loops, as a checkpoint keeps it: enough to go on exactly as an
+    unbroken run would, since every loop starts from the LKG with a fresh AdamW."""
+
+    loops_done: int
+    lkg: torch.Tensor  # (P,) the LKG's parameters, flat as in a stack row
+    lkg_score: float
+    bounty: float
+    bounty_loop: int
+
+
 def _span(rows: list[int]) -> slice | None:
     return slice(rows[0], rows[-1] + 1) if rows else None
 
@@ -106,11 +118,13 @@ class Stack:
         self.weights, self.grads = self.layout.views(self.active), self.layout.views(self.grad)
 
     @classmethod
-    def of(cls, specs: list[TrialSpec], device, dtype) -> "Stack":
-        """Fresh trials (their seeded initial weights as LKG), in the given order."""
+    def of(cls, specs: list[TrialSpec], device, dtype, saved: dict[TrialSpec, Saved] | None = None) -> "Stack":
+        """The trials in the given order: each from its `saved` state if given, else fresh (its
+        seeded initial weights as LKG)."""
         arch, family = specs[0].arch, specs[0].family
-        layout = Layout.of(arch, family)
-        rows = [torch.cat([torch.cat([w.reshape(-1), b]) for w, b in initial_parameters(arch, family, s.seed, dtype)])
+        layout, saved = Layout.of(arch, family), saved or {}
+        rows = [saved[s].lkg.to(dtype) if s in saved else
+                torch.cat([torch.cat([w.reshape(-1), b]) for w, b in initial_parameters(arch, family, s.seed, dtype)])
                 for s in specs]
         lkg = torch.stack(rows).to(device)
         column = lambda values: torch.tensor(values, dtype=dtype, device=device).view(-1, 1)  # noqa: E731
@@ -125,7 +139,9 @@ class Stack:
         first_layer_narrow = plan[0][0] == "linear" and shapes[0][1] <= specs[0].hyper.batch_size
         return cls(
             specs, layout, lkg, lkg.clone(), torch.zeros_like(lkg),
-            lkg_score=[-1.0] * len(specs), bounty=[-1.0] * len(specs), bounty_loop=[0] * len(specs),
+            lkg_score=[saved[s].lkg_score if s in saved else -1.0 for s in specs],
+            bounty=[saved[s].bounty if s in saved else -1.0 for s in specs],
+            bounty_loop=[saved[s].bounty_loop if s in saved else 0 for s in specs],
             decaying=decaying, shrink=shrink[decaying] if decaying else None,
             drop=_span(dropping), drop_p=column([specs[i].hyper.dropout for i in dropping]).view(-1, 1, 1) if dropping else None,
             seeds=seeds, fan_out=torch.arange(len(specs), device=device) % len(seeds),

@@ -19,7 +19,9 @@ from psa.files import write_json
 from psa.cloud.settings import load_settings
 from psa.modes import parse_modes
 from psa.published import CONFIGURATIONS
-from psa.results import default_path, write_series, write_summary, write_trials
+from psa.results import default_path, write_summary, write_trials
+from psa import series
+from psa.series import write_series
 
 console = Console(highlight=False)
 
@@ -66,7 +68,7 @@ def run_launch(args) -> None:
     if args.dry_run:
         console.print(launch.table(steps, "Launch plan (dry run: nothing launched)"))
         return
-    run = launch.Run(args.trials, args.meta_loops, args.seed, options.hyper(args))
+    run = launch.Run(args.trials, args.meta_loops, args.seed, args.seeding, options.hyper(args))
     launch.launch(cloud, settings, steps, run, args.jobs_file, args.retry_wait)
     console.print(launch.table(steps, "Launch"))
     failed = [s for s in steps if s.error]
@@ -118,12 +120,13 @@ def run_logs(args) -> None:
 
 
 def run_parse_logs(args) -> None:
-    convergence, growth, problems = logparse.parse_logs(args.logs_dir)
+    curves, problems = logparse.parse_logs(args.logs_dir)
     _problems(problems, "jobs or trials")
-    for rows, kind in ((convergence, "convergence"), (growth, "lkg_growth")):
-        path = default_path(f"trials_{kind}", FAMILY, args.output_dir)
-        write_series(path, rows, kind, FAMILY)
-        console.print(f"Wrote {path} ({len(rows)} trials)")
+    for rows_of, suffix in ((series.study(curves), ""), (series.per_trial(curves), "_per_trial")):
+        for rows, kind in zip(rows_of, ("convergence", "lkg_growth")):
+            path = default_path(f"trials_{kind}{suffix}", FAMILY, args.output_dir)
+            write_series(path, rows, kind, FAMILY)
+            console.print(f"Wrote {path} ({len(rows)} rows)")
 
 
 @_aws

@@ -30,7 +30,7 @@ from pathlib import Path
 from psa import options
 from psa.architecture import Architecture
 from psa.modes import check_mode
-from psa.trial import TrialResult, TrialSpec, grid, log_line
+from psa.trial import SEEDINGS, TrialResult, TrialSpec, grid, log_line
 
 
 FAMILY = "simplemlp"  # the cloud jobs train SimpleMLP, as the published study did
@@ -87,6 +87,8 @@ def add_hyperparameters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trials", type=options.whole(1), default=10, help="trials per job (default: 10)")
     parser.add_argument("--meta-loops", type=options.whole(1), default=100, help="meta-loops per trial (default: 100)")
     parser.add_argument("--seed", type=options.whole(0), default=0, help="base seed of the trial seeds (default: 0)")
+    parser.add_argument("--seeding", choices=SEEDINGS, default=SEEDINGS[0],
+                        help="independent (as in the study) or paired seeds (docs/DESIGN.md section 5)")
     options.add_hyper(parser)
 
 
@@ -102,7 +104,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run_from_args(args) -> None:
     arch = Architecture.parse(args.arch)
-    specs = grid([arch], [check_mode(args.mode)], args.trials, FAMILY, args.seed, options.hyper(args))[arch]
+    specs = grid([arch], [check_mode(args.mode)], args.trials, FAMILY, args.seed, options.hyper(args), args.seeding).specs
     run(specs, args.meta_loops, Path(args.model_dir) if args.model_dir else model_dir(), args.data_dir, args.device)
 
 

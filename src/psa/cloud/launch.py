@@ -65,11 +65,12 @@ class Run:
     trials: int = 10
     meta_loops: int = 100
     seed: int = 0
+    seeding: str = "independent"
     hyper: Hyper = Hyper()
 
     def arguments(self) -> dict[str, str]:
         """As SageMaker hyperparameters: the job's `--name value` pairs."""
-        values = {"trials": self.trials, "meta-loops": self.meta_loops, "seed": self.seed,
+        values = {"trials": self.trials, "meta-loops": self.meta_loops, "seed": self.seed, "seeding": self.seeding,
                   **{f.name.replace("_", "-"): getattr(self.hyper, f.name) for f in fields(Hyper)}}
         return {name: str(value) for name, value in values.items()}
 

@@ -1,5 +1,5 @@
-"""`sagemaker-logs-parser`: downloaded job logs turned into the convergence and LKG growth tables,
-one row per job and trial.
+"""`sagemaker-logs-parser`: downloaded job logs turned into the convergence and LKG growth tables:
+the study's (a row per job: the maximum over its trials, psa.series) and a row per trial beside.
 
 A job's log holds its trials' meta-loop lines (docs/DESIGN.md section 5). In the project's own logs
 every trial line is tagged `Trial <k>/<N> | ` (see psa.cloud.job); untagged logs, which run their
@@ -16,7 +16,7 @@ from rich.progress import track
 
 from psa import PSAError
 from psa.cloud import names
-from psa.results import SeriesRow
+from psa.series import Curve
 
 TAG = re.compile(r"\bTrial (\d+)/(\d+) \|")
 LOOP = re.compile(r"Loop \d+/(\d+) \(Global: (\d+)\) \| Current: ([\d.]+)% \| LKG: ([\d.]+)% \| Bounty: ([\d.]+)%")
@@ -30,15 +30,9 @@ class TrialLog:
     loops: list[tuple[int, float, float]] = field(default_factory=list)  # (global loop, score, LKG)
     final_test: float | None = None
 
-    @property
-    def convergence(self) -> list[float]:
-        return [score for _, score, _ in self.loops]
-
-    @property
-    def lkg_growth(self) -> list[float]:
-        """Rise of the LKG over the previous loop's; the first loop has no previous LKG: 0."""
-        lkgs = [lkg for _, _, lkg in self.loops]
-        return [0.0] + [max(now - before, 0.0) for before, now in zip(lkgs, lkgs[1:])]
+    def curve(self, arch: str, mode: str) -> Curve:
+        return Curve(arch, mode, self.number, [score for _, score, _ in self.loops], [lkg for _, _, lkg in self.loops],
+                     self.final_test)
 
 
 def parse_log(lines: list[str]) -> list[TrialLog]:
@@ -74,12 +68,12 @@ def job_logs(logs_dir: Path) -> tuple[dict[str, Path], list[str]]:
     return {job: folder for job, folder in folders.items() if job in latest}, problems
 
 
-def parse_logs(logs_dir: Path | str) -> tuple[list[SeriesRow], list[SeriesRow], list[str]]:
-    """Convergence rows, LKG growth rows, and what was wrong (cut-off trials, logless jobs)."""
+def parse_logs(logs_dir: Path | str) -> tuple[list[Curve], list[str]]:
+    """Every trial's meta-loops, and what was wrong (cut-off trials, logless jobs)."""
     if not Path(logs_dir).is_dir():
         raise PSAError(f"logs folder not found: {logs_dir}; download logs with sagemaker-get-training-logs")
     jobs, problems = job_logs(Path(logs_dir))
-    convergence, growth = [], []
+    curves = []
     for job, folder in track(list(jobs.items()), description="Parsing logs"):
         arch, mode = names.cell(job)
         lines = [line for path in sorted(folder.glob("*.log"))
@@ -91,6 +85,5 @@ def parse_logs(logs_dir: Path | str) -> tuple[list[SeriesRow], list[SeriesRow], 
             if len(trial.loops) < trial.expected:
                 problems.append(f"{job}: trial {trial.number} ends after {len(trial.loops)} of "
                                 f"{trial.expected} meta-loops (log cut off mid-trial)")
-            convergence.append(SeriesRow(arch, mode, trial.number, trial.convergence, trial.final_test))
-            growth.append(SeriesRow(arch, mode, trial.number, trial.lkg_growth, trial.final_test))
-    return convergence, growth, problems
+            curves.append(trial.curve(arch, mode))
+    return curves, problems

@@ -14,7 +14,9 @@ from psa.architecture import FAMILY_TITLES, Architecture
 from psa.figures import MODE_STYLE, add_family_and_zeror, save
 from psa.modes import ABLATIVE_MODES, MODES
 from psa.regimes import REGIMES, calculate_summary_metrics, classify_regime, resolve_zeror
-from psa.results import SeriesRow, arch_key, default_path, read_series, read_trials
+from psa.architecture import arch_key
+from psa.results import default_path, read_trials
+from psa.series import SeriesRow, read_series
 
 TICK_SPACING = 0.04  # decades between percent ticks
 

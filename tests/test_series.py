@@ -1,0 +1,47 @@
+import pytest
+
+from psa import published
+from psa.series import Curve, SeriesRow, per_trial, read_series, study, write_series
+
+
+def curve(trial, scores, mode="full", test=None):
+    lkgs = [max(scores[: k + 1]) for k in range(len(scores))]
+    return Curve("4*4", mode, trial, scores, lkgs, test)
+
+
+def test_a_study_row_is_the_maximum_over_the_trials_not_one_trial():
+    curves = [curve(1, [10.0, 30.0, 20.0, 25.0], test=28.0), curve(2, [15.0, 12.0, 35.0], test=33.0),
+              curve(1, [50.0, 60.0], mode="none")]
+    convergence, growth = study(curves)
+    assert [(r.arch, r.mode, r.trial) for r in convergence] == [("4*4", "full", None), ("4*4", "none", None)]
+    # Loop 4 counts the one trial that reached it; Final Test is the best trial's.
+    assert convergence[0].values == [15.0, 30.0, 35.0, 25.0] and convergence[0].final_test == 33.0
+    # Growth of the maximum LKG (15, 30, 35, 35), which no single trial has.
+    assert growth[0].values == [0.0, 15.0, 5.0, 0.0]
+    rows, grows = per_trial(curves)
+    assert [r.trial for r in rows] == [1, 2, 1] and rows[0].values == [10.0, 30.0, 20.0, 25.0]
+    assert grows[0].values == [0.0, 20.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("kind", ["convergence", "lkg_growth"])
+def test_series_published_tables_round_trip(tmp_path, kind):
+    source = published.results(f"trials_{kind}")
+    rows = read_series(source)
+    assert len(rows) == 585 and rows[0].arch == "1024*1" and rows[0].trial is None
+    assert all(len(row.values) == 100 and row.final_test is None for row in rows)
+    write_series(tmp_path / "s.md", rows, kind, "simplemlp")
+    assert read_series(tmp_path / "s.md") == rows
+    assert (tmp_path / "s.md").read_text() == source.read_text() + "\n"  # ours ends with a newline
+
+
+def test_series_with_trial_column_and_settings(tmp_path):
+    from psa.tables import read_settings
+
+    rows = [SeriesRow("18*18", "full", 1, [10.92, None, 12.5], 11.0), SeriesRow("1*4", "none", 2, [50.0], None)]
+    write_series(tmp_path / "c.md", rows, "convergence", "simplemlp", {"seeding": "paired", "meta-loops": 3})
+    text = (tmp_path / "c.md").read_text()
+    assert "| Architecture | Mode | Trial | Meta-Loop 1 |" in text and "| 18x18 | full | 1 | 10.92 | N/A | 12.50 | 11.00 |" in text
+    assert read_settings(tmp_path / "c.md") == {"seeding": "paired", "meta-loops": "3"}
+    back = read_series(tmp_path / "c.md")
+    assert back[1].values == [50.0, None, None] and back[1].trial == 2 and back[0] == rows[0]
+    assert read_settings(published.results("trials_convergence")) == {}
