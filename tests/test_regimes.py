@@ -1,9 +1,15 @@
 import json
 
+import numpy as np
+import pytest
+
 from psa import published
+from psa.architecture import read_configurations
 from psa.cli import main
-from psa.regimes import Thresholds, calculate_summary_metrics, classify_regime, get_all_regime_classifications
-from psa.results import ModeStats
+from psa.modes import MODES
+from psa.regimes import (Thresholds, apply_rules, calculate_summary_metrics, classify_grid, classify_regime,
+                         get_all_regime_classifications, stability)
+from psa.results import ModeStats, read_trials, write_trials
 
 Z = 11.02
 
@@ -57,7 +63,74 @@ def test_cli_table_groups_by_regime(capsys):
 
 
 def test_summary_metrics_cover_all_modes():
-    from psa.results import read_trials
-
     stats = calculate_summary_metrics(read_trials(published.results("trials")))["1*2048"]
     assert round(stats["none"].mean, 2) == 98.25 and round(stats["output"].std, 2) == 0.12
+
+
+# ---------------------------------------------------------------------------------------------
+# Bootstrap stability, and trials files that hold only part of the grid.
+
+
+def published_trials():
+    return read_trials(published.results("trials"))
+
+
+def test_the_rules_on_a_stack_match_them_one_by_one():
+    rng = np.random.default_rng(5)
+    # Anywhere, near one another, and near ZeroR.
+    mean = np.concatenate([rng.uniform(5, 99, (300, 6)), 95 + rng.normal(0, 0.6, (300, 6)), rng.uniform(8, 11, (100, 6))])
+    std, top = rng.uniform(0, 20, mean.shape), mean + rng.uniform(-1, 3, mean.shape)
+    stacked = apply_rules(mean, std, top, Z)
+    for row in range(len(mean)):
+        stats = {"1*1": {m: ModeStats(mean[row, i], std[row, i], 0.0, top[row, i], 10) for i, m in enumerate(MODES)}}
+        assert stacked[row] == classify_regime("1*1", stats, Z)
+    assert len(set(stacked)) == 5  # every rule, and none, was exercised
+
+
+def test_bootstrap_stability_of_the_published_study():
+    trials = published_trials()
+    shares = stability(trials, Z, 1000, seed=0)
+    assert len(shares) == 98 and all(0 <= share <= 1 for share in shares.values())
+    # Far from every threshold: all trials at ZeroR, or the ablations far behind the baselines.
+    assert shares["115*115"] == shares["2048*1"] == shares["1*64"] == shares["1*2048"] == 1.0
+    assert shares["2*214"] < 0.6  # its ablative and baseline means nearly meet
+    assert sum(share >= 0.9 for share in shares.values()) >= 75
+    assert stability(trials, Z, 1000, seed=0) == shares
+    assert stability(trials, Z, 1000, seed=1) != shares
+    # Each architecture keys its own draws: a share doesn't depend on the others present.
+    assert stability({"2*214": trials["2*214"]}, Z, 1000, seed=0) == {"2*214": shares["2*214"]}
+    assert set(stability(trials, Z, 1, seed=3).values()) == {0.0, 1.0}
+
+
+def test_a_missing_mode_stays_unknown_in_every_resample():
+    trials = {"1*8": {m: v for m, v in published_trials()["1*8"].items() if m != "output"}}
+    assert classify_grid(read_configurations(published.CONFIGURATIONS), trials, Z) == {"1*8": "unknown"}
+    assert stability(trials, Z, 50) == {"1*8": 1.0}
+
+
+def test_cli_bootstrap(capsys):
+    trials = str(published.results("trials"))
+    main(["regimes", "--zeror", "11.02", "--trials-file", trials, "--bootstrap", "200", "--seed", "7", "--json"])
+    verdicts = json.loads(capsys.readouterr().out)
+    assert len(verdicts) == 98 and verdicts["1*2048"] == {"regime": "beneficial-regularization", "stability": 1.0}
+    assert verdicts["2*214"]["stability"] == stability(published_trials(), Z, 200, seed=7)["2*214"]
+    main(["regimes", "--zeror", "11.02", "--trials-file", trials, "--bootstrap", "100"])
+    out = capsys.readouterr().out
+    assert "Stable (>= 90%)" in out and "115*115 (100%)" in out and "100 bootstrap resamples" in out
+
+
+def test_architectures_the_trials_lack_are_left_out_with_a_note(tmp_path, capsys):
+    some = {arch: by_mode for arch, by_mode in published_trials().items() if arch in ("1*32", "2*16", "4*17", "8*8", "16*2")}
+    write_trials(tmp_path / "quick.md", some, "simplemlp")
+    regimes = get_all_regime_classifications(published.CONFIGURATIONS, tmp_path / "quick.md", zeror=Z)
+    assert list(regimes) == ["1*32", "2*16", "4*17", "8*8", "16*2"] and "unknown" not in regimes.values()
+    main(["regimes", "--zeror", "11.02", "--trials-file", str(tmp_path / "quick.md"), "--json"])
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == regimes
+    assert "93 of the 98 architectures" in captured.err and "left out" in captured.err
+    main(["regimes", "--zeror", "11.02", "--trials-file", str(tmp_path / "quick.md")])
+    assert "Unknown" not in capsys.readouterr().out
+    (tmp_path / "one.txt").write_text("3*3\n")
+    with pytest.raises(SystemExit):
+        main(["regimes", "--zeror", "11.02", "--trials-file", str(tmp_path / "quick.md"), "--config-file", str(tmp_path / "one.txt")])
+    assert "holds none of the 1 architectures" in capsys.readouterr().err

@@ -12,7 +12,8 @@ def test_architecture_table():
     # TOOLS.md shows 939*2 with 1,629,175: that is 2*939; 939 layers of width 2 hold 7,228.
     assert "939*2 & 7,228 & Asymmetric \\\\" in table and "2*939 & 1,629,175 & Matched \\\\" in table
     assert table.count("Asymmetric \\\\") == 30 and table.count("Matched \\\\") == 68
-    assert "\\toprule" in table and "\\bottomrule" in table
+    assert table.startswith("% needs \\usepackage{booktabs} and \\usepackage{longtable}\n\\begin{longtable}{lrl}")
+    assert "\\endhead" in table and "\\bottomrule" in table  # the header repeats on every page
 
 
 def test_ties_within_a_hundredth_share_the_win():
@@ -21,15 +22,18 @@ def test_ties_within_a_hundredth_share_the_win():
     assert winners(entry) == ["none", "decay"]
     table = accuracy_table({"1*4": entry}, ["1*4"], "Caption", "tab:x")
     assert "Tie: \\texttt{none}/\\texttt{decay}" in table
-    assert "\\bfseries $98.32 \\pm 0.05$" in table and "& $98.31 \\pm 0.05$" in table
+    assert "{\\boldmath$98.32 \\pm 0.05$}" in table and "& $98.31 \\pm 0.05$" in table
+    assert "\\bfseries" not in table and "`" not in table
+    assert "\\textbf{Architecture} & \\texttt{none} & \\texttt{decay} & \\texttt{full} & \\textbf{Winner}" in table
     assert "\\begin{tabular}{l l l l l}" in table  # only the modes present
 
 
 def test_accuracy_table_on_the_published_summary():
     summary = read_summary(published.results("summary"))
     table = accuracy_table(summary, list(summary), "C", "tab:results_summary_stats")
-    assert "1*2048 & \\bfseries $98.25 \\pm 0.06$ & $98.21 \\pm 0.04$" in table
+    assert "1*2048 & {\\boldmath$98.25 \\pm 0.06$} & $98.21 \\pm 0.04$" in table
     assert "Tie: \\texttt{decay}/\\texttt{dropout}" in table  # 1*1024: 98.12 vs 98.11
+    assert table.startswith("% needs \\usepackage{booktabs} and \\usepackage{graphicx}\n")
     assert "\\resizebox{\\textwidth}{!}{%" in table and table.count("\\\\\n") >= 98
 
 

@@ -1,7 +1,9 @@
 """Compare a reproduction's trials table with a reference study, architecture by architecture and
 mode by mode: means, stds, Welch's two-sample t-test with a multiple-comparison correction, and
-whether both studies put each architecture in the same regime."""
+whether both studies put each architecture in the same regime; then the convergence tables beside
+them, at chosen meta-loops. The reference is by default the published study that ships with psa."""
 
+import argparse
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,10 +12,14 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from psa import PSAError, options
+from psa import PSAError, options, published
 from psa.modes import MODES
 from psa.regimes import calculate_summary_metrics, classify_regime, resolve_zeror
 from psa.results import Trials, mode_stats, read_trials
+from psa.series import SeriesRow, read_series
+
+PUBLISHED = "published"  # names the shipped study wherever a trials table is asked for
+DEFAULT_LOOPS = (1, 10, 25, 50, 100)  # and the last loop both sides ran
 
 
 # ---------------------------------------------------------------------------------------------
@@ -180,22 +186,158 @@ def report(comparison: Comparison, console: Console) -> None:
         console.print(f"[yellow]not compared (fewer than two trials on a side):[/] {', '.join(comparison.skipped)}")
 
 
+# ---------------------------------------------------------------------------------------------
+# Convergence: the study rows (per architecture and mode, each loop's maximum over the trials).
+
+Curves = dict[tuple[str, str], list[float | None]]  # (arch, mode) -> value per meta-loop
+
+
+def study_curves(rows: list[SeriesRow]) -> Curves:
+    """The study row of every architecture and mode: the table's own where it has one (trial
+    None), else the per-loop maximum over the trials that reached the loop, as psa.series.study
+    makes it, so that a per-trial table compares with a study table like for like."""
+    cells: dict[tuple[str, str], list[SeriesRow]] = {}
+    for row in rows:
+        cells.setdefault((row.arch, row.mode), []).append(row)
+    curves = {}
+    for cell, members in cells.items():
+        series = [row.values for row in ([row for row in members if row.trial is None] or members)]
+        curves[cell] = [max((s[k] for s in series if k < len(s) and s[k] is not None), default=None)
+                        for k in range(max(map(len, series)))]
+    return curves
+
+
+def loops_run(curves: Curves) -> int:
+    """The last meta-loop with a value in any row (shorter rows are padded with N/A)."""
+    return max((k + 1 for values in curves.values() for k, v in enumerate(values) if v is not None), default=0)
+
+
+@dataclass
+class LoopComparison:
+    loop: int
+    cells: dict[tuple[str, str], tuple[float, float]]  # (arch, mode) -> (ours, reference)
+
+    def differences(self) -> np.ndarray:
+        return np.array([ours - reference for ours, reference in self.cells.values()])
+
+    def largest(self, count: int = 3) -> list[tuple[tuple[str, str], tuple[float, float]]]:
+        """The `count` cells that differ most (cells that agree are never listed)."""
+        differing = [item for item in self.cells.items() if item[1][0] != item[1][1]]
+        return sorted(differing, key=lambda item: -abs(item[1][0] - item[1][1]))[:count]
+
+
+@dataclass
+class ConvergenceComparison:
+    ours_loops: int
+    reference_loops: int
+    loops: list[LoopComparison]
+    beyond: list[int]  # loops asked for that one side never ran
+
+    @property
+    def length_note(self) -> str | None:
+        if self.ours_loops == self.reference_loops:
+            return None
+        return (f"different run lengths: ours ran {self.ours_loops} meta-loops, the reference "
+                f"{self.reference_loops}; convergence is compared at loops up to {min(self.ours_loops, self.reference_loops)} "
+                "only, and bounties come from runs of different length")
+
+
+def compare_convergence(ours: list[SeriesRow], reference: list[SeriesRow], loops: list[int] | None = None) -> ConvergenceComparison:
+    """The two sides' study rows at each chosen loop (default DEFAULT_LOOPS and the last common
+    one), over the architecture/mode cells both have a value for; loops one side lacks are dropped."""
+    mine, theirs = study_curves(ours), study_curves(reference)
+    ours_loops, reference_loops = loops_run(mine), loops_run(theirs)
+    common = min(ours_loops, reference_loops)
+    wanted = sorted(set(loops or [loop for loop in DEFAULT_LOOPS if loop <= common] + [common]))
+    compared = []
+    for loop in [loop for loop in wanted if 1 <= loop <= common]:
+        cells = {}
+        for cell, values in theirs.items():
+            ours_values = mine.get(cell, [])
+            if loop <= min(len(values), len(ours_values)) and None not in (values[loop - 1], ours_values[loop - 1]):
+                cells[cell] = (ours_values[loop - 1], values[loop - 1])
+        compared.append(LoopComparison(loop, cells))
+    return ConvergenceComparison(ours_loops, reference_loops, compared, [loop for loop in wanted if loop > common])
+
+
+def report_convergence(comparison: ConvergenceComparison, console: Console) -> None:
+    table = Table(title="Convergence: d = ours - reference, validation accuracy of the study rows "
+                        "(each loop's maximum over the trials)")
+    for column in ("Loop", "Cells", "Mean d", "Mean |d|", "Max |d|", "Largest |d|: ours vs reference"):
+        table.add_column(column, justify="left" if column.startswith("Largest") else "right")
+    for loop in comparison.loops:
+        if not loop.cells:
+            table.add_row(str(loop.loop), "0", "", "", "", "no cell on both sides")
+            continue
+        differences = loop.differences()
+        largest = "\n".join(f"{arch}/{mode} {ours:.2f} vs {reference:.2f}"
+                            for (arch, mode), (ours, reference) in loop.largest()) or "none differ"
+        table.add_row(str(loop.loop), str(len(loop.cells)), f"{differences.mean():+.2f}",
+                      f"{np.abs(differences).mean():.2f}", f"{np.abs(differences).max():.2f}", largest)
+    console.print(table)
+    if comparison.beyond:
+        console.print(f"[yellow]not compared:[/] loop {', '.join(map(str, comparison.beyond))}, beyond what both sides ran")
+
+
+# ---------------------------------------------------------------------------------------------
+# The command.
+
+
+def trials_path(text: str) -> Path:
+    return published.results("trials") if text == PUBLISHED else Path(text)
+
+
+def convergence_path(given: Path | None, trials: Path) -> Path:
+    """The table given, else the one that sits beside the trials table:
+    psa_<family>_trials.md -> psa_<family>_trials_convergence.md."""
+    if given is not None:
+        return given
+    return trials.with_name(f"{trials.stem}_convergence{trials.suffix}")
+
+
+def loop_list(text: str) -> list[int]:
+    parse = options.whole(1)
+    loops = [parse(part.strip()) for part in text.split(",") if part.strip()]
+    if not loops:
+        raise argparse.ArgumentTypeError("expected meta-loops like 1,10,50,100")
+    return loops
+
+
 def run(args) -> None:
-    ours, reference = read_trials(args.ours), read_trials(args.reference)
-    common = [arch for arch in reference if arch in ours]
-    if not common:
+    ours, reference = read_trials(args.ours), read_trials(args.reference)  # paths already: see trials_path
+    if not any(arch in ours for arch in reference):
         raise PSAError(f"{args.ours} and {args.reference} share no architecture")
-    comparison = compare_trials(ours, reference, resolve_zeror(args.zeror, args.data_dir), args.alpha, args.correction)
-    report(comparison, Console())
+    tables = convergence_path(args.ours_convergence, args.ours), convergence_path(args.reference_convergence, args.reference)
+    missing = [str(path) for path in tables if not path.is_file()]
+    asked = (args.ours_convergence, args.reference_convergence, args.loops) != (None, None, None)
+    # A table asked for, or the loops to compare, must be there: reading it says so if not.
+    convergence = compare_convergence(read_series(tables[0]), read_series(tables[1]), args.loops) if asked or not missing else None
+    console = Console()
+    if convergence and convergence.length_note:  # first: it qualifies the bounties too
+        console.print(f"[bold yellow]{convergence.length_note}[/]", soft_wrap=True)
+    report(compare_trials(ours, reference, resolve_zeror(args.zeror, args.data_dir), args.alpha, args.correction), console)
+    if convergence:
+        report_convergence(convergence, console)
+    else:
+        console.print(f"[yellow]convergence not compared:[/] no table {' or '.join(missing)}", soft_wrap=True)
 
 
 def configure(parser) -> None:
-    parser.add_argument("--ours", type=Path, required=True, help="trials table of the reproduction")
-    parser.add_argument("--reference", type=Path, required=True, help="trials table of the reference study")
+    parser.add_argument("--ours", type=trials_path, required=True, help=f"trials table of the reproduction (or {PUBLISHED})")
+    parser.add_argument("--reference", type=trials_path, default=PUBLISHED,
+                        help=f"trials table of the reference study (default: {PUBLISHED}, the study shipped with psa)")
     parser.add_argument("--alpha", type=options.number(0, 1, low_open=True, high_open=True), default=0.05,
                         help="significance level after correction")
     parser.add_argument("--correction", choices=tuple(CORRECTIONS), default="holm",
                         help="holm: family-wise error; bh: Benjamini-Hochberg false discovery rate")
     parser.add_argument("--zeror", type=options.PERCENT, help="regime failure threshold, percent (default: from MNIST)")
+    parser.add_argument("--loops", type=loop_list, metavar="K,K,...",
+                        help=f"meta-loops at which to compare convergence (default: {', '.join(map(str, DEFAULT_LOOPS))} "
+                             "and the last one both sides ran; loops a side never ran are skipped)")
+    parser.add_argument("--ours-convergence", type=Path,
+                        help="our convergence table, study rows or per-trial rows (default: beside --ours, "
+                             "psa_<family>_trials_convergence.md)")
+    parser.add_argument("--reference-convergence", type=Path,
+                        help="the reference's convergence table (default: beside --reference; published: the shipped one)")
     options.add_data_dir(parser)
     parser.set_defaults(func=run)

@@ -25,6 +25,9 @@ def pick_device(requested: str | None) -> torch.device:
             raise PSAError(f"--device {requested} asked for, but PyTorch sees no CUDA GPU")
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise PSAError(f"--device {requested}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+        # Streams, graphs and kernels are made on the current device: make it the chosen one, so
+        # one process per GPU (cuda:0, cuda:1, ...) works.
+        torch.cuda.set_device(device)
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise PSAError(f"--device {requested} asked for, but PyTorch sees no Apple MPS device")
     return device

@@ -1,5 +1,6 @@
-"""Training regimes: the rules of docs/DESIGN.md section 6, applied to each architecture's trial
-statistics. The validation ZeroR is the failure threshold; it comes from the data unless given."""
+"""Training regimes: the rules of docs/DESIGN.md section 7, applied to each architecture's trial
+statistics, and how stable each verdict is under bootstrap resampling of the trials. The
+validation ZeroR is the failure threshold; it comes from the data unless given."""
 
 import json
 from dataclasses import dataclass, fields
@@ -9,22 +10,24 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from psa import options
-from psa.architecture import read_configurations
+from psa import PSAError, options
+from psa.architecture import Architecture, arch_key, read_configurations
 from psa.modes import ABLATIVE_MODES, BASELINE_MODES, MODES
 from psa.published import CONFIGURATIONS
-from psa.architecture import arch_key
 from psa.results import ModeStats, Trials, default_path, mode_stats, read_trials
 
-REGIMES = {  # label -> (display name, the study's colour); rich and matplotlib both know these names
-    "untrainable": ("Untrainable", "red"),
-    "chaotic-optimization": ("Chaotic Optimization", "blue"),
-    "beneficial-regularization": ("Beneficial Regularization", "green"),
-    "optimally-sized": ("Optimally Sized", "orange"),
-    "unknown": ("Unknown", "grey"),
+REGIMES = {  # label -> (the paper's name, its colour); rich and matplotlib both read these colours
+    "beneficial-regularization": ("I. Beneficial Regularization", "#4caf50"),
+    "optimally-sized": ("II. Optimally Sized", "#e53935"),
+    "chaotic-optimization": ("III. Chaotic Optimization", "#1565c0"),
+    "untrainable": ("IV. Untrainable", "#212121"),
+    "unknown": ("Unknown", "#9e9e9e"),
 }
 
 Metrics = dict[str, dict[str, ModeStats | None]]  # arch -> mode -> statistics (None: no result)
+_BASE = [MODES.index(mode) for mode in BASELINE_MODES]
+_ABLATIVE = [MODES.index(mode) for mode in ABLATIVE_MODES]
+STABLE = 0.9  # the share of resamples from which the table calls a verdict stable
 
 
 @dataclass(frozen=True)
@@ -49,41 +52,53 @@ def resolve_zeror(zeror: float | None, data_dir: Path | str | None = None) -> fl
     return validation_zeror(data_dir)
 
 
+def _within(means: np.ndarray, centre: np.ndarray, spread: np.ndarray) -> np.ndarray:
+    return np.all(np.abs(means - centre[..., None]) <= spread[..., None], -1)
+
+
+def apply_rules(mean: np.ndarray, std: np.ndarray, top: np.ndarray, z: float, t: Thresholds = Thresholds()) -> np.ndarray:
+    """Regime labels of statistics shaped (..., 6), the last axis the modes in MODES order: one
+    architecture, or a whole stack of bootstrap resamples of it at once."""
+    base, ablative = mean[..., _BASE], mean[..., _ABLATIVE]
+    base_top, ablative_top = top[..., _BASE], top[..., _ABLATIVE]
+    mu_b, mu_a = base.mean(-1), ablative.mean(-1)
+    e, e_a = np.maximum(base.std(-1), t.min_spread), np.maximum(ablative.std(-1), t.min_spread)
+    baselines_close = _within(base, mu_b, e)
+    overlap = ablative.max(-1) - base.min(-1)
+
+    untrainable = np.all(top <= z, -1) | (np.all(mean <= z, -1) & np.all(ablative_top <= z, -1))
+    beneficial = (ablative.max(-1) <= mu_b + e) & baselines_close & (_within(ablative, mu_b, e) | (overlap >= t.overlap))
+    optimal = (
+        (mu_a < mu_b - e)
+        | ((base_top.max(-1) > ablative_top.max(-1)) & (mu_a <= mu_b))
+        | (baselines_close & _within(ablative, mu_a, e_a) & (mu_a < mu_b) & (overlap <= 0) & (mu_b - mu_a > t.gap))
+    )
+    chaotic = (
+        (np.all(base_top <= z, -1) & np.any(ablative_top > z, -1))
+        | (mu_a > mu_b + t.chaotic_margin)
+        | np.any(std[..., _BASE] > t.chaotic_std, -1)
+    )
+    # np.select takes the first condition that holds: the rules' order decides.
+    labels = ["untrainable", "beneficial-regularization", "optimally-sized", "chaotic-optimization"]
+    return np.select([untrainable, beneficial, optimal, chaotic], labels, "unknown")
+
+
 def classify_regime(arch: str, metrics: Metrics, zeror: float | None = None, thresholds: Thresholds = Thresholds()) -> str:
     """The regime label of `arch` (any spelling); 'unknown' if a mode is missing or no rule fits."""
     stats = metrics.get(arch_key(arch), {})
     if any(stats.get(mode) is None for mode in MODES):
         return "unknown"
-    z, t = resolve_zeror(zeror), thresholds
-    base, ablative = [stats[m] for m in BASELINE_MODES], [stats[m] for m in ABLATIVE_MODES]
-    base_means, ablative_means = np.array([s.mean for s in base]), np.array([s.mean for s in ablative])
-    mu_b, mu_a = base_means.mean(), ablative_means.mean()
-    e, e_a = max(base_means.std(), t.min_spread), max(ablative_means.std(), t.min_spread)
-    baselines_close = bool(np.all(np.abs(base_means - mu_b) <= e))
-    overlap = ablative_means.max() - base_means.min()
+    columns = [np.array([getattr(stats[mode], name) for mode in MODES]) for name in ("mean", "std", "max")]
+    return str(apply_rules(*columns, resolve_zeror(zeror), thresholds))
 
-    if all(s.max <= z for s in base + ablative) or (
-        all(s.mean <= z for s in base + ablative) and all(s.max <= z for s in ablative)
-    ):
-        return "untrainable"
-    if ablative_means.max() <= mu_b + e and baselines_close and (
-        np.all(np.abs(ablative_means - mu_b) <= e) or overlap >= t.overlap
-    ):
-        return "beneficial-regularization"
-    if (
-        mu_a < mu_b - e
-        or (max(s.max for s in base) > max(s.max for s in ablative) and mu_a <= mu_b)
-        or (baselines_close and np.all(np.abs(ablative_means - mu_a) <= e_a) and mu_a < mu_b
-            and overlap <= 0 and mu_b - mu_a > t.gap)
-    ):
-        return "optimally-sized"
-    if (
-        (all(s.max <= z for s in base) and any(s.max > z for s in ablative))
-        or mu_a > mu_b + t.chaotic_margin
-        or any(s.std > t.chaotic_std for s in base)
-    ):
-        return "chaotic-optimization"
-    return "unknown"
+
+def classify_grid(grid: list[Architecture], trials: Trials, zeror: float | None = None,
+                  thresholds: Thresholds = Thresholds()) -> dict[str, str]:
+    """Regime of every architecture of `grid` that `trials` holds, in the grid's order ('L*W'
+    keys). One the trials lack is left out: nothing was run, which is no verdict."""
+    metrics = calculate_summary_metrics(trials)
+    z = resolve_zeror(zeror)
+    return {str(arch): classify_regime(str(arch), metrics, z, thresholds) for arch in grid if str(arch) in metrics}
 
 
 def get_all_regime_classifications(
@@ -92,21 +107,55 @@ def get_all_regime_classifications(
     zeror: float | None = None,
     thresholds: Thresholds = Thresholds(),
 ) -> dict[str, str]:
-    """Regime of every architecture of the configuration file, in its order ('L*W' keys)."""
-    metrics = calculate_summary_metrics(read_trials(trials_path))
+    """Regime of every architecture of the configuration file that the trials file holds."""
+    return classify_grid(read_configurations(config_path), read_trials(trials_path), zeror, thresholds)
+
+
+def stability(trials: Trials, zeror: float | None, n: int, seed: int = 0,
+              thresholds: Thresholds = Thresholds()) -> dict[str, float]:
+    """Per architecture, the share of `n` bootstrap resamples that keep its regime: each mode's
+    bounties are drawn again with replacement, as many as it has, and the statistics and rules
+    recomputed. A mode without bounties stays so in every resample: its 'unknown' is kept (1.0).
+    Each architecture draws from its own generator keyed by (seed, its layers), so its share does
+    not depend on which other architectures the trials hold."""
     z = resolve_zeror(zeror)
-    return {str(arch): classify_regime(str(arch), metrics, z, thresholds) for arch in read_configurations(config_path)}
+    metrics = calculate_summary_metrics(trials)
+    shares = {}
+    for arch, by_mode in trials.items():
+        key = arch_key(arch)
+        bounties = [np.array([v for v in by_mode.get(mode, []) if v is not None]) for mode in MODES]
+        if any(len(values) == 0 for values in bounties):
+            shares[key] = 1.0
+            continue
+        rng = np.random.default_rng([seed, *(number for segment in Architecture.parse(key).segments for number in segment)])
+        samples = [values[rng.integers(0, len(values), size=(n, len(values)))] for values in bounties]
+        stats = [np.stack([getattr(sample, name)(1) for sample in samples], -1) for name in ("mean", "std", "max")]
+        shares[key] = float(np.mean(apply_rules(*stats, z, thresholds) == classify_regime(key, metrics, z, thresholds)))
+    return shares
 
 
-def regime_table(regimes: dict[str, str], zeror: float) -> Table:
+def _share(share: float) -> str:
+    # Rounding would show 99.6% as 100%, which should mean every resample.
+    return "100%" if share == 1 else f"{min(share, 0.99):.0%}"
+
+
+def regime_table(regimes: dict[str, str], zeror: float, shares: dict[str, float] | None = None) -> Table:
     table = Table(title=f"Training regimes (validation ZeroR {zeror:.2f}%)")
     table.add_column("Regime")
     table.add_column("Count", justify="right")
-    table.add_column("Architectures")
+    if shares is not None:
+        table.add_column(f"Stable (>= {STABLE:.0%})", justify="right")
+    table.add_column("Architectures" + (" (share of resamples keeping the regime)" if shares is not None else ""))
     for label, (name, colour) in REGIMES.items():
         members = [arch for arch, regime in regimes.items() if regime == label]
-        if members:
+        if not members:
+            continue
+        if shares is None:
             table.add_row(f"[bold {colour}]{name}[/]", str(len(members)), ", ".join(members))
+        else:
+            stable = sum(shares[arch] >= STABLE for arch in members)
+            listed = ", ".join(f"{arch} ({_share(shares[arch])})" for arch in members)
+            table.add_row(f"[bold {colour}]{name}[/]", str(len(members)), str(stable), listed)
     return table
 
 
@@ -114,16 +163,33 @@ def run(args) -> None:
     trials_file = args.trials_file or default_path("trials", args.family)
     zeror = resolve_zeror(args.zeror, args.data_dir)
     thresholds = Thresholds(**{f.name: getattr(args, f.name) for f in fields(Thresholds)})
-    regimes = get_all_regime_classifications(args.config_file, trials_file, zeror, thresholds)
+    grid, trials = read_configurations(args.config_file), read_trials(trials_file)
+    regimes = classify_grid(grid, trials, zeror, thresholds)
+    if not regimes:
+        raise PSAError(f"{trials_file} holds none of the {len(grid)} architectures of {args.config_file}")
+    if len(regimes) < len(grid):
+        Console(stderr=True, highlight=False).print(
+            f"note: {len(grid) - len(regimes)} of the {len(grid)} architectures of {args.config_file} are not in "
+            f"{trials_file} (never run there): left out", soft_wrap=True)
+    shares = None
+    if args.bootstrap:
+        shares = stability({arch: trials[arch] for arch in regimes}, zeror, args.bootstrap, args.seed, thresholds)
     if args.json:
-        print(json.dumps(regimes, indent=2))
+        body = regimes if shares is None else {
+            arch: {"regime": regime, "stability": shares[arch]} for arch, regime in regimes.items()}
+        print(json.dumps(body, indent=2))
     else:
-        Console().print(regime_table(regimes, zeror))
+        console = Console()
+        console.print(regime_table(regimes, zeror, shares))
+        if shares is not None:
+            console.print(f"stability: share of {args.bootstrap} bootstrap resamples of each mode's trials "
+                          f"(seed {args.seed}) that keep the architecture's regime")
 
 
 def configure(parser) -> None:
     parser.add_argument("--config-file", type=Path, default=CONFIGURATIONS,
-                        help="architectures, one L*W per line (default: the published study's)")
+                        help="architectures, one L*W per line (default: the published study's); those the "
+                             "trials file lacks are left out, with a note")
     parser.add_argument("--trials-file", type=Path, help="trials table (default: results/psa_<family>_trials.md)")
     options.add_family(parser, "--family")
     parser.add_argument("--zeror", type=options.PERCENT, help="failure threshold in percent (default: validation ZeroR from MNIST)")
@@ -131,6 +197,11 @@ def configure(parser) -> None:
     for field in fields(Thresholds):
         parser.add_argument(f"--{field.name.replace('_', '-')}", type=options.NON_NEGATIVE, default=field.default,
                             help=f"rule threshold (default {field.default})")
-    parser.add_argument("--json", action="store_true", help='print {"L*W": regime} as JSON')
+    parser.add_argument("--bootstrap", type=options.whole(1), metavar="N",
+                        help="also resample each mode's trials N times (with replacement, same count) and report "
+                             "per architecture the share of resamples that keep its regime")
+    parser.add_argument("--seed", type=options.whole(0), default=0, help="seed of the bootstrap (default 0)")
+    parser.add_argument("--json", action="store_true",
+                        help='print {"L*W": regime} as JSON; with --bootstrap {"L*W": {"regime": ..., '
+                             '"stability": share}}')
     parser.set_defaults(func=run)
-

@@ -1,5 +1,5 @@
-"""Publication LaTeX tables (booktabs): parameter counts per architecture, and mean +- std peak
-accuracy per mode with the winners in bold."""
+"""Publication LaTeX tables: parameter counts per architecture, and mean +- std peak accuracy per
+mode with the winners in bold. Each table opens with a comment naming the packages it needs."""
 
 import sys
 from pathlib import Path
@@ -17,25 +17,36 @@ TIE_TOLERANCE = 0.01  # percentage points: means this close to the best share th
 _ROUNDING = 1e-9
 
 
+def _needs(*packages: str) -> str:
+    """The comment that opens a table: what its preamble must load."""
+    return "% needs " + " and ".join(f"\\usepackage{{{package}}}" for package in packages)
+
+
 def architecture_table(config_file: Path | str, asymmetric_file: Path | str, family: str = "simplemlp") -> str:
+    """A longtable: the study's 98 rows are two pages long, more than any float can hold."""
     asymmetric = {str(arch) for arch in read_configurations(asymmetric_file)}
     rows = [
         f"{arch} & {parameter_count(arch, family):,} & {'Asymmetric' if str(arch) in asymmetric else 'Matched'} \\\\"
         for arch in read_configurations(config_file)
     ]
+    header = r"\textbf{Architecture} & \textbf{Parameters} & \textbf{Parameter Matching} \\"
     return "\n".join([
-        r"\begin{table}[ht]",
-        r"\centering",
+        _needs("booktabs", "longtable"),
+        r"\begin{longtable}{lrl}",
         r"\caption{Parameters for Network Architectures}",
-        r"\label{tab:architecture_parameters}",
-        r"\begin{tabular}{lcl}",
+        r"\label{tab:architecture_parameters} \\",
         r"\toprule",
-        r"\textbf{Architecture} & \textbf{Parameters} & \textbf{Parameter Matching}\\",
+        header,
         r"\midrule",
-        *rows,
+        r"\endfirsthead",
+        r"\toprule",
+        header,
+        r"\midrule",
+        r"\endhead",
         r"\bottomrule",
-        r"\end{tabular}",
-        r"\end{table}",
+        r"\endlastfoot",
+        *rows,
+        r"\end{longtable}",
     ]) + "\n"
 
 
@@ -59,11 +70,13 @@ def accuracy_table(summary: dict[str, SummaryEntry], order: list[str], caption: 
         for mode in modes:
             stats = entry.modes.get(mode)
             cell = "--" if stats is None else f"${stats.mean:.2f} \\pm {stats.std:.2f}$"
-            cells.append(f"\\bfseries {cell}" if mode in best else cell)
+            # \bfseries leaves math as it is; \boldmath sets digits and \pm in bold.
+            cells.append(f"{{\\boldmath{cell}}}" if mode in best else cell)
         names = "/".join(f"\\texttt{{{mode}}}" for mode in best)
         cells.append("--" if not best else f"Tie: {names}" if len(best) > 1 else names)
         rows.append(" & ".join(cells) + " \\\\")
     return "\n".join([
+        _needs("booktabs", "graphicx"),
         r"\begin{table}[ht]",
         r"\centering",
         f"\\caption{{{caption}}}",
@@ -71,8 +84,8 @@ def accuracy_table(summary: dict[str, SummaryEntry], order: list[str], caption: 
         r"\resizebox{\textwidth}{!}{%",
         f"\\begin{{tabular}}{{{' '.join('l' * (len(modes) + 2))}}}",
         r"\toprule",
-        r"\textbf{Architecture} & " + " & ".join(f"{{\\textbf{{`{mode}`}}}}" for mode in modes) + r" & \textbf{Winner} \\",
-        " & " + " & ".join(r"{Mean $\pm$ Std (\%)}" for _ in modes) + r" & \\",
+        r"\textbf{Architecture} & " + " & ".join(f"\\texttt{{{mode}}}" for mode in modes) + r" & \textbf{Winner} \\",
+        " & " + " & ".join(r"Mean $\pm$ Std (\%)" for _ in modes) + r" & \\",
         r"\midrule",
         *rows,
         r"\bottomrule",

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from psa import PSAError
+from psa.files import write_atomic
 from psa.trial import LoopRecord, TrialSpec
 
 DEFAULT_STORE = "results/psa.sqlite"
@@ -160,6 +161,20 @@ class Store:
         self.db.close()
 
     @_guarded
+    def snapshot(self, path: Path | str) -> Path:
+        """A consistent copy of the store as one plain file (no WAL beside it), atomically replacing
+        `path`: what a folder synced file by file (SageMaker's checkpoints) may hold."""
+        def copy(tmp):
+            target = sqlite3.connect(tmp)
+            try:
+                self.db.backup(target)
+                target.execute("PRAGMA journal_mode=DELETE")
+            finally:
+                target.close()
+
+        return write_atomic(path, copy)
+
+    @_guarded
     def start_sweep(self, command: str, settings: dict) -> int:
         cursor = self.db.execute("INSERT INTO sweeps (started, command, settings) VALUES (?, ?, ?)",
                                  (_now(), command, json.dumps(settings)))
@@ -210,11 +225,12 @@ class Store:
             self.db.execute("UPDATE trials SET heartbeat = ? WHERE owner = ? AND status = 'running'", (time.time(), owner))
 
     @_guarded
-    def release(self, owner: str) -> None:
-        """Give up `owner`'s claims at once (a sweep that stops), so others need not wait a lease."""
+    def release(self, owner: str | None = None) -> None:
+        """Give up `owner`'s claims at once (a sweep that stops), so others need not wait a lease;
+        without an owner, every claim (a store restored from a copy, whose sweeps are gone)."""
         with self.db:
-            self.db.execute("UPDATE trials SET owner = NULL, heartbeat = NULL WHERE owner = ? AND status = 'running'",
-                            (owner,))
+            self.db.execute("UPDATE trials SET owner = NULL, heartbeat = NULL "
+                            "WHERE (? IS NULL OR owner = ?) AND status = 'running'", (owner, owner))
 
     @_guarded
     def progress(self, trial_id: int) -> Progress:
@@ -267,6 +283,37 @@ class Store:
                                 "updated = ? WHERE id = ? AND owner = ?",
                                 (trial["test_accuracy"], trial["seconds"], trial["device"], _now(), trial["trial_id"], owner))
                 self.db.execute("DELETE FROM weights WHERE trial_id = ?", (trial["trial_id"],))
+
+    @_guarded
+    def merge(self, other: Path | str, job: str) -> int:
+        """Add the complete trials of another store (a job's), with their loops, that this one
+        lacks complete, recording `job` as where they were trained; one transaction. Running again
+        adds nothing. Returns how many trials were added."""
+        source = Store(other)
+        try:
+            rows = source.completed()
+            histories = {row["id"]: source.db.execute("SELECT loop, score, lkg, bounty, improved, ablated FROM loops "
+                                                      "WHERE trial_id = ?", (row["id"],)).fetchall() for row in rows}
+        finally:
+            source.close()
+        added = 0
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            for row in rows:
+                present = self.db.execute(f"SELECT id, status FROM trials WHERE {_KEY}",
+                                          tuple(row[c] for c in KEY_COLUMNS)).fetchone()
+                if present and present[1] == "complete":
+                    continue
+                if present:  # a partial run of the same trial here: the job's complete one replaces it
+                    self.db.execute("DELETE FROM trials WHERE id = ?", (present[0],))
+                columns = [c for c in row if c not in ("id", "sweep_id", "owner", "heartbeat")]
+                trial_id = self.db.execute(
+                    f"INSERT INTO trials ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                    [job if c == "job" else row[c] for c in columns]).lastrowid
+                self.db.executemany("INSERT INTO loops (trial_id, loop, score, lkg, bounty, improved, ablated) "
+                                    "VALUES (?, ?, ?, ?, ?, ?, ?)", [(trial_id, *loop) for loop in histories[row["id"]]])
+                added += 1
+        return added
 
     @_guarded
     def completed(self, family: str | None = None) -> list[dict]:

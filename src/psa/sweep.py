@@ -3,9 +3,11 @@ batched engine into the results store. Progress is committed after meta-loops (a
 `--checkpoint-every` seconds apart), so running the same command again, after a crash or a kill,
 goes on from the last commit; several sweeps on one store share the grid out between them."""
 
+import functools
 import itertools
 import threading
 import time
+from pathlib import Path
 
 import torch
 from rich.console import Console
@@ -35,9 +37,9 @@ class Journal:
     since the last commit and the LKG weights that changed, one transaction for the group."""
 
     def __init__(self, store: Store, sweep_id: int, owner: str, ids: dict[TrialSpec, int], meta_loops: int,
-                 every: float):
+                 every: float, snapshot: Path | None = None, log=None):
         self.store, self.sweep_id, self.owner, self.ids = store, sweep_id, owner, ids
-        self.meta_loops, self.every = meta_loops, every
+        self.meta_loops, self.every, self.snapshot, self.log = meta_loops, every, snapshot, log
         self.records = {spec: [] for spec in ids}
         self.changed: set[TrialSpec] = set()
         self.last = time.perf_counter()
@@ -52,6 +54,8 @@ class Journal:
                     self.changed.add(spec)
         if loop == self.meta_loops or time.perf_counter() - self.last >= self.every:
             self.commit(stacks)
+        if self.log:
+            self.log(stacks, loop, records)
 
     def _share(self) -> float:
         """Seconds since the last commit, per trial of the group."""
@@ -74,11 +78,15 @@ class Journal:
             raise LostClaim
         self.records = {spec: [] for spec in self.ids}
         self.changed.clear()
+        if self.snapshot:
+            self.store.snapshot(self.snapshot)
 
     def complete(self, results) -> None:
         seconds = self._share()
         self.store.complete(self.owner, [{"trial_id": self.ids[r.spec], "test_accuracy": r.test_accuracy,
                                           "seconds": seconds, "device": r.device} for r in results])
+        if self.snapshot:
+            self.store.snapshot(self.snapshot)
 
 
 def saved_states(store: Store, ids: dict[TrialSpec, int]) -> dict[TrialSpec, Saved]:
@@ -121,10 +129,12 @@ def _beat(path, owner: str, stop: threading.Event) -> None:
 
 def run_sweep(store: Store, cells: Grid, meta_loops: int, device: torch.device, memory_bytes: int, data=None,
               command: str = "psa sweep", console: Console | None = None, pack: int = 1, data_dir=None,
-              checkpoint_every: float = CHECKPOINT_EVERY) -> dict[str, int]:
+              checkpoint_every: float = CHECKPOINT_EVERY, snapshot: Path | None = None, log=None) -> dict[str, int]:
     """Train every trial of the grid that the store lacks and no other live sweep holds, in
     stacks that fit `memory_bytes`, up to `pack` small stacks side by side, on `data` (default:
-    MNIST from `data_dir` or the usual places). Returns counts of what was done."""
+    MNIST from `data_dir` or the usual places). With `snapshot`, a copy of the store replaces
+    that file after every commit; `log(stacks, loop, records)` sees every meta-loop. Returns
+    counts of what was done."""
     console = console or Console(highlight=False)
     specs, origin = cells.specs, (cells.seeding, cells.base_seed)
     done = store.status(specs, meta_loops)
@@ -150,8 +160,10 @@ def run_sweep(store: Store, cells: Grid, meta_loops: int, device: torch.device, 
                     ids = store.claim(sweep_id, trials, meta_loops, origin, str(device), owner)
                     if ids is None:
                         continue
-                    for name, count in train_group(store, group, ids, data, meta_loops, reporter, sweep_id, owner,
-                                                   checkpoint_every, console).items():
+                    journal = functools.partial(Journal, store, sweep_id, owner, meta_loops=meta_loops,
+                                                every=checkpoint_every, snapshot=snapshot, log=log)
+                    for name, count in train_group(store, group, ids, data, meta_loops, reporter, journal,
+                                                   console).items():
                         done[name] += count
     finally:
         stop.set()
@@ -159,10 +171,9 @@ def run_sweep(store: Store, cells: Grid, meta_loops: int, device: torch.device, 
     return {"total": len(specs), **done}
 
 
-def train_group(store: Store, group, ids, data, meta_loops: int, reporter: Reporter, sweep_id: int, owner: str,
-                checkpoint_every: float, console) -> dict[str, int]:
-    """Train one claimed group to the end, committing as it goes; the trials it completed and
-    the trial-loops it ran."""
+def train_group(store: Store, group, ids, data, meta_loops: int, reporter: Reporter, journal, console) -> dict[str, int]:
+    """Train one claimed group to the end, committing as it goes through journal(ids) (a
+    Journal); the trials it completed and the trial-loops it ran."""
     saved = saved_states(store, ids)
     # Trials claimed together but committed at different loops (another sweep's leftovers) go on
     # in turns, each turn from one loop.
@@ -175,7 +186,7 @@ def train_group(store: Store, group, ids, data, meta_loops: int, reporter: Repor
         stacks = [stack for stack in stacks if stack]
         names = ", ".join(str(stack[0].arch) for stack in stacks)
         reporter.group(names, len(members), meta_loops, -(-len(data.x_train) // stacks[0][0].hyper.batch_size), start)
-        journal = Journal(store, sweep_id, owner, {spec: ids[spec] for spec in members}, meta_loops, checkpoint_every)
+        journal = journal({spec: ids[spec] for spec in members})
         try:
             results = train_stacks(stacks, data, meta_loops, reporter, journal, {s: saved[s] for s in members if s in saved})
         except LostClaim:

@@ -58,9 +58,12 @@ def test_job_request_runs_the_packaged_project_on_spot(configs):
     name = read_jobs_file(JOBS_FILE)[0]
     job = boto3.client("sagemaker").describe_training_job(TrainingJobName=name)
     hyper = job["HyperParameters"]
-    assert {k: hyper[k] for k in ("arch", "mode", "trials", "meta-loops", "seed", "weight-decay", "dropout")} == {
-        "arch": "1*4", "mode": "output", "trials": "2", "meta-loops": "2", "seed": "0",
+    assert {k: hyper[k] for k in ("arch", "mode", "trials", "meta-loops", "seed", "seeding", "weight-decay",
+                                  "dropout")} == {
+        "arch": "1*4", "mode": "output", "trials": "2", "meta-loops": "2", "seed": "0", "seeding": "independent",
         "weight-decay": "0.0001", "dropout": "0.1"}
+    assert job["CheckpointConfig"] == {"S3Uri": f"s3://{BUCKET}/{PREFIX}/{name}/checkpoints", "LocalPath": "/opt/ml/checkpoints"}
+    assert job["InputDataConfig"][0]["ChannelName"] == "training"
     image = job["AlgorithmSpecification"]["TrainingImage"]
     assert image.startswith(f"763104351884.dkr.ecr.{REGION}.amazonaws.com/pytorch-training:")
     assert "-gpu-" in image  # ml.g4dn.xlarge has a T4
@@ -120,7 +123,7 @@ def _failing(monkeypatch, code: str, failures: dict[str, int]):
 def test_throttled_job_is_retried_and_launched(monkeypatch):
     _failing(monkeypatch, "ThrottlingException", {"psa-1x4-hidden": 2})
     settings, cloud = load_settings(), Cloud(REGION)
-    steps = launch.plan(cloud, [Architecture.parse("1*4")], ("none", "hidden"), force=False)
+    steps = launch.look_up(cloud, launch.cell_steps([Architecture.parse("1*4")], ("none", "hidden")), force=False)
     launch.launch(cloud, settings, steps, launch.Run(trials=2, meta_loops=2), JOBS_FILE, retry_wait=0)
     assert [s.outcome for s in steps] == ["launched", "launched"]
     assert len(sagemaker_jobs()) == 2

@@ -47,7 +47,7 @@ def test_logs_are_downloaded_once_and_parsed_into_tables(logged, capsys, fixture
     first, second = sorted(none_dir.glob("*.log"))
     assert first.name == "algo-1-1754945940.log"
     assert len(first.read_text().splitlines()) > NOISE  # every page of the stream
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00 PSA job \| arch 1\*4 .*",
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00 PSA job \| 1\*4 x none .*",
                         second.read_text().splitlines()[0])  # the event's own time, to the millisecond
     published = fixtures / "logs"
     summary = json.loads((none_dir / "summary.json").read_text())

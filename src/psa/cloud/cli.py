@@ -1,6 +1,8 @@
-"""`psa cloud ...`: the SageMaker tools of the study (their script names: psa.cloud.SCRIPTS). Each subcommand reads its settings, opens one
-`Cloud`, calls its module and prints rich tables; a per-job problem is printed and the run goes
-on, while an AWS failure that stops the whole tool (no credentials, no bucket) is a user error."""
+"""`psa cloud ...`: the SageMaker tools of the study (their script names: psa.cloud.SCRIPTS) and
+the sharded plan's (launch --shards, collect, status, cost --plan). Each subcommand reads its
+settings, opens one `Cloud`, calls its module and prints rich tables; a per-job problem is
+printed and the run goes on, while an AWS failure that stops the whole tool (no credentials, no
+bucket) is a user error."""
 
 import argparse
 import functools
@@ -9,19 +11,18 @@ from pathlib import Path
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 
-from psa import PSAError, options
+from psa import PSAError, options, series
 from psa.architecture import read_configurations
-from psa.cloud import collect, cost, job, launch, logparse, logs, storage
+from psa.cloud import collect, cost, fleet, job, launch, logparse, logs, shards, storage
 from psa.cloud.client import Cloud, describe
 from psa.cloud.files import DEFAULT_JOBS_FILE, read_jobs_file
 from psa.cloud.job import FAMILY
-from psa.files import write_json
 from psa.cloud.settings import load_settings
+from psa.files import write_json
 from psa.modes import parse_modes
 from psa.published import CONFIGURATIONS
 from psa.results import default_path, write_summary, write_trials
-from psa import series
-from psa.series import write_series
+from psa.store import DEFAULT_STORE, Store
 
 console = Console(highlight=False)
 
@@ -60,19 +61,40 @@ def _reconstruct(args, settings, cloud) -> None:
 
 # ------------------------------------------------------------------------------------ tools
 
+def _split(args, shards_count: int, instance_type: str) -> shards.Plan:
+    """The sharded plan of the command line's grid (the split by the cost model, or by a bench file)."""
+    measured = shards.read_measured(args.cost_model) if args.cost_model else None
+    speed = shards.INSTANCE_SPEED.get(instance_type)
+    if speed is None and not measured:
+        raise PSAError(f"no speed known for {instance_type}: pass --cost-model (a `psa bench --estimate-sweep --json` "
+                       f"file measured on its GPU)")
+    run = launch.Run(args.trials, args.meta_loops, args.seed, args.seeding, options.hyper(args))
+    return shards.split(read_configurations(args.configs), parse_modes(args.modes), args.trials, args.meta_loops,
+                        shards_count, speed or 1.0, run.arguments(), measured)
+
+
 @_aws
 def run_launch(args) -> None:
     settings, cloud = _open(args)
-    archs, modes = read_configurations(args.configs), parse_modes(args.modes)
-    steps = launch.plan(cloud, archs, modes, args.force_rerun)
+    instance_type = args.instance_type or settings.instance_type
+    if args.shards:
+        plan = _split(args, args.shards, instance_type)
+        if not args.dry_run:
+            plan = shards.settle(cloud, settings.bucket, settings.prefix, plan)
+        steps = launch.shard_steps(plan, settings.bucket, settings.prefix)
+        console.print(f"plan {plan.id}: {len(plan.archs)} architectures in {len(plan.shards)} shards "
+                      f"(collect with `psa cloud collect --plan {plan.id}`)")
+    else:
+        steps = launch.cell_steps(read_configurations(args.configs), parse_modes(args.modes))
+    launch.look_up(cloud, steps, args.force_rerun)
     if args.dry_run:
         console.print(launch.table(steps, "Launch plan (dry run: nothing launched)"))
         return
     run = launch.Run(args.trials, args.meta_loops, args.seed, args.seeding, options.hyper(args))
-    launch.launch(cloud, settings, steps, run, args.jobs_file, args.retry_wait)
+    launch.launch(cloud, settings, steps, run, args.jobs_file, args.retry_wait, instance_type, args.data_dir)
     console.print(launch.table(steps, "Launch"))
     failed = [s for s in steps if s.error]
-    _problems([f"{s.arch} {s.mode}: {s.error}" for s in failed], "jobs")
+    _problems([f"{' '.join(s.what)}: {s.error}" for s in failed], "jobs")
     console.print(f"{sum(s.job is not None for s in steps)} launched, {sum(not s.launch for s in steps)} skipped, "
                   f"{len(failed)} not launched; job names in {args.jobs_file}")
     if failed:
@@ -125,12 +147,46 @@ def run_parse_logs(args) -> None:
     for rows_of, suffix in ((series.study(curves), ""), (series.per_trial(curves), "_per_trial")):
         for rows, kind in zip(rows_of, ("convergence", "lkg_growth")):
             path = default_path(f"trials_{kind}{suffix}", FAMILY, args.output_dir)
-            write_series(path, rows, kind, FAMILY)
+            series.write_series(path, rows, kind, FAMILY)
             console.print(f"Wrote {path} ({len(rows)} rows)")
 
 
 @_aws
+def run_collect(args) -> None:
+    settings, cloud = _open(args)
+    plan = shards.load(cloud, settings.bucket, settings.prefix, args.plan)
+    store = Store(args.store)
+    try:
+        before = store.counts().get("complete", 0)
+        found = fleet.survey(cloud, settings.bucket, settings.prefix, plan, into=store)
+        added = store.counts().get("complete", 0) - before
+    finally:
+        store.close()
+    console.print(fleet.table(plan, found, cost.price_per_hour(settings.instance_type, args.price_per_hour)))
+    _problems([f"shard {s.k}: {s.problem}" for s in found if s.problem], "shards")
+    console.print(f"{added} trials added to {args.store} (export with `psa export --store {args.store}`)")
+
+
+@_aws
+def run_status(args) -> None:
+    settings, cloud = _open(args)
+    plan = shards.load(cloud, settings.bucket, settings.prefix, args.plan)
+    found = fleet.survey(cloud, settings.bucket, settings.prefix, plan)
+    console.print(fleet.table(plan, found, cost.price_per_hour(settings.instance_type, args.price_per_hour)))
+
+
+def run_plan_cost(args) -> None:
+    """`cost --plan`: what the sharded plan of the grid would take, before anything is launched."""
+    instance_type = args.instance_type or load_settings(args.env_file).instance_type
+    price = cost.price_per_hour(instance_type, args.price_per_hour)
+    plans = [_split(args, n, instance_type) for n in args.shards]
+    console.print(cost.plan_table(plans, instance_type, price, shards.STARTUP, bool(args.cost_model)))
+
+
+@_aws
 def run_cost(args) -> None:
+    if args.plan:
+        return run_plan_cost(args)
     settings, cloud = _open(args)
     instance_type = args.instance_type or settings.instance_type
     price = cost.price_per_hour(instance_type, args.price_per_hour)
@@ -149,12 +205,25 @@ def configure(parser) -> None:
     jobs = argparse.ArgumentParser(add_help=False)
     jobs.add_argument("--jobs-file", type=Path, default=DEFAULT_JOBS_FILE,
                       help=f"job names, one a line (default: {DEFAULT_JOBS_FILE})")
+    grid = argparse.ArgumentParser(add_help=False)
+    grid.add_argument("--configs", type=Path, default=CONFIGURATIONS, help="architectures (default: the published study's 98)")
+    grid.add_argument("--modes", default="all", help="comma-separated modes (default: all six)")
+    job.add_hyperparameters(grid)
+    grid.add_argument("--instance-type", default=None, help="default: the INSTANCE_TYPE setting (ml.g4dn.xlarge)")
+    grid.add_argument("--cost-model", type=Path, default=None,
+                      help="`psa bench --estimate-sweep --json` file measured on the instance's GPU (default: the "
+                           "H100-fitted model scaled by the GPU's speed, psa.cloud.shards)")
+    fleet_plan = argparse.ArgumentParser(add_help=False)
+    fleet_plan.add_argument("--plan", required=True, help="the plan's id, as `launch --shards` printed it")
+    fleet_plan.add_argument("--price-per-hour", type=options.POSITIVE, default=None,
+                            help="USD per hour (default: the known price of the INSTANCE_TYPE setting)")
     sub = parser.add_subparsers(dest="cloud_command", required=True, metavar="TOOL")
 
-    p = sub.add_parser("launch", parents=[common, jobs], help="one SageMaker training job per architecture x mode")
-    p.add_argument("--configs", type=Path, default=CONFIGURATIONS, help="architectures (default: the published study's 98)")
-    p.add_argument("--modes", default="all", help="comma-separated modes (default: all six)")
-    job.add_hyperparameters(p)
+    p = sub.add_parser("launch", parents=[common, jobs, grid],
+                       help="the study's jobs (one per architecture x mode), or N shards of the grid (--shards)")
+    p.add_argument("--shards", type=options.whole(1), default=None,
+                   help="split the grid into this many jobs of whole architectures, balanced by estimated cost")
+    options.add_data_dir(p)
     p.add_argument("--force-rerun", action="store_true", help="launch even cells whose latest job completed or runs")
     p.add_argument("--dry-run", action="store_true", help="print the plan, launch nothing")
     p.add_argument("--retry-wait", type=options.NON_NEGATIVE, default=30.0,
@@ -188,10 +257,21 @@ def configure(parser) -> None:
     p.add_argument("--output-dir", type=Path, default=Path("results"), help="default: results")
     p.set_defaults(func=run_parse_logs)
 
-    p = sub.add_parser("cost", parents=[common, jobs], help="billable time and cost of the jobs")
-    p.add_argument("--instance-type", default=None, help="default: the INSTANCE_TYPE setting")
+    p = sub.add_parser("cost", parents=[common, jobs, grid],
+                       help="billable time and cost of the jobs, or (--plan) of a sharded plan before launch")
+    p.add_argument("--plan", action="store_true", help="estimate the sharded plan of the grid instead (no AWS needed)")
+    p.add_argument("--shards", type=lambda text: [options.whole(1)(n) for n in text.split(",")], default=[1, 4, 16],
+                   help="with --plan: shard counts to compare (default: 1,4,16)")
     p.add_argument("--price-per-hour", type=options.POSITIVE, default=None,
                    help="USD per hour (default: the known price of ml.g4dn.xlarge)")
     p.add_argument("--output", type=Path, default=cost.DEFAULT_REPORT, help=f"default: {cost.DEFAULT_REPORT}")
     p.set_defaults(func=run_cost)
+
+    p = sub.add_parser("collect", parents=[common, fleet_plan],
+                       help="merge a sharded plan's results stores (finished or running) into one local store")
+    p.add_argument("--store", default=DEFAULT_STORE, help=f"local results store (default: {DEFAULT_STORE})")
+    p.set_defaults(func=run_collect)
+
+    p = sub.add_parser("status", parents=[common, fleet_plan], help="a sharded plan's jobs: trials done, cost so far")
+    p.set_defaults(func=run_status)
 

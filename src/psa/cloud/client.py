@@ -58,17 +58,20 @@ class Cloud:
     def read(self, bucket: str, key: str) -> bytes:
         return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
 
-    def exists(self, bucket: str, key: str) -> bool:
+    def head(self, bucket: str, key: str) -> dict | None:
+        """The object's metadata (ETag, ContentLength, Metadata, ...), or None if there is none."""
         try:
-            self.s3.head_object(Bucket=bucket, Key=key)
+            return self.s3.head_object(Bucket=bucket, Key=key)
         except ClientError as error:
             if error_code(error) in ("404", "NoSuchKey", "NotFound"):
-                return False
+                return None
             raise
-        return True
 
-    def write(self, bucket: str, key: str, body: bytes) -> None:
-        self.s3.put_object(Bucket=bucket, Key=key, Body=body)
+    def exists(self, bucket: str, key: str) -> bool:
+        return self.head(bucket, key) is not None
+
+    def write(self, bucket: str, key: str, body: bytes, metadata: dict[str, str] | None = None) -> None:
+        self.s3.put_object(Bucket=bucket, Key=key, Body=body, Metadata=metadata or {})
 
     # -------------------------------------------------------------------------- SageMaker
 

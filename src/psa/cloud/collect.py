@@ -35,7 +35,7 @@ def job_names(cloud: Cloud, bucket: str, prefix: str) -> tuple[list[str], list[s
     return sorted(valid), rejected
 
 
-def _member(tar: tarfile.TarFile, name: str) -> bytes | None:
+def member(tar: tarfile.TarFile, name: str) -> bytes | None:
     for member in tar.getmembers():
         if member.isfile() and member.name.removeprefix("./") == name:
             return tar.extractfile(member).read()
@@ -47,7 +47,7 @@ def bounties(archive: bytes) -> list[float]:
     ValueError says what is wrong with it."""
     try:
         with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
-            comprehensive, text = _member(tar, "comprehensive_results.json"), _member(tar, "results.txt")
+            comprehensive, text = member(tar, "comprehensive_results.json"), member(tar, "results.txt")
     except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
         raise ValueError(f"corrupt model.tar.gz ({error})") from None
     if comprehensive is not None:

@@ -3,6 +3,7 @@ instance's hourly rate, broken down by status, architecture and mode, as a repor
 the published `sagemaker_cost_report.json`. Spot jobs bill only what they ran, and
 BillableTimeInSeconds already says so."""
 
+import json
 from datetime import datetime
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from rich.table import Table
 from psa import PSAError
 from psa.cloud import names
 from psa.cloud.client import Cloud, describe
+from psa.published import COST_REPORT
 
 DEFAULT_REPORT = Path("results/sagemaker_cost_report.json")
 PRICES = {"ml.g4dn.xlarge": 0.7364}  # USD per hour, on demand, us-east-1: the published run's
@@ -60,7 +62,7 @@ def estimate(cloud: Cloud, jobs: list[str], instance_type: str, price: float) ->
             problems.append(str(error))
         except ClientError as error:
             problems.append(f"{job}: {describe(error)}")
-    cell = lambda entry: names.cell(entry["name"])  # noqa: E731
+    cell = lambda entry: names.group(entry["name"])  # noqa: E731
     longest = max(entries, key=lambda e: e["billable_hours"], default=None)
     total = _group(entries, lambda e: "total").get("total", {"jobs": 0, "billable_hours": 0.0, "cost": 0.0})
     report = {
@@ -106,4 +108,26 @@ def table(report: dict) -> Table:
     if concurrency["max_wall_clock_job"]:
         out.caption = (f"longest job {concurrency['max_wall_clock_job']}: "
                        f"{concurrency['max_wall_clock_hours']:.2f} h (about the study's wall clock)")
+    return out
+
+
+def plan_table(plans: list, instance_type: str, price: float, startup: float, measured: bool) -> Table:
+    """What each sharded plan would take (instance-hours, wall time, cost) next to the published
+    run's own report."""
+    report = json.loads(COST_REPORT.read_text())
+    published = report["breakdown"]
+    out = Table(title=f"Sharded plans on {instance_type} (USD {price}/h), estimated before launch")
+    for column in ("Plan", "Jobs", "Instance-hours", "Wall time (h)", "Cost (USD)"):
+        out.add_column(column, justify="left" if column == "Plan" else "right")
+    for plan in plans:
+        hours = (sum(plan.seconds) + startup * len(plan.shards)) / 3600
+        wall = (max(plan.seconds) + startup) / 3600
+        out.add_row(f"{len(plan.shards)} shard(s), plan {plan.id}", str(len(plan.shards)), f"{hours:.1f}",
+                    f"{wall:.1f}", f"{hours * price:.2f}")
+    out.add_row("published run (a job per cell, trials one at a time)", str(published["total"]["jobs"]),
+                f"{published['total']['billable_hours']:.1f}", f"{published['concurrency']['max_wall_clock_hours']:.1f}",
+                f"{published['total']['cost']:.2f}", style="dim")
+    source = ("measured on the instance's GPU (--cost-model)" if measured
+              else "psa.cloud.shards' model fitted to an H100 in float32, scaled by the GPU's assumed speed")
+    out.caption = f"training time: {source}; plus {startup:.0f} s of start-up per job"
     return out

@@ -1,90 +1,133 @@
 """`psa cloud job`: what a SageMaker training job runs (the entry script of the source archive
-calls `main` with the job's hyperparameters; nothing on this path needs an AWS library). It trains
-the job's trials together with the batched engine and leaves in the model folder ($SM_MODEL_DIR,
-else /opt/ml/model), which SageMaker packs into `<job>/output/model.tar.gz`:
+calls `main` with the job's hyperparameters; nothing on this path needs an AWS library). A job
+trains its share of the grid with the sweep engine: one architecture x mode in the study's plan,
+whole architectures in all modes for a shard (psa.cloud.shards).
 
-- results.txt: one bounty per line, 2 decimals, trial order;
-- comprehensive_results.json: one object per trial (bounty, best_validation_accuracy,
-  best_validation_epoch, final_test_accuracy, seed, ...);
-- history.json: one object per trial with every meta-loop's record.
+Its results store lives in a scratch folder and is copied, after every committed meta-loop, as
+one plain file into the checkpoint folder (--checkpoint-dir, SageMaker's /opt/ml/checkpoints),
+which SageMaker syncs with the job's checkpoint S3 URI file by file. A spot job that is
+interrupted restarts with that folder restored and goes on from the last commit. MNIST comes from
+the job's `training` input channel ($SM_CHANNEL_TRAINING).
 
-The log (stdout, which SageMaker sends to CloudWatch) is what `sagemaker-logs-parser` reads.
-Every line about a trial starts with `Trial <k>/<N> | `, because the batched engine reports the
-trials' loops interleaved; the rest of a loop line is the study's (docs/DESIGN.md section 5):
+At the end the model folder ($SM_MODEL_DIR, else /opt/ml/model), which SageMaker packs into
+`<job>/output/model.tar.gz`, receives the final store (psa.sqlite), its exports (results/), and
+the study's files: results.txt (a bounty per line, 2 decimals), comprehensive_results.json (an
+object per trial: bounty, best_validation_accuracy, best_validation_epoch, final_test_accuracy,
+seed, ...) and history.json (every meta-loop of every trial).
 
-    PSA job | arch 1*4 | mode none | 2 trials x 2 meta-loops | device cpu
-    Trial 1/2 | seed 1234567
-    Trial 2/2 | seed 7654321
+The log (stdout, which SageMaker sends to CloudWatch) is what `sagemaker-logs-parser` reads. Every
+line about a trial starts with `Trial <k>/<N> | ` (in a shard `Cell <L*W>/<mode> | Trial ...`),
+because the batched engine reports the trials' loops interleaved; the rest of a loop line is the
+study's (docs/DESIGN.md section 6):
+
+    PSA job | 1*4 x none | 2 trials x 2 meta-loops | device cpu
     Trial 1/2 | Loop 1/2 (Global: 1) | Current: 80.12% | LKG: 80.12% | Bounty: 80.12%
     Trial 2/2 | Loop 1/2 (Global: 1) | Current: 79.50% | LKG: 79.50% | Bounty: 79.50%
     ...
-    Trial 1/2 | Result | Bounty: 85.10% (loop 2) | Final Test: 84.97%
+    Trial 1/2 | Result | Bounty: 85.10% (loop 2) | Final Test: 84.97% | seed 1234567
 """
 
 import argparse
 import json
 import os
-from dataclasses import asdict
+import shutil
+import tempfile
 from pathlib import Path
 
 from psa import options
-from psa.architecture import Architecture
-from psa.modes import check_mode
-from psa.trial import SEEDINGS, TrialResult, TrialSpec, grid, log_line
-
+from psa.architecture import parse_list
+from psa.files import write_json, write_text
+from psa.modes import parse_modes
+from psa.trial import SEEDINGS, Grid, grid, log_line
 
 FAMILY = "simplemlp"  # the cloud jobs train SimpleMLP, as the published study did
+CHECKPOINTS = "/opt/ml/checkpoints"  # SageMaker's default CheckpointConfig.LocalPath
+STORE = "psa.sqlite"
 
 
 def model_dir() -> Path:
     return Path(os.environ.get("SM_MODEL_DIR", "/opt/ml/model"))
 
 
-def run(specs: list[TrialSpec], meta_loops: int, out_dir: Path, data_dir=None, device=None) -> list[TrialResult]:
-    # torch comes in here, not whenever a `psa cloud` tool starts.
-    from psa.batched import train_trials
-    from psa.data import load_mnist
-    from psa.device import pick_device
+class TrialLog:
+    """The per-trial loop lines of the job's log (on_loop's observer)."""
 
-    device = str(pick_device(device))
-    total = len(specs)
-    first = specs[0]
-    print(f"PSA job | arch {first.arch} | mode {first.mode} | {total} trials x {meta_loops} meta-loops | "
-          f"device {device}", flush=True)
-    for spec in specs:
-        print(f"Trial {spec.trial + 1}/{total} | seed {spec.seed}", flush=True)
+    def __init__(self, cells: Grid, meta_loops: int):
+        self.meta_loops = meta_loops
+        self.tagged = len({(s.arch, s.mode) for s in cells.specs}) > 1
+        self.per_cell = max(s.trial for s in cells.specs) + 1
 
-    def on_loop(stacks, loop, records) -> None:
+    def tag(self, spec) -> str:
+        cell = f"Cell {spec.arch}/{spec.mode} | " if self.tagged else ""
+        return f"{cell}Trial {spec.trial + 1}/{self.per_cell} | "
+
+    def __call__(self, stacks, loop: int, records) -> None:
         for stack, stack_records in zip(stacks, records):
             for spec, record in zip(stack.specs, stack_records):
-                print(f"Trial {spec.trial + 1}/{total} | {log_line(record, loop, meta_loops)}", flush=True)
-
-    results = train_trials(specs, load_mnist(data_dir), meta_loops, device, on_loop=on_loop)
-    for r in results:
-        print(f"Trial {r.spec.trial + 1}/{total} | Result | Bounty: {r.bounty:.2f}% (loop {r.bounty_loop}) | "
-              f"Final Test: {r.test_accuracy:.2f}%", flush=True)
-    write_outputs(results, meta_loops, out_dir)
-    return results
+                print(self.tag(spec) + log_line(record, loop, self.meta_loops), flush=True)
 
 
-def write_outputs(results: list[TrialResult], meta_loops: int, out_dir: Path) -> None:
+def run(cells: Grid, meta_loops: int, out_dir: Path, checkpoint_dir: Path, data_dir=None, device=None,
+        work_dir: Path | None = None, checkpoint_every: float | None = None) -> list[dict]:
+    """Train the grid into a store resumed from `checkpoint_dir` if it holds one; write the model
+    folder; the trials' rows."""
+    # torch comes in here, not whenever a `psa cloud` tool starts.
+    from psa.device import memory_budget, pick_device
+    from psa.store import Store
+    from psa.sweep import CHECKPOINT_EVERY, run_sweep
+
+    device = pick_device(device)
+    snapshot = checkpoint_dir / STORE
+    live = (work_dir or Path(tempfile.mkdtemp(prefix="psa-job-"))) / STORE
+    resumed = snapshot.is_file() and not live.is_file()
+    if resumed:
+        shutil.copyfile(snapshot, live)
+    store = Store(live)
+    try:
+        if resumed:
+            store.release()  # claims of the interrupted run: this job is its store's only writer
+        archs = ", ".join(str(arch) for arch in cells.cells)
+        modes = ", ".join(dict.fromkeys(spec.mode for spec in cells.specs))
+        print(f"PSA job | {archs} x {modes} | {len(cells.specs)} trials x {meta_loops} meta-loops | device {device}"
+              + (f" | resuming from {snapshot}" if resumed else ""), flush=True)
+        run_sweep(store, cells, meta_loops, device, memory_budget(device, None), command="psa cloud job",
+                  data_dir=data_dir, checkpoint_every=CHECKPOINT_EVERY if checkpoint_every is None else checkpoint_every,
+                  snapshot=snapshot, log=TrialLog(cells, meta_loops))
+        return write_outputs(store, cells, meta_loops, out_dir)
+    finally:
+        store.close()
+
+
+def write_outputs(store, cells: Grid, meta_loops: int, out_dir: Path) -> list[dict]:
+    from psa.export import export
+    from psa.store import key
+
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.txt").write_text("".join(f"{r.bounty:.2f}\n" for r in results))
-    summary = [{
-        "trial": r.spec.trial + 1, "arch": str(r.spec.arch), "mode": r.spec.mode, "seed": r.spec.seed,
-        "meta_loops": meta_loops, "bounty": r.bounty, "best_validation_accuracy": r.bounty,
-        "best_validation_epoch": r.bounty_loop, "final_test_accuracy": r.test_accuracy,
-        "seconds": r.seconds, "device": r.device,
-    } for r in results]
-    (out_dir / "comprehensive_results.json").write_text(json.dumps(summary, indent=2) + "\n")
-    history = [{"trial": r.spec.trial + 1, "seed": r.spec.seed, "loops": [asdict(x) for x in r.history]}
-               for r in results]
-    (out_dir / "history.json").write_text(json.dumps(history) + "\n")
+    rows = {(r["family"], r["arch"], r["mode"], r["trial"], r["seed"], r["meta_loops"], r["lr"], r["batch_size"],
+             r["weight_decay"], r["dropout"]): r for r in store.completed()}
+    mine = [(spec, rows[key(spec, meta_loops)]) for spec in cells.specs]
+    log = TrialLog(cells, meta_loops)
+    for spec, r in mine:
+        print(f"{log.tag(spec)}Result | Bounty: {r['bounty']:.2f}% (loop {r['bounty_loop']}) | "
+              f"Final Test: {r['test_accuracy']:.2f}% | seed {spec.seed}", flush=True)
+    write_text(out_dir / "results.txt", "".join(f"{r['bounty']:.2f}\n" for _, r in mine))
+    write_json(out_dir / "comprehensive_results.json", [{
+        "trial": spec.trial + 1, "arch": str(spec.arch), "mode": spec.mode, "seed": spec.seed, "seeding": cells.seeding,
+        "meta_loops": meta_loops, "bounty": r["bounty"], "best_validation_accuracy": r["bounty"],
+        "best_validation_epoch": r["bounty_loop"], "final_test_accuracy": r["test_accuracy"],
+        "seconds": r["seconds"], "device": r["device"],
+    } for spec, r in mine])
+    history = [{"trial": spec.trial + 1, "arch": str(spec.arch), "mode": spec.mode, "seed": spec.seed,
+                "loops": [vars(x) for x in store.history(r["id"])]} for spec, r in mine]
+    write_text(out_dir / "history.json", json.dumps(history) + "\n")
+    store.snapshot(out_dir / STORE)
+    export(store, out_dir / "results", [str(arch) for arch in cells.cells])
+    return [r for _, r in mine]
 
 
 def add_hyperparameters(parser: argparse.ArgumentParser) -> None:
     """What a job runs with: the launcher passes these on, the job takes them."""
-    parser.add_argument("--trials", type=options.whole(1), default=10, help="trials per job (default: 10)")
+    parser.add_argument("--trials", type=options.whole(1), default=10, help="trials per cell (default: 10)")
     parser.add_argument("--meta-loops", type=options.whole(1), default=100, help="meta-loops per trial (default: 100)")
     parser.add_argument("--seed", type=options.whole(0), default=0, help="base seed of the trial seeds (default: 0)")
     parser.add_argument("--seeding", choices=SEEDINGS, default=SEEDINGS[0],
@@ -93,19 +136,26 @@ def add_hyperparameters(parser: argparse.ArgumentParser) -> None:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--arch", required=True, help='architecture, e.g. "1*2048"')
-    parser.add_argument("--mode", required=True, help="ablation mode")
+    parser.add_argument("--arch", required=True, help='architectures, e.g. "1*2048" or "1*2048,2*939"')
+    parser.add_argument("--mode", dest="modes", required=True, help='modes, e.g. "none" or "none,full" or "all"')
     add_hyperparameters(parser)
     parser.add_argument("--model-dir", default=None, help="output folder (default: $SM_MODEL_DIR, else /opt/ml/model)")
-    options.add_data_dir(parser)
+    parser.add_argument("--checkpoint-dir", default=CHECKPOINTS,
+                        help=f"where the store's copy is kept and resumed from (default: {CHECKPOINTS})")
+    parser.add_argument("--work-dir", type=Path, default=None, help="the live store's folder (default: a new temporary one)")
+    parser.add_argument("--checkpoint-every", type=options.NON_NEGATIVE, default=None,
+                        help="seconds between commits of progress (default: as psa sweep)")
+    parser.add_argument("--data-dir", type=Path, default=os.environ.get("SM_CHANNEL_TRAINING"),
+                        help="folder with the MNIST IDX files (default: the `training` channel, $SM_CHANNEL_TRAINING)")
     options.add_device(parser)
     parser.set_defaults(func=run_from_args)
 
 
 def run_from_args(args) -> None:
-    arch = Architecture.parse(args.arch)
-    specs = grid([arch], [check_mode(args.mode)], args.trials, FAMILY, args.seed, options.hyper(args), args.seeding).specs
-    run(specs, args.meta_loops, Path(args.model_dir) if args.model_dir else model_dir(), args.data_dir, args.device)
+    cells = grid(parse_list(args.arch), parse_modes(args.modes), args.trials, FAMILY, args.seed, options.hyper(args),
+                 args.seeding)
+    run(cells, args.meta_loops, Path(args.model_dir) if args.model_dir else model_dir(), Path(args.checkpoint_dir),
+        args.data_dir, args.device, args.work_dir, args.checkpoint_every)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,13 +1,17 @@
-"""`sagemaker-launch`: one SageMaker training job per architecture x mode.
+"""`sagemaker-launch`: the training jobs of a plan. The study's plan has one job per architecture x
+mode; a sharded plan (psa.cloud.shards) splits the grid into N jobs of whole architectures.
 
 Each job runs the project's own code: the `psa` package is packed into a source archive (with a
 requirements.txt of its dependencies and a short entry script), uploaded once under
 `s3://<bucket>/<prefix>/source/<hash>/`, and handed to the region's PyTorch training image the way
 the SageMaker Python SDK does it (`sagemaker_program`, `sagemaker_submit_directory`). The image
 installs the requirements and runs the entry script with the hyperparameters as `--name value`.
+MNIST reaches it as the `training` channel (psa.cloud.dataset); its results store is kept in the
+checkpoint folder, synced with an S3 URI: the job's own for a cell, the shard's for a shard, so a
+failed shard that is launched again goes on where it stopped.
 
-Before launching, the latest job of every cell is looked up: Completed, InProgress or Stopping
-means the cell is done or under way (skipped), Failed or Stopped means it is launched again.
+Before launching, the latest job of every step is looked up: Completed, InProgress or Stopping
+means the step is done or under way (skipped), Failed or Stopped means it is launched again.
 Throttling and ResourceLimitExceeded are retried with a doubling wait; a job that still cannot be
 created is reported, and the batch goes on."""
 
@@ -29,6 +33,8 @@ from psa import PSAError
 from psa.architecture import Architecture
 from psa.cloud import files, names
 from psa.cloud.client import THROTTLED, Cloud, describe, error_code
+from psa.cloud.job import CHECKPOINTS
+from psa.cloud.shards import Plan
 from psa.cloud.settings import Settings
 from psa.trial import Hyper
 
@@ -48,11 +54,15 @@ IMAGE_TAGS = {"gpu": "2.3.0-gpu-py311-cu121-ubuntu20.04-sagemaker", "cpu": "2.3.
 
 @dataclass
 class Step:
-    arch: Architecture
-    mode: str
-    previous: str | None  # latest existing job of this cell
-    status: str | None  # its status
-    launch: bool
+    """One job of a plan: a cell of the study's plan, or a shard."""
+
+    what: tuple[str, str]  # names.group of its jobs: (architecture, mode) or (plan, "shard k/N")
+    pattern: str  # its job name with "{stamp}" for the timestamp
+    arguments: dict[str, str]  # the job's own: arch and mode
+    checkpoint: str | None  # S3 URI of its checkpoint folder; None: under the job's own folder
+    previous: str | None = None  # latest existing job of this step
+    status: str | None = None  # its status
+    launch: bool = True
     job: str | None = None  # the job created
     outcome: str = ""
     error: str | None = None  # why it could not be created
@@ -105,33 +115,47 @@ def source_archive() -> bytes:
     return buffer.getvalue()
 
 
-def plan(cloud: Cloud, archs: list[Architecture], modes: tuple[str, ...], force: bool) -> list[Step]:
-    """One step per cell, with the status of the cell's latest job and whether to launch."""
+def cell_steps(archs: list[Architecture], modes: tuple[str, ...]) -> list[Step]:
+    """The study's plan: a step per architecture x mode."""
+    return [Step((str(arch), mode), f"psa-{arch.job_token.replace('_', '-')}-{mode}-{{stamp}}",
+                 {"arch": str(arch), "mode": mode}, None)
+            for arch in dict.fromkeys(archs) for mode in modes]  # a repeated line must not launch a cell twice
+
+
+def shard_steps(plan: Plan, bucket: str, prefix: str) -> list[Step]:
+    """A step per shard of a sharded plan, each with its checkpoint folder."""
+    n = len(plan.shards)
+    return [Step((f"plan {plan.id}", f"shard {k}/{n}"), f"psa-shard-{plan.id}-{k}-of-{n}-{{stamp}}",
+                 {"arch": ",".join(archs), "mode": ",".join(plan.modes)},
+                 f"s3://{bucket}/{prefix}/checkpoints/{plan.id}/shard-{k}")
+            for k, archs in enumerate(plan.shards, start=1)]
+
+
+def look_up(cloud: Cloud, steps: list[Step], force: bool) -> list[Step]:
+    """Each step's latest job and its status, and whether to launch it."""
     latest: dict[tuple[str, str], dict] = {}
     for job in sorted(cloud.training_jobs("psa-"), key=lambda j: j["CreationTime"]):
         try:
-            latest[names.cell(job["TrainingJobName"])] = job
+            latest[names.group(job["TrainingJobName"])] = job
         except PSAError:
             continue  # someone else's job whose name merely contains "psa-"
-    steps = []
-    for arch in dict.fromkeys(archs):  # a repeated line must not launch a cell twice
-        for mode in modes:
-            job = latest.get((str(arch), mode))
-            status = job["TrainingJobStatus"] if job else None
-            launch = force or status not in SKIP
-            steps.append(Step(arch, mode, job and job["TrainingJobName"], status, launch))
+    for step in steps:
+        job = latest.get(step.what)
+        step.previous, step.status = job and job["TrainingJobName"], job and job["TrainingJobStatus"]
+        step.launch = force or step.status not in SKIP
     return steps
 
 
-def job_template(settings: Settings, run: Run, source: str) -> dict:
-    """CreateTrainingJob's request less the job's name and cell; it reads every setting, so a
-    missing one stops the launch before anything is uploaded or created."""
+def job_template(settings: Settings, run: Run, source: str, data: str, instance_type: str | None = None) -> dict:
+    """CreateTrainingJob's request less the job's name, arguments and checkpoints; it reads every
+    setting, so a missing one stops the launch before anything is uploaded or created."""
+    instance_type = instance_type or settings.instance_type
     stopping = {"MaxRuntimeInSeconds": settings.max_run_seconds}
     if settings.use_spot:
         stopping["MaxWaitTimeInSeconds"] = settings.max_wait_seconds
     return {
         "AlgorithmSpecification": {
-            "TrainingImage": settings.training_image or training_image(settings.region, settings.instance_type),
+            "TrainingImage": settings.training_image or training_image(settings.region, instance_type),
             "TrainingInputMode": "File",
         },
         "RoleArn": settings.role_arn,
@@ -142,15 +166,18 @@ def job_template(settings: Settings, run: Run, source: str) -> dict:
         },
         # SageMaker writes /opt/ml/model to <S3OutputPath>/<job>/output/model.tar.gz.
         "OutputDataConfig": {"S3OutputPath": f"s3://{settings.bucket}/{settings.prefix}"},
-        "ResourceConfig": {"InstanceType": settings.instance_type, "InstanceCount": 1, "VolumeSizeInGB": 30},
+        "InputDataConfig": [{"ChannelName": "training", "DataSource": {"S3DataSource": {
+            "S3DataType": "S3Prefix", "S3Uri": data, "S3DataDistributionType": "FullyReplicated"}}}],
+        "ResourceConfig": {"InstanceType": instance_type, "InstanceCount": 1, "VolumeSizeInGB": 30},
         "StoppingCondition": stopping,
         "EnableManagedSpotTraining": settings.use_spot,
     }
 
 
-def job_request(template: dict, name: str, arch: Architecture, mode: str) -> dict:
-    hyper = {**template["HyperParameters"], "arch": str(arch), "mode": mode}
-    return {**template, "TrainingJobName": name, "HyperParameters": hyper}
+def job_request(template: dict, name: str, step: Step, bucket: str, prefix: str) -> dict:
+    checkpoint = step.checkpoint or f"s3://{bucket}/{prefix}/{name}/checkpoints"
+    return {**template, "TrainingJobName": name, "HyperParameters": {**template["HyperParameters"], **step.arguments},
+            "CheckpointConfig": {"S3Uri": checkpoint, "LocalPath": CHECKPOINTS}}
 
 
 def create(cloud: Cloud, request: dict, retry_wait: float) -> None:
@@ -166,22 +193,27 @@ def create(cloud: Cloud, request: dict, retry_wait: float) -> None:
             time.sleep(retry_wait * 2**attempt)
 
 
-def launch(cloud: Cloud, settings: Settings, steps: list[Step], run: Run, jobs_file: Path, retry_wait: float) -> None:
+def launch(cloud: Cloud, settings: Settings, steps: list[Step], run: Run, jobs_file: Path, retry_wait: float,
+           instance_type: str | None = None, data_dir=None) -> None:
     """Create the job of every step marked `launch`, recording each outcome in its step, and add
     the names created to `jobs_file`."""
     todo = [step for step in steps if step.launch]
     if not todo:
         return
+    from psa.cloud import dataset  # reads MNIST: torch comes in only when launching
+
     archive = source_archive()
     key = f"{settings.prefix}/source/{hashlib.sha256(archive).hexdigest()[:16]}/sourcedir.tar.gz"
-    template = job_template(settings, run, f"s3://{settings.bucket}/{key}")
+    template = job_template(settings, run, f"s3://{settings.bucket}/{key}",
+                            dataset.uri(settings.bucket, settings.prefix), instance_type)
     if not cloud.exists(settings.bucket, key):
         cloud.write(settings.bucket, key, archive)
+    dataset.upload_mnist(cloud, settings.bucket, settings.prefix, data_dir)
     created = []
     for step in track(todo, description="Launching jobs"):
         try:
-            name = names.job_name(step.arch, step.mode, names.timestamp())
-            create(cloud, job_request(template, name, step.arch, step.mode), retry_wait)
+            name = names.check(step.pattern.format(stamp=names.timestamp()))
+            create(cloud, job_request(template, name, step, settings.bucket, settings.prefix), retry_wait)
         except (ClientError, PSAError) as error:
             step.outcome, step.error = "not launched", describe(error)
             continue
@@ -194,11 +226,10 @@ def launch(cloud: Cloud, settings: Settings, steps: list[Step], run: Run, jobs_f
 
 def table(steps: list[Step], title: str) -> Table:
     out = Table(title=title)
-    for column in ("Architecture", "Mode", "Latest job", "Status", "Action", "New job"):
+    for column in ("Job of", "", "Latest job", "Status", "Action", "New job"):
         out.add_column(column)
     for step in steps:
         action = step.outcome or ("launch" if step.launch else "skip")
-        style = "red" if step.error else ""
-        out.add_row(str(step.arch), step.mode, step.previous or "-", step.status or "-", action, step.job or "-",
-                    style=style)
+        out.add_row(*step.what, step.previous or "-", step.status or "-", action, step.job or "-",
+                    style="red" if step.error else "")
     return out

@@ -1,6 +1,7 @@
-"""Job names: `psa-<L>x<W>-<mode>-<timestamp>` (docs/DESIGN.md section 7), made, checked and read back.
-A job name becomes an S3 folder and a local folder, so nothing that does not pass `check` is ever
-used as a path or an S3 key."""
+"""Job names, made, checked and read back: a cell's job `psa-<L>x<W>-<mode>-<timestamp>` (the
+study's plan, docs/DESIGN.md section 8) and a shard's `psa-shard-<plan>-<k>-of-<N>-<timestamp>`
+(psa.cloud.shards). A job name becomes an S3 folder and a local folder, so nothing that does not
+pass `check` is ever used as a path or an S3 key."""
 
 import re
 from datetime import datetime, timezone
@@ -12,9 +13,9 @@ from psa.modes import MODES
 # SageMaker's own rule for training job names: letters, digits and single or repeated hyphens,
 # at most 63 characters. It admits no '/', '.' or '_', which is what makes a valid name path-safe.
 _SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
-_PSA_NAME = re.compile(
-    rf"^psa-(?P<arch>\d+x\d+(?:-\d+x\d+)*)-(?P<mode>{'|'.join(MODES)})-(?P<stamp>\d{{4}}(?:-\d{{2}}){{5}}-\d{{3}})$"
-)
+_STAMP = r"(?P<stamp>\d{4}(?:-\d{2}){5}-\d{3})"
+_PSA_NAME = re.compile(rf"^psa-(?P<arch>\d+x\d+(?:-\d+x\d+)*)-(?P<mode>{'|'.join(MODES)})-{_STAMP}$")
+_SHARD_NAME = re.compile(rf"^psa-shard-(?P<plan>[0-9a-f]{{8}})-(?P<k>\d+)-of-(?P<n>\d+)-{_STAMP}$")
 
 
 def timestamp(now: datetime | None = None) -> str:
@@ -28,25 +29,49 @@ def job_name(arch: Architecture, mode: str, stamp: str) -> str:
     return check(f"psa-{arch.job_token.replace('_', '-')}-{mode}-{stamp}")
 
 
+def shard_job_name(plan: str, k: int, shards: int, stamp: str) -> str:
+    return check(f"psa-shard-{plan}-{k}-of-{shards}-{stamp}")
+
+
 def check(name: str) -> str:
     """`name` if it is a well-formed PSA job name, else a PSAError saying why."""
     if not _SAGEMAKER_NAME.match(name):
         raise PSAError(f"invalid job name {name!r}: SageMaker names are 1-63 letters, digits and hyphens")
-    if not _PSA_NAME.match(name):
-        raise PSAError(f"invalid job name {name!r}: expected psa-<L>x<W>-<mode>-<YYYY-MM-DD-HH-MM-SS-mmm>")
+    if not (_PSA_NAME.match(name) or _SHARD_NAME.match(name)):
+        raise PSAError(f"invalid job name {name!r}: expected psa-<L>x<W>-<mode>-<YYYY-MM-DD-HH-MM-SS-mmm> "
+                       f"or psa-shard-<plan>-<k>-of-<N>-<YYYY-MM-DD-HH-MM-SS-mmm>")
     return name
 
 
 def cell(name: str) -> tuple[str, str]:
-    """(architecture "L*W", mode) of a valid job name."""
+    """(architecture "L*W", mode) of a cell's job name."""
     match = _PSA_NAME.match(check(name))
+    if not match:
+        raise PSAError(f"{name} is a shard's job, not one cell's")
     return str(Architecture.parse(match["arch"].replace("-", ","))), match["mode"]
 
 
+def shard(name: str) -> tuple[str, int, int] | None:
+    """(plan, k, N) of a shard's job name; None for a cell's."""
+    match = _SHARD_NAME.match(check(name))
+    return (match["plan"], int(match["k"]), int(match["n"])) if match else None
+
+
+def group(name: str) -> tuple[str, str]:
+    """What a job trained, for reports: a cell's (architecture, mode), a shard's (plan, "k/N")."""
+    found = shard(name)
+    return (f"plan {found[0]}", f"shard {found[1]}/{found[2]}") if found else cell(name)
+
+
+def stamp(name: str) -> str:
+    return (_PSA_NAME.match(check(name)) or _SHARD_NAME.match(name))["stamp"]
+
+
 def latest_per_cell(names: list[str]) -> dict[tuple[str, str], str]:
-    """The newest job of each (architecture, mode) by the timestamp in its name."""
+    """The newest job of each (architecture, mode) by the timestamp in its name; shards' jobs,
+    which hold many cells, are left out."""
     latest: dict[tuple[str, str], str] = {}
-    for name in sorted(names, key=lambda n: _PSA_NAME.match(check(n))["stamp"]):
+    for name in sorted((n for n in names if shard(n) is None), key=stamp):
         latest[cell(name)] = name
     return latest
 

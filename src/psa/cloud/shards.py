@@ -1,0 +1,119 @@
+"""The sharded plan: the grid split into N SageMaker jobs of whole architectures, balanced by an
+estimate of what each architecture costs to train, each job running the sweep engine over its
+share. A plan is named by a hash of what it trains and how many shards, and its split is kept in
+S3 the first time it is launched, so launching it again finds the same shards.
+
+The cost model: seconds per meta-loop of an architecture's trials on one H100 in float32, fitted
+to that GPU's measured full-grid estimate (3,044 s in 2026-11; this model gives 3,053 s): a floor
+per loop (graph replays, validation, host work), dense matmul work per parameter (slower for
+narrow layers), and per-layer work of the fused narrow chains. Other GPUs scale it by their
+float32 throughput relative to the H100 (INSTANCE_SPEED, an assumption). A `psa bench
+--estimate-sweep --json` file from the target GPU replaces the model by measurements."""
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from psa import PSAError
+from psa.architecture import Architecture
+from psa.cloud.client import Cloud
+from psa.files import read_text
+from psa.topology import parameter_count
+
+FLOOR, DENSE, CHAIN = 0.08, 1.37e-8, 3e-6  # s per loop; s per parameter-trial-loop; s per layer-trial-loop
+# One GPU of the instance type, relative to an H100 in float32 (its FP32 FLOP/s and memory bandwidth).
+INSTANCE_SPEED = {"ml.g4dn.xlarge": 0.1, "ml.g4dn.2xlarge": 0.1, "ml.g5.xlarge": 0.25, "ml.g5.2xlarge": 0.25,
+                  "ml.p3.2xlarge": 0.25, "ml.p4d.24xlarge": 0.35, "ml.p5.48xlarge": 1.0}
+STARTUP = 300.0  # billable seconds a job spends before training: container start, pip install, data
+
+
+def model_loop_seconds(arch: Architecture, trials: int) -> float:
+    """Seconds per meta-loop of `trials` trials of `arch` on one H100 (float32), by the model."""
+    width = max(arch.widths)
+    dense = DENSE * parameter_count(arch) * max(1.0, 512 / width) ** 0.5
+    chain = CHAIN * arch.depth * (width / 2) ** 0.8 if width <= 32 else 0.0
+    return FLOOR + trials * (dense + chain)
+
+
+def read_measured(path: Path | str) -> dict[str, float]:
+    """Seconds per meta-loop of each architecture's 60 trials, from `psa bench --estimate-sweep --json`."""
+    try:
+        measured = json.loads(read_text(path, "bench file"))["archs"]
+        return {arch: float(value["loop"]) for arch, value in measured.items()}
+    except (ValueError, KeyError, TypeError) as error:
+        raise PSAError(f"bench file {path} is not a `psa bench --estimate-sweep --json` file ({error})") from None
+
+
+def arch_seconds(arch: Architecture, trials: int, loops: int, speed: float, measured: dict | None = None) -> float:
+    """Training seconds of one architecture's `trials` trials: measured on the target GPU where
+    given (per loop of 60 trials, scaled to `trials`), else the model at `speed`."""
+    if measured and str(arch) in measured:
+        return loops * measured[str(arch)] * trials / 60
+    return loops * model_loop_seconds(arch, trials) / speed
+
+
+@dataclass(frozen=True)
+class Plan:
+    archs: tuple[str, ...]
+    modes: tuple[str, ...]
+    trials: int  # per architecture and mode
+    arguments: tuple[tuple[str, str], ...]  # the rest of a job's arguments (Run.arguments)
+    shards: tuple[tuple[str, ...], ...]  # the architectures of each job
+    seconds: tuple[float, ...]  # estimated training seconds of each job
+
+    @property
+    def id(self) -> str:
+        """What the plan trains and in how many jobs, hashed: the same for the same launch."""
+        key = json.dumps([self.archs, self.modes, self.trials, self.arguments, len(self.shards)])
+        return hashlib.sha256(key.encode()).hexdigest()[:8]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Plan":
+        data = json.loads(text)
+        return cls(tuple(data["archs"]), tuple(data["modes"]), data["trials"],
+                   tuple(tuple(pair) for pair in data["arguments"]), tuple(tuple(s) for s in data["shards"]),
+                   tuple(data["seconds"]))
+
+
+def split(archs: list[Architecture], modes, trials: int, loops: int, shards: int, speed: float,
+          arguments: dict[str, str], measured: dict | None = None) -> Plan:
+    """N shards of whole architectures, balanced by estimated cost: the costliest architecture
+    first, each to the shard with the least work so far (longest-processing-time first)."""
+    if shards < 1:
+        raise PSAError("--shards must be at least 1")
+    unique = list(dict.fromkeys(archs))
+    if shards > len(unique):
+        raise PSAError(f"--shards {shards}: the grid has only {len(unique)} architectures to share out")
+    cost = {arch: arch_seconds(arch, trials * len(modes), loops, speed, measured) for arch in unique}
+    members: list[list[Architecture]] = [[] for _ in range(shards)]
+    loads = [0.0] * shards
+    for arch in sorted(unique, key=lambda a: (-cost[a], str(a))):
+        k = min(range(shards), key=lambda i: (loads[i], i))
+        members[k].append(arch)
+        loads[k] += cost[arch]
+    return Plan(tuple(str(a) for a in unique), tuple(modes), trials, tuple(sorted(arguments.items())),
+                tuple(tuple(str(a) for a in sorted(m, key=unique.index)) for m in members), tuple(loads))
+
+
+def plan_key(prefix: str, plan_id: str) -> str:
+    return f"{prefix}/plans/{plan_id}.json"
+
+
+def settle(cloud: Cloud, bucket: str, prefix: str, plan: Plan) -> Plan:
+    """The plan as first launched: its split, kept in S3, wins over a new estimate, so a second
+    launch finds the same shards (their jobs and checkpoints) whatever the cost model says now."""
+    key = plan_key(prefix, plan.id)
+    if cloud.exists(bucket, key):
+        return Plan.from_json(cloud.read(bucket, key).decode())
+    cloud.write(bucket, key, plan.to_json().encode())
+    return plan
+
+
+def load(cloud: Cloud, bucket: str, prefix: str, plan_id: str) -> Plan:
+    if not cloud.exists(bucket, plan_key(prefix, plan_id)):
+        raise PSAError(f"no plan {plan_id} under s3://{bucket}/{prefix}/plans/ (launched with --shards?)")
+    return Plan.from_json(cloud.read(bucket, plan_key(prefix, plan_id)).decode())
