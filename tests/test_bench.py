@@ -42,3 +42,17 @@ def test_validation_runs_the_real_sweep_and_reports_its_error(small):
     error = bench.validate(archs("1*4", "2*2"), small, "cpu", 2 << 30, 2, 2, 200, False, console)
     assert math.isfinite(error) and error > -1
     assert "validation: real sweep of 1*4, 2*2 (120 trials x 2 meta-loops)" in console.export_text()
+
+
+def test_json_gives_the_cloud_plan_a_measured_cost_model(tmp_path, capsys):
+    from psa import costmodel
+    from psa.cli import main
+
+    main(["bench", "--estimate-sweep", "--arch", "1*4,2*2", "--pack", "2", "--steps", "2", "--val-samples", "200",
+          "--device", "cpu", "--json", str(tmp_path / "bench.json")])
+    measured = costmodel.read_measured(tmp_path / "bench.json")
+    assert set(measured) == {"1*4", "2*2"} and all(v > 0 for v in measured.values())
+    total = float(capsys.readouterr().out.split("engine: ")[1].split(" s")[0])
+    # The packed group's time is shared out between its architectures: the parts add up.
+    assert sum(measured.values()) * 100 == pytest.approx(total, rel=0.05)
+    assert costmodel.arch_seconds(Architecture.parse("1*4"), 60, 100, 1.0, measured) == pytest.approx(100 * measured["1*4"])

@@ -118,7 +118,7 @@ def test_reproduce_leaves_exports_tables_and_figures_from_its_own_store(tmp_path
     for name in ("psa_simplemlp_summary.md", "psa_simplemlp_trials.md", "psa_simplemlp_trials_convergence.md",
                  "psa_simplemlp_trials_lkg_growth.md", "psa_trials.csv", "SimpleMLP_Table_Accuracy.tex",
                  "SimpleMLP_Testing_Design_Space.png", "SimpleMLP_Heatmap_Regimes.png",
-                 "SimpleMLP_Plot_Convergence.png", "SimpleMLP_Plot_Late_Breakthrough.png"):
+                 "SimpleMLP_Plot_Convergence.png", "SimpleMLP_Plot_Late_Breakthroughs.png"):
         assert (out / name).stat().st_size > 0, name
     assert sorted(json.loads((out / "psa_simplemlp_regimes.json").read_text())) == ["1*4", "2*3"]
     assert list(results.read_trials(out / "psa_simplemlp_trials.md")) == ["1*4", "2*3"]  # not the sweep's 1*5

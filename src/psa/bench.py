@@ -23,13 +23,16 @@ from psa.architecture import Architecture, parse_list, read_configurations
 from psa.batched import plan, train_stacks
 from psa.batched.loop import runner
 from psa.batched.stack import Stack
+from psa.costmodel import model_loop_seconds
 from psa.data import MNIST, load_mnist
 from psa.device import memory_budget, pick_device, set_threads
+from psa.files import write_json
 from psa.modes import MODES
 from psa.published import CONFIGURATIONS
 from psa.store import Store
 from psa.sweep import pack_limit, run_sweep
-from psa.trial import Hyper, grid
+from psa.topology import parameter_count
+from psa.trial import SEEDINGS, Hyper, grid
 
 GRID_MODES, GRID_TRIALS, GRID_LOOPS = MODES, 10, 100
 MIN_TIMED_SECONDS, MIN_STEPS, MAX_STEPS = 0.5, 6, 50
@@ -49,17 +52,35 @@ def _seconds(device: torch.device, run) -> float:
     return time.perf_counter() - started
 
 
+# Float32 peak FLOP/s of GPUs by a part of their name (dense, no tensor cores), for the verbose table.
+PEAK_FP32 = {"H100 PCIe": 51e12, "H100": 67e12, "H200": 67e12, "A100": 19.5e12, "A10G": 31.2e12, "L4": 30.3e12,
+             "T4": 8.1e12, "V100": 15.7e12}
+
+
+def peak_flops(device: torch.device) -> float | None:
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((peak for part, peak in PEAK_FP32.items() if part in name), None)
+
+
+def loop_flops(group: list[list], scale: float, train: int, val: int) -> float:
+    """Arithmetic of one meta-loop of the trials a group stands for: per sample and weight, 2
+    FLOPs forward and 4 backward in training, 2 in validation."""
+    return scale * sum(len(stack) * parameter_count(stack[0].arch) for stack in group) * (6 * train + 2 * val)
+
+
 def _steps_per_epoch(n: int, batch: int) -> float:
     """Full batches plus the partial last one, counted by its share of a full batch."""
     return n // batch + (n % batch) / batch
 
 
-def engine_groups(archs: list[Architecture], memory_bytes: int, pack: int):
+def engine_groups(archs: list[Architecture], memory_bytes: int, pack: int, seeding: str = SEEDINGS[0]):
     """The stack groups the sweep trains (plan.stacks_of, plan.pack), timing only the first stack
     of an architecture split into several: [(group, scale)], scale = trials the group stands for
     over trials timed (1 but where a split architecture's first stack is timed)."""
-    firsts = [plan.stacks_of(grid([arch], GRID_MODES, GRID_TRIALS, "simplemlp", 0, Hyper()).specs, memory_bytes)[0]
-              for arch in archs]
+    firsts = [plan.stacks_of(grid([arch], GRID_MODES, GRID_TRIALS, "simplemlp", 0, Hyper(), seeding).specs,
+                             memory_bytes)[0] for arch in archs]
     cells = len(GRID_MODES) * GRID_TRIALS
     return [(group, cells * len(group) / sum(len(stack) for stack in group)) for group in plan.pack(firsts, pack)]
 
@@ -181,14 +202,14 @@ def time_reference(arch: Architecture, data: MNIST, val_samples: int, steps: int
 
 
 def validate(archs: list[Architecture], data: MNIST, device, memory_bytes: int, pack: int, steps: int,
-             val_samples: int, whole_loops: bool, console) -> float:
+             val_samples: int, whole_loops: bool, console, seeding: str = SEEDINGS[0]) -> float:
     """Run the real sweep of some architectures (60 trials each) for two meta-loops; relative
     error of the estimate of that sweep."""
     estimated = 0.0
-    for group, scale in engine_groups(archs, memory_bytes, pack):
+    for group, scale in engine_groups(archs, memory_bytes, pack, seeding):
         engine = time_engine(group, scale, data, steps, val_samples, whole_loops)
         estimated += engine["setup"] + 2 * engine["loop"]
-    cells = grid(archs, GRID_MODES, GRID_TRIALS, "simplemlp", 0, Hyper())
+    cells = grid(archs, GRID_MODES, GRID_TRIALS, "simplemlp", 0, Hyper(), seeding)
     with tempfile.TemporaryDirectory() as folder:
         store = Store(Path(folder) / "validate.sqlite")
         started = time.perf_counter()
@@ -214,20 +235,30 @@ def estimate_sweep(args) -> None:
     whole_loops = args.whole_loops if args.whole_loops is not None else device.type == "cuda"
     table = Table(title=f"Full-grid estimate on {device}: {len(archs)} architectures x 6 modes x 10 trials x "
                         f"100 meta-loops (up to {pack} small stacks side by side)")
-    for column in ("architectures", "engine s/loop", "reference s/loop/trial", "engine total s",
-                   "reference total s", "ratio"):
+    peak = peak_flops(device)
+    columns = ["architectures", "engine s/loop", "reference s/loop/trial", "engine total s", "reference total s",
+               "ratio"] + (["GFLOP/s"] + ["% of FP32 peak"] * (peak is not None) if args.verbose else [])
+    for column in columns:
         table.add_column(column, justify="right")
     engine_total = reference_total = 0.0
+    measured = {}  # per architecture, for --json: a group's time shared out by the cost model
     started = time.perf_counter()
-    for group, scale in engine_groups(archs, memory_bytes, pack):
+    for group, scale in engine_groups(archs, memory_bytes, pack, args.seeding):
         engine = time_engine(group, scale, data, args.steps, args.val_samples, whole_loops)
         names = [str(stack[0].arch) for stack in group]
         reference = sum(time_reference(stack[0].arch, data, args.val_samples) for stack in group)
         cells = len(GRID_MODES) * GRID_TRIALS
         e_total, r_total = engine["setup"] + engine["loop"] * GRID_LOOPS, reference * cells * GRID_LOOPS
         engine_total, reference_total = engine_total + e_total, reference_total + r_total
-        table.add_row(", ".join(names), f"{engine['loop']:.3f}", f"{reference:.3f}", f"{e_total:.0f}",
-                      f"{r_total:.0f}", f"{r_total / e_total:.1f}")
+        shares = [model_loop_seconds(stack[0].arch, cells) for stack in group]
+        for name, share in zip(names, shares):
+            measured[name] = {"loop": engine["loop"] * share / sum(shares), "setup": engine["setup"] * share / sum(shares)}
+        row = [", ".join(names), f"{engine['loop']:.3f}", f"{reference:.3f}", f"{e_total:.0f}", f"{r_total:.0f}",
+               f"{r_total / e_total:.1f}"]
+        if args.verbose:
+            achieved = loop_flops(group, scale, len(data.x_train), len(data.x_val)) / engine["loop"]
+            row += [f"{achieved / 1e9:.1f}"] + ([f"{100 * achieved / peak:.1f}"] if peak else [])
+        table.add_row(*row)
         if args.verbose:
             console.print(f"{' + '.join(names)}: engine {engine['loop']:.3f} s/loop, "
                           f"reference {reference:.3f} s/loop/trial")
@@ -235,7 +266,12 @@ def estimate_sweep(args) -> None:
     console.print(f"(measured in {time.perf_counter() - started:.0f} s)")
     if args.validate:
         chosen = parse_list(args.validate_arch) if args.validate_arch else archs[:1]
-        validate(chosen, data, device, memory_bytes, pack, args.steps, args.val_samples, whole_loops, console)
+        validate(chosen, data, device, memory_bytes, pack, args.steps, args.val_samples, whole_loops, console,
+                 args.seeding)
+    if args.json:
+        write_json(args.json, {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else str(device),
+                               "seeding": args.seeding, "archs": measured, "engine_total": engine_total})
+        console.print(f"wrote {args.json} (psa cloud launch --cost-model reads it)")
     print(f"estimated full sweep, engine: {engine_total:.0f} s")
     print(f"estimated full sweep, single-trial reference: {reference_total:.0f} s")
     print(f"ratio: {reference_total / engine_total:.2f}")
@@ -262,6 +298,10 @@ def configure(parser) -> None:
                         help="also run one architecture's real sweep for two meta-loops and report the error")
     parser.add_argument("--validate-arch", default=None,
                         help='architectures for --validate, e.g. "18*18,17*17" (default: the first)')
+    parser.add_argument("--seeding", choices=SEEDINGS, default=SEEDINGS[0],
+                        help="the grid's seeding, as for psa sweep (paired trials share input batches)")
+    parser.add_argument("--json", type=Path, default=None,
+                        help="also write seconds per meta-loop of each architecture (60 trials) to this file")
     options.add_data_dir(parser)
     parser.add_argument("--verbose", action="store_true")
     parser.set_defaults(func=estimate_sweep)

@@ -17,7 +17,6 @@ from psa.files import write_text
 from psa.modes import MODES, parse_modes
 from psa.published import ASYMMETRIC, CONFIGURATIONS
 from psa.results import default_path, read_summary
-from psa.series import read_series
 from psa.store import Store
 from psa.sweep import add_grid_arguments, grid_from_args, sweep
 
@@ -41,12 +40,8 @@ def publish(out: Path, family: str, archs: list[str], all_modes: bool, data_dir=
         labels = regimes.get_all_regime_classifications(configs, trials, zeror)
         written.append(write_text(default_path("regimes", family, out).with_suffix(".json"),
                                   json.dumps(labels, indent=2) + "\n"))
-    rows = read_series(default_path("trials_convergence", family, out))
-    names = convergence.regime_names(trials, zeror) if all_modes else {}
-    targets = [archs[0], archs[-1]] if len(archs) > 1 else archs
-    written.append(convergence.convergence_figure(rows, targets, out / f"{title}_Plot_Convergence.png", zeror, names))
-    written.append(convergence.breakthrough_figure(rows, convergence.late_breakthroughs(rows),
-                                                   out / f"{title}_Plot_Late_Breakthrough.png", zeror, names))
+    written += convergence.study_figures(default_path("trials_convergence", family, out), out, family, zeror, archs,
+                                         trials if all_modes else None)
     return written
 
 

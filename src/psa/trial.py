@@ -86,7 +86,7 @@ def grid(archs: list[Architecture], modes, trials: int, family: str, base_seed: 
 
 
 def log_line(record: LoopRecord, index: int, total: int) -> str:
-    """The per-meta-loop line of docs/DESIGN.md section 5 that the logs parser reads: `index` of `total`
+    """The per-meta-loop line of docs/DESIGN.md section 6 that the logs parser reads: `index` of `total`
     counts the loops of this run, Global the loops of the trial across resumes."""
     return (
         f"Loop {index}/{total} (Global: {record.loop}) | Current: {record.score:.2f}% | "

@@ -18,7 +18,7 @@ import pytest
 
 from cloud_helpers import BUCKET, PREFIX, model_archive, run_cli, sagemaker_jobs
 from helpers import subset
-from psa import published
+from psa import costmodel, published
 from psa.architecture import read_configurations
 from psa.cli import main
 from psa.cloud import shards
@@ -51,7 +51,7 @@ def test_the_balanced_split_puts_the_costliest_architectures_apart():
     assert plan.id == shards.split(archs, ("none", "full"), 10, 100, 4, 0.1, {"seed": "0"}).id  # the split is not the id
     assert plan.id != shards.split(archs, ("none", "full"), 10, 100, 3, 1.0, {"seed": "0"}).id
     # The model reproduces the H100 full-grid estimate it was fitted to (3,044 s measured).
-    assert 2900 < sum(shards.arch_seconds(a, 60, 100, 1.0) for a in archs) < 3200
+    assert 2900 < sum(costmodel.arch_seconds(a, 60, 100, 1.0) for a in archs) < 3200
 
 
 def test_launch_shards_once_with_data_channel_and_checkpoints(configs):

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from psa import randomness
+from psa.architecture import INPUTS
 from psa.batched import ops
 from psa.batched.stack import Stack
 from psa.data import MNIST
@@ -36,6 +37,9 @@ class Epoch:
     v: torch.Tensor
     updates: torch.Tensor  # AdamW's step count: a float32 scalar, as torch.optim keeps it
     step: torch.Tensor  # int64 scalar: the index of the next batch
+    # Input rows of a step, gathered into the same memory every step: fresh tens of MB a step cost
+    # page faults on a CPU, and a CUDA graph needs its buffers in place anyway.
+    inputs: torch.Tensor  # (len(stack.seeds) * batch size, 784)
     batch_size: int
     lr: float
 
@@ -51,6 +55,7 @@ class Epoch:
             m=torch.zeros_like(stack.active), v=torch.zeros_like(stack.active),
             updates=torch.zeros((), dtype=torch.float32, device=device),
             step=torch.zeros((), dtype=torch.int64, device=device),
+            inputs=torch.empty(len(stack.seeds) * hyper.batch_size, INPUTS, dtype=stack.active.dtype, device=device),
             batch_size=hyper.batch_size, lr=hyper.lr,
         )
 
@@ -69,18 +74,22 @@ def dropout_masks(stack: Stack, grid: torch.Tensor, keys: torch.Tensor, batch: i
     return keep.to(stack.active.dtype) / (1 - stack.drop_p)
 
 
-def batch_inputs(stack: Stack, data: MNIST, idx: torch.Tensor):
-    """Inputs and labels of one step, given its sample indices (a row per order of stack.seeds):
-    labels, and inputs unless shared, fanned out to every trial."""
-    x, y = data.x_train[idx], data.y_train[idx].index_select(0, stack.fan_out)
-    return (x if stack.share_inputs else x.index_select(0, stack.fan_out)), y
+def batch_inputs(stack: Stack, data: MNIST, idx: torch.Tensor, rows: torch.Tensor):
+    """Inputs and labels of one step, given its sample indices (a row per order of stack.seeds),
+    the inputs gathered into `rows`. Where trials share an order, labels, and inputs unless
+    shared, are fanned out to every trial."""
+    x = torch.index_select(data.x_train, 0, idx.reshape(-1), out=rows[: idx.numel()]).view(*idx.shape, -1)
+    y = data.y_train[idx]
+    if len(stack.seeds) == len(stack.specs):  # an order per trial: nothing to fan out
+        return x, y
+    return (x if stack.share_inputs else x.index_select(0, stack.fan_out)), y.index_select(0, stack.fan_out)
 
 
 def train_step(stack: Stack, epoch: Epoch, data: MNIST, batch: int, forward=ops.forward, backward=ops.backward) -> None:
     """One step of `batch` samples for every trial of the stack: gather, dropout masks, forward,
     backward, AdamW. `forward`/`backward` are ops' or the fused kernels' (same signatures)."""
     positions = torch.arange(batch, device=epoch.step.device) + epoch.step * epoch.batch_size
-    x, y = batch_inputs(stack, data, epoch.orders.index_select(1, positions))
+    x, y = batch_inputs(stack, data, epoch.orders.index_select(1, positions), epoch.inputs)
     masks = None
     if epoch.keys is not None:
         masks = dropout_masks(stack, epoch.grid, epoch.keys.index_select(0, epoch.step.view(1)), batch)

@@ -1,4 +1,4 @@
-"""The study as SageMaker training jobs (docs/DESIGN.md section 7): launch them, run one (the job
+"""The study as SageMaker training jobs (docs/DESIGN.md section 9): launch them, run one (the job
 entry point), and collect what they leave behind: results, storage, CloudWatch logs and cost.
 
 Every AWS call goes through `client.Cloud`; endpoints and credentials are found the way boto3

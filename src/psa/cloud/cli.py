@@ -11,7 +11,7 @@ from pathlib import Path
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 
-from psa import PSAError, options, series
+from psa import PSAError, costmodel, options, series
 from psa.architecture import read_configurations
 from psa.cloud import collect, cost, fleet, job, launch, logparse, logs, shards, storage
 from psa.cloud.client import Cloud, describe
@@ -63,8 +63,8 @@ def _reconstruct(args, settings, cloud) -> None:
 
 def _split(args, shards_count: int, instance_type: str) -> shards.Plan:
     """The sharded plan of the command line's grid (the split by the cost model, or by a bench file)."""
-    measured = shards.read_measured(args.cost_model) if args.cost_model else None
-    speed = shards.INSTANCE_SPEED.get(instance_type)
+    measured = costmodel.read_measured(args.cost_model) if args.cost_model else None
+    speed = costmodel.INSTANCE_SPEED.get(instance_type)
     if speed is None and not measured:
         raise PSAError(f"no speed known for {instance_type}: pass --cost-model (a `psa bench --estimate-sweep --json` "
                        f"file measured on its GPU)")
@@ -180,7 +180,7 @@ def run_plan_cost(args) -> None:
     instance_type = args.instance_type or load_settings(args.env_file).instance_type
     price = cost.price_per_hour(instance_type, args.price_per_hour)
     plans = [_split(args, n, instance_type) for n in args.shards]
-    console.print(cost.plan_table(plans, instance_type, price, shards.STARTUP, bool(args.cost_model)))
+    console.print(cost.plan_table(plans, instance_type, price, costmodel.STARTUP, bool(args.cost_model)))
 
 
 @_aws

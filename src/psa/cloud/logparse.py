@@ -1,7 +1,7 @@
 """`sagemaker-logs-parser`: downloaded job logs turned into the convergence and LKG growth tables:
 the study's (a row per job: the maximum over its trials, psa.series) and a row per trial beside.
 
-A job's log holds its trials' meta-loop lines (docs/DESIGN.md section 5). In the project's own logs
+A job's log holds its trials' meta-loop lines (docs/DESIGN.md section 6). In the project's own logs
 every trial line is tagged `Trial <k>/<N> | ` (see psa.cloud.job); untagged logs, which run their
 trials one after another, start a new trial whenever the loop count starts again. A tagged trial
 whose loop count starts again was rerun (a spot job restarted): its last run counts. A trial

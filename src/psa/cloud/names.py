@@ -1,5 +1,5 @@
 """Job names, made, checked and read back: a cell's job `psa-<L>x<W>-<mode>-<timestamp>` (the
-study's plan, docs/DESIGN.md section 8) and a shard's `psa-shard-<plan>-<k>-of-<N>-<timestamp>`
+study's plan, docs/DESIGN.md section 9) and a shard's `psa-shard-<plan>-<k>-of-<N>-<timestamp>`
 (psa.cloud.shards). A job name becomes an S3 folder and a local folder, so nothing that does not
 pass `check` is ever used as a path or an S3 key."""
 

@@ -1,4 +1,4 @@
-"""Cloud settings (docs/DESIGN.md section 7), from the environment or a `.env` file.
+"""Cloud settings (docs/DESIGN.md section 9), from the environment or a `.env` file.
 
 The `.env` file is loaded into the environment without overriding what is already set, so boto3
 sees its credentials and AWS_ENDPOINT_URL exactly as if they had been exported. Settings are

@@ -1,74 +1,175 @@
-"""`make-convergence-plots`: validation accuracy over the meta-loops of chosen architectures
-(the paper's convergence figure), and the LKG accuracy of the architectures whose ablative trials
-broke through late."""
+"""`make-convergence-plots`: the paper's convergence figure, validation accuracy over the
+meta-loops of one architecture per regime, stacked; and its late-breakthrough figure, the same for
+chaotic architectures whose accuracy rose late. A curve is the study's row of its architecture and
+mode: per meta-loop, the best validation accuracy over the trials (psa.series). --spread draws the
+mean over the trials with a band of one standard deviation instead, from the per-trial table."""
 
-import math
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.ticker import FuncFormatter, NullFormatter
+from matplotlib.colors import to_rgba
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from psa import PSAError
-from psa.architecture import FAMILY_TITLES, Architecture
-from psa.figures import MODE_STYLE, add_family_and_zeror, save
-from psa.modes import ABLATIVE_MODES, MODES
+from psa import PSAError, series, tables
+from psa.architecture import FAMILY_TITLES, arch_key
+from psa.figures import MODE_STYLE, ZEROR_STYLE, add_family_and_zeror, save
+from psa.modes import MODES
 from psa.regimes import REGIMES, calculate_summary_metrics, classify_regime, resolve_zeror
-from psa.architecture import arch_key
 from psa.results import default_path, read_trials
 from psa.series import SeriesRow, read_series
 
-TICK_SPACING = 0.04  # decades between percent ticks
+TARGETS = ("1*2048", "4*47", "18*18", "47*4")  # the paper's convergence figure, one per regime
+BREAKTHROUGHS = ("18*18", "17*17", "10*10", "4*2")  # the paper's late-breakthrough figure
+PAIRED = "Paired seeds: trial k of every mode shares its initial weights and data order."
+WIDTH, LEFT, RIGHT = 6.0, 0.8, 0.15  # inches
+HEADER, PLOT, TICKS = 0.34, 1.85, 0.3  # inches: a panel's title line, plot and tick labels
+LEGEND, LINE = 0.72, 0.2  # inches: the legend on top, a caption line
+MARKS = 10  # markers per curve, staggered between modes so that coinciding curves all show theirs
 
 
-def best_rows(rows: list[SeriesRow], arch: str) -> dict[str, SeriesRow]:
-    """Per mode, the trial of `arch` with the highest peak validation accuracy."""
-    best: dict[str, SeriesRow] = {}
+def study_rows(rows: list[SeriesRow]) -> list[SeriesRow]:
+    """One row per architecture and mode as the study's tables have them: the rows without a
+    trial number, and for cells given only per trial, their per-loop maximum (psa.series.study)."""
+    study = [row for row in rows if row.trial is None]
+    known = {(row.arch, row.mode) for row in study}
+    curves = []
     for row in rows:
-        peak = max((v for v in row.values if v is not None), default=-1.0)
-        if row.arch == arch and (row.mode not in best or peak > max(v for v in best[row.mode].values if v is not None)):
-            best[row.mode] = row
-    return best
+        if row.trial is not None and (row.arch, row.mode) not in known:
+            scores = _scores(row)
+            curves.append(series.Curve(row.arch, row.mode, row.trial, scores, list(np.fmax.accumulate(scores)),
+                                       row.final_test))
+    return study + series.study(curves)[0]
 
 
-def lkg_curve(row: SeriesRow) -> np.ndarray:
-    """The Last Known Good score after each loop: the running maximum of the validation scores."""
-    scores = np.array([np.nan if v is None else v for v in row.values])
-    return np.fmax.accumulate(scores)
+def _scores(row: SeriesRow) -> list[float]:
+    """The loops the row's trials reached (psa pads shorter ones with N/A)."""
+    values = list(row.values)
+    while values and values[-1] is None:
+        values.pop()
+    return [np.nan if v is None else v for v in values]
 
 
-def _percent_axis(ax, low: float, high: float) -> None:
-    ax.set_yscale("log")
-    ax.set_ylim(low, high)
-    ticks = []
-    for tick in (100, 99, 98, 95, 90, 80, 70, 60, 50, 40, 30, 20, 15, 10, 5, 2, 1):
-        # From the top down, keeping ticks a readable distance apart on the log scale.
-        if low <= tick <= high and (not ticks or math.log10(ticks[-1] / tick) >= TICK_SPACING):
-            ticks.append(tick)
-    ax.set_yticks(ticks)
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}%"))
-    ax.yaxis.set_minor_formatter(NullFormatter())
-    ax.grid(True, color="0.9", linewidth=0.6)
-
-
-def _plot_modes(ax, best: dict[str, SeriesRow], curve, zeror: float) -> None:
-    values = []
+def curves(rows: list[SeriesRow], arch: str, spread: bool) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    """Per mode of `arch`: its study row's curve; with `spread`, the mean over its per-trial rows
+    and their standard deviation."""
+    out = {}
     for mode in MODES:
-        if mode in best:
-            name, colour = MODE_STYLE[mode]
-            series = curve(best[mode])
-            ax.plot(np.arange(1, len(series) + 1), series, color=colour, alpha=0.8, linewidth=2, label=name)
-            values += [v for v in series if not np.isnan(v)]
-    ax.axhline(zeror, color="0.3", linestyle="--", linewidth=1, label=f"ZeroR ({zeror:.2f}%)")
-    # 5% of headroom each way, never below 1%: log scale needs a positive floor.
-    _percent_axis(ax, max(1.0, min(values + [zeror]) * 0.95), min(100.0, max(values + [zeror]) * 1.05))
+        cell = [_scores(r) for r in rows if r.arch == arch and r.mode == mode and (r.trial is not None) == spread]
+        if cell:
+            loops = max(map(len, cell))
+            table = np.array([scores + [np.nan] * (loops - len(scores)) for scores in cell])
+            out[mode] = (np.nanmean(table, axis=0), np.nanstd(table, axis=0)) if spread else (table[0], None)
+    return out
 
 
-def regime_names(trials_file: Path | None, zeror: float) -> dict[str, str]:
+def regime_labels(trials_file: Path | None, zeror: float) -> dict[str, str]:
+    """Architecture -> regime label, from a trials table; {} without one."""
     if trials_file is None:
         return {}
     metrics = calculate_summary_metrics(read_trials(trials_file))
-    return {arch: REGIMES[classify_regime(arch, metrics, zeror)][0] for arch in metrics}
+    return {arch: classify_regime(arch, metrics, zeror) for arch in metrics}
+
+
+def representatives(archs: list[str], regimes: dict[str, str]) -> list[str]:
+    """The paper's targets when all are there; else the first architecture of each regime present
+    (at most four); without regimes, the first and the last."""
+    if set(TARGETS) <= set(archs):
+        return list(TARGETS)
+    chosen = [next(a for a in archs if regimes.get(a) == r) for r in REGIMES if r in {regimes.get(a) for a in archs}]
+    return chosen[:4] or list(dict.fromkeys([archs[0], archs[-1]]))
+
+
+def late_breakthroughs(rows: list[SeriesRow], regimes: dict[str, str], count: int = 4) -> list[str]:
+    """The architectures whose best-so-far accuracy (any mode, study rows) rose most after the first
+    quarter of the meta-loops; only chaotic ones when any are known."""
+    gains: dict[str, float] = {}
+    for row in study_rows(rows):
+        best = np.fmax.accumulate(np.nan_to_num(_scores(row), nan=0.0))
+        if len(best):
+            gains[row.arch] = max(gains.get(row.arch, 0.0), float(best[-1] - best[(len(best) - 1) // 4]))
+    chaotic = [arch for arch in gains if regimes.get(arch) == "chaotic-optimization"]
+    return sorted(chaotic or gains, key=lambda arch: (-gains[arch], arch))[:count]
+
+
+def panels_figure(rows: list[SeriesRow], targets: list[str], output_file, zeror: float, regimes: dict[str, str],
+                  spread: bool = False, paired: bool = False) -> Path:
+    """The targets' curves in stacked panels, each under its regime's box, one legend on top."""
+    caption = [PAIRED] * paired + ["Lines: mean over trials; bands: one standard deviation."] * spread
+    rows = rows if spread else study_rows(rows)
+    top = LEGEND + LINE * len(caption)
+    height = top + len(targets) * (HEADER + PLOT + TICKS) + LINE
+    fig = plt.figure(figsize=(WIDTH, height))
+    for k, arch in enumerate(targets):
+        bottom = height - top - (k + 1) * (HEADER + PLOT + TICKS) + TICKS
+        ax = fig.add_axes(((LEFT / WIDTH), bottom / height, 1 - (LEFT + RIGHT) / WIDTH, PLOT / height))
+        _panel(ax, curves(rows, arch, spread), zeror)
+        ax.set_title(f"Architecture {arch}", loc="right", pad=4)
+        if arch in regimes:
+            name, colour = REGIMES[regimes[arch]]
+            ax.text(0, 1.0, name, transform=ax.transAxes, ha="left", va="bottom", fontweight="bold", fontsize=9.5,
+                    bbox={"boxstyle": "round,pad=0.25", "facecolor": to_rgba(colour, 0.25), "edgecolor": colour})
+    ax.set_xlabel("Meta-Loop")
+    handles = [Line2D([], [], color=colour, linestyle=style, marker=marker, markersize=4, label=name,
+                      linewidth=_width(mode)) for mode, (name, colour, style, marker) in MODE_STYLE.items()]
+    handles.append(Line2D([], [], **ZEROR_STYLE, label=f"ZeroR Baseline ({zeror:.2f}%)"))
+    fig.legend(handles=handles, ncol=3, loc="upper center", bbox_to_anchor=(0.5, 1 - 0.04 / height), frameon=False,
+               columnspacing=1.5, handlelength=2.6, labelspacing=0.3)
+    for line, text in enumerate(caption):
+        fig.text(0.5, 1 - (LEGEND + LINE * (line + 0.6)) / height, text, ha="center", va="center", fontsize=8.5,
+                 style="italic")
+    return save(fig, output_file)
+
+
+def _panel(ax, by_mode: dict, zeror: float) -> None:
+    low, high = [], []
+    for mode, (curve, std) in by_mode.items():
+        _, colour, style, marker = MODE_STYLE[mode]
+        k = MODES.index(mode)
+        loops = np.arange(1, len(curve) + 1)
+        every = max(1, round(len(curve) / MARKS))
+        # Where curves coincide, the control's wide line shows on both sides of the others, their
+        # markers are staggered along the curve and, drawn one size smaller each, nest.
+        ax.plot(loops, curve, color=colour, alpha=0.85, linestyle=style, linewidth=_width(mode),
+                marker=marker, markersize=6 - 0.6 * k, markevery=(k * every // len(MODE_STYLE), every),
+                markeredgecolor="0.25", markeredgewidth=0.4)
+        if std is not None:
+            ax.fill_between(loops, curve - std, curve + std, color=colour, alpha=0.12, linewidth=0)
+            curve = np.concatenate([curve - std, curve + std])
+        low.append(np.nanmin(curve))
+        high.append(np.nanmax(curve))
+    ax.axhline(zeror, **ZEROR_STYLE)
+    if low:
+        # The data's range with a little headroom; at least a point wide, so flat curves get ticks.
+        lo, hi = min(low), max(high)
+        middle, half = (lo + hi) / 2, max(hi - lo, 1.0) / 2 * 1.08
+        ax.set_ylim(max(0.0, middle - half), min(100.0, middle + half))
+        ax.set_xlim(0.5, max(len(c) for c, _ in by_mode.values()) + 0.5)
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 5, 10]))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}%"))
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
+    ax.set_ylabel("Validation Accuracy")
+    ax.grid(True, color="0.9", linewidth=0.6)
+
+
+def study_figures(convergence_file, output_dir, family: str, zeror: float, archs: list[str],
+                  trials_file=None) -> list[Path]:
+    """Both figures of a study's exports (`psa reproduce`): the paper's architectures where the
+    grid has them all, else one per regime and the largest late gains."""
+    rows = read_series(convergence_file)
+    regimes = regime_labels(trials_file, zeror)
+    paired = tables.read_settings(convergence_file).get("seeding") == "paired"
+    breakthroughs = list(BREAKTHROUGHS) if set(BREAKTHROUGHS) <= set(archs) else late_breakthroughs(rows, regimes)
+    title = FAMILY_TITLES[family]
+    return [panels_figure(rows, representatives(archs, regimes), Path(output_dir) / f"{title}_Plot_Convergence.png",
+                          zeror, regimes, paired=paired),
+            panels_figure(rows, breakthroughs, Path(output_dir) / f"{title}_Plot_Late_Breakthroughs.png", zeror,
+                          regimes, paired=paired)]
+
+
+def _width(mode: str) -> float:
+    return 2.8 if mode == "none" else 1.3
 
 
 def _targets(text: str, rows: list[SeriesRow], source: Path) -> list[str]:
@@ -80,70 +181,44 @@ def _targets(text: str, rows: list[SeriesRow], source: Path) -> list[str]:
     return targets
 
 
-def convergence_figure(rows, targets, output_file, zeror: float, regimes: dict[str, str]) -> Path:
-    fig, axes = plt.subplots(len(targets), 1, figsize=(10, 3.6 * len(targets)), sharex=True, squeeze=False,
-                             layout="constrained")
-    for ax, arch in zip(axes[:, 0], targets):
-        _plot_modes(ax, best_rows(rows, arch), lambda row: np.array([np.nan if v is None else v for v in row.values]), zeror)
-        regime = f" ({regimes[arch]})" if arch in regimes else ""
-        ax.set_title(f"{Architecture.parse(arch).label}{regime}: best trial per mode", fontsize=11)
-        ax.set_ylabel("Validation accuracy")
-        ax.legend(loc="lower right", fontsize=8, ncol=2)
-    axes[-1, 0].set_xlabel("Meta-loop")
-    return save(fig, output_file)
-
-
-def late_breakthroughs(rows: list[SeriesRow], count: int = 4) -> list[str]:
-    """The architectures whose best ablative trial gained most LKG accuracy in its second half."""
-    gains = {}
-    for arch in {row.arch for row in rows}:
-        for row in best_rows(rows, arch).values():
-            if row.mode in ABLATIVE_MODES:
-                lkg = lkg_curve(row)
-                gain = np.nan_to_num(lkg[-1] - lkg[len(lkg) // 2 - 1])
-                gains[arch] = max(gains.get(arch, 0.0), float(gain))
-    return sorted(gains, key=lambda arch: (-gains[arch], arch))[:count]
-
-
-def breakthrough_figure(rows, targets, output_file, zeror: float, regimes: dict[str, str]) -> Path:
-    columns = 2 if len(targets) > 1 else 1
-    lines = math.ceil(len(targets) / columns)
-    fig, axes = plt.subplots(lines, columns, figsize=(6 * columns, 3.8 * lines), squeeze=False, layout="constrained")
-    for ax, arch in zip(axes.flat, targets):
-        _plot_modes(ax, best_rows(rows, arch), lkg_curve, zeror)
-        regime = f"\n{regimes[arch]}" if arch in regimes else ""
-        ax.set_title(f"{Architecture.parse(arch).label}{regime}", fontsize=10)
-        ax.set_xlabel("Meta-loop")
-        ax.set_ylabel("LKG validation accuracy")
-    for ax in axes.flat[len(targets):]:
-        ax.set_visible(False)
-    handles, names = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="outside lower center", ncol=4, fontsize=8)
-    fig.suptitle("Late breakthroughs: Last Known Good accuracy of the best trial per mode")
-    return save(fig, output_file)
-
-
 def run(args) -> None:
-    source = args.convergence_file or default_path("trials_convergence", args.family)
+    kind = "trials_convergence_per_trial" if args.spread else "trials_convergence"
+    source = args.convergence_file or default_path(kind, args.family)
+    if args.spread and not Path(source).is_file():
+        raise PSAError(f"--spread needs the per-trial convergence table, and {source} does not exist "
+                       "(psa export writes it)")
     rows = read_series(source)
+    if args.spread and all(row.trial is None for row in rows):
+        raise PSAError(f"{source} has no per-trial rows; --spread needs the per-trial convergence table "
+                       f"({default_path('trials_convergence_per_trial', args.family).name})")
     zeror = resolve_zeror(args.zeror, args.data_dir)
     trials_file = args.trials_file or default_path("trials", args.family)
-    regimes = regime_names(trials_file if args.trials_file or trials_file.is_file() else None, zeror)
+    regimes = regime_labels(trials_file if args.trials_file or trials_file.is_file() else None, zeror)
+    paired = tables.read_settings(source).get("seeding") == "paired"
     title = FAMILY_TITLES[args.family]
-    print(convergence_figure(rows, _targets(args.targets, rows, source),
-                             args.output_dir / f"{title}_Plot_Convergence.png", zeror, regimes))
-    chosen = _targets(args.breakthrough_targets, rows, source) if args.breakthrough_targets else late_breakthroughs(rows)
-    print(breakthrough_figure(rows, chosen, args.output_dir / f"{title}_Plot_Late_Breakthrough.png", zeror, regimes))
+    print(panels_figure(rows, _targets(args.targets, rows, source), args.output_dir / f"{title}_Plot_Convergence.png",
+                        zeror, regimes, args.spread, paired))
+    chosen = (late_breakthroughs(rows, regimes) if args.breakthrough_targets == "auto"
+              else _targets(args.breakthrough_targets, rows, source))
+    print(panels_figure(rows, chosen, args.output_dir / f"{title}_Plot_Late_Breakthroughs.png", zeror, regimes,
+                        args.spread, paired))
 
 
 def configure(parser) -> None:
-    parser.add_argument("--targets", default="1*1024,18*18", help='architectures to stack, e.g. "1*1024,18*18"')
-    parser.add_argument("--breakthrough-targets",
-                        help="architectures of the late-breakthrough figure (default: the four with the largest "
-                             "late LKG gain)")
-    parser.add_argument("--convergence-file", type=Path, help="default: results/psa_<family>_trials_convergence.md")
+    parser.add_argument("--targets", default=",".join(TARGETS),
+                        help=f'architectures to stack (default: the paper\'s, "{",".join(TARGETS)}")')
+    parser.add_argument("--breakthrough-targets", default=",".join(BREAKTHROUGHS),
+                        help=f'architectures of the late-breakthrough figure (default: the paper\'s, '
+                             f'"{",".join(BREAKTHROUGHS)}"); "auto": the four chaotic ones that gained most after '
+                             "the first quarter of the meta-loops")
+    parser.add_argument("--spread", action="store_true",
+                        help="mean over the trials with a band of one standard deviation, instead of the study's "
+                             "per-loop maximum over the trials; needs the per-trial table")
+    parser.add_argument("--convergence-file", type=Path,
+                        help="default: results/psa_<family>_trials_convergence.md, with --spread "
+                             "results/psa_<family>_trials_convergence_per_trial.md")
     parser.add_argument("--trials-file", type=Path,
-                        help="for the regime in each title (default: results/psa_<family>_trials.md when present)")
+                        help="for each panel's regime (default: results/psa_<family>_trials.md when present)")
     parser.add_argument("--output-dir", type=Path, default=Path("results"))
     add_family_and_zeror(parser)
     parser.set_defaults(func=run)

@@ -1,140 +1,232 @@
-"""`make-figure-heatmaps`: six heat maps over the design space: baseline performance, ablation
-effects, instability, winning strategy, parameter matching and training regimes."""
+"""`make-figure-heatmaps`: the paper's six maps of the design space, each a scatter of circles at
+(depth, width): training regimes, baseline performance, ablation effects, instability, winning
+strategy and parameter matching. Untrainable architectures are black wherever the paper draws them
+so, and every map carries a numeric key: a colour bar, or a legend of its colours and sizes."""
 
+import math
+import sys
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.colors import LogNorm, Normalize, to_rgb
-from matplotlib.patches import Patch
+from matplotlib.colors import LinearSegmentedColormap, LogNorm, Normalize
+from matplotlib.lines import Line2D
 
-from psa import PSAError
+from psa import PSAError, options
 from psa.architecture import FAMILY_TITLES, Architecture, read_configurations
-from psa.figures import MODE_STYLE, add_family_and_zeror, save
-from psa.figures.space import KEY_AXES, LIMITS, colour_key, draw_design_space, legend_key, map_figure
-from psa.modes import ABLATIVE_MODES, BASELINE_MODES, MODES
-from psa.published import CONFIGURATIONS
-from psa.regimes import REGIMES, calculate_summary_metrics, classify_regime, resolve_zeror
+from psa.figures import MODE_STYLE, UNTRAINABLE, add_family_and_zeror, save
+from psa.figures.labels import label_archs, marker_radius
+from psa.figures.space import diagonal, fit_axes, key_anchor, key_axes, legend_above, map_figure, scatter
+from psa.modes import MODES
+from psa.published import ASYMMETRIC, CONFIGURATIONS
+from psa.regimes import REGIMES, calculate_summary_metrics, classify_regime, resolve_zeror, stability
 from psa.results import default_path, read_trials
 from psa.topology import parameter_count
 
-EFFECTS = {"beneficial": "forestgreen", "harmful": "firebrick", "neutral": "peru"}
-FULL_EFFECT = 2.0  # accuracy points at which the ablation-effect shade saturates
+# The paper's colour maps, their stops sampled from its colour bars.
+BASELINE_MAP = LinearSegmentedColormap.from_list("baseline", ["#1565c0", "#4caf50"])
+INSTABILITY_MAP = LinearSegmentedColormap.from_list(
+    "instability", ["#1b5e20", "#7cb342", "#ffeb3b", "#ff8a65", "#e53935"])
+PARAMETER_MAP = LinearSegmentedColormap.from_list(
+    "parameters", [(0.0, "black"), (0.2, "red"), (0.6, "yellow"), (0.8, "lime"), (1.0, "cyan")])
+EFFECTS = {"beneficial": ("Beneficial", "#4caf50"), "harmful": ("Harmful", "#e53935"),
+           "neutral": ("Neutral", "#a1887f")}
+SIGNIFICANCE = 0.05
+INSTABILITY_CAP = 5.0  # points of standard deviation at which the instability colour saturates, as the paper's bar
+DOT, SMALL_DOT = 46.0, 26.0  # marker areas, points squared
+EFFECT_AREA, EFFECT_FLOOR = 90.0, 10.0  # marker area: points squared per unit of |Cohen's d|, plus a visible minimum
+EFFECT_KEY = (0.5, 2.0, 5.0)  # |d| of the size legend's circles
+EDGE = {"edgecolors": "black", "linewidths": 0.5}
+FRAGILE, FRAGILE_RING = 0.9, "#ff9800"  # a regime fewer resamples keep is ringed, in this colour
 
 
-def ablation_effect(stats: dict) -> tuple[str, float]:
-    """Best ablative mean minus best baseline mean; neutral while within the larger std of the two."""
-    base = max((stats[m] for m in BASELINE_MODES), key=lambda s: s.mean)
-    ablative = max((stats[m] for m in ABLATIVE_MODES), key=lambda s: s.mean)
-    delta = ablative.mean - base.mean
-    if abs(delta) <= max(base.std, ablative.std):
-        return "neutral", delta
-    return ("beneficial" if delta > 0 else "harmful"), delta
+def two_sided_p(t: float, df: float) -> float:
+    """P(|T| >= |t|) for Student's t with `df` degrees of freedom: one minus the density's integral
+    over [-|t|, |t|] (no scipy here; 4,000 trapezoids are exact to far below the 5% threshold)."""
+    s = np.linspace(0.0, abs(t), 4001)
+    log_scale = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+    density = np.exp(log_scale - (df + 1) / 2 * np.log1p(s**2 / df))
+    return max(0.0, 1.0 - 2.0 * float(np.trapezoid(density, s)))
 
 
-def tint(colour: str, strength: float) -> np.ndarray:
-    """`colour` mixed with white: strength 1 is the colour itself, 0 is white."""
-    return strength * np.array(to_rgb(colour)) + (1 - strength) * np.ones(3)
+def ablation_effect(control: list[float], ablated: list[float]) -> tuple[str, float]:
+    """(beneficial / harmful / neutral, Cohen's d) of full ablation against the control: Welch's
+    t-test at 5%, d over the pooled standard deviation. This reading of the paper's map gives its
+    colour to 50 of its 51 trainable architectures (8*8 is neutral there, p = 0.03 here)."""
+    a, c = np.asarray(ablated, dtype=float), np.asarray(control, dtype=float)
+    if len(a) < 2 or len(c) < 2:
+        return "neutral", 0.0
+    diff = a.mean() - c.mean()
+    va, vc = a.var(ddof=1) / len(a), c.var(ddof=1) / len(c)
+    pooled = math.sqrt(((len(a) - 1) * a.var(ddof=1) + (len(c) - 1) * c.var(ddof=1)) / (len(a) + len(c) - 2))
+    d = diff / pooled if pooled else (0.0 if diff == 0 else math.copysign(math.inf, diff))
+    if va + vc == 0:
+        p = 1.0 if diff == 0 else 0.0
+    else:
+        df = (va + vc) ** 2 / (va**2 / (len(a) - 1) + vc**2 / (len(c) - 1))
+        p = two_sided_p(diff / math.sqrt(va + vc), df)
+    return ("neutral" if p >= SIGNIFICANCE else "beneficial" if diff > 0 else "harmful"), float(d)
 
 
-def heatmap_figures(config_file, trials_file, output_dir, family: str = "simplemlp", zeror: float | None = None) -> list[Path]:
-    archs = read_configurations(config_file)
-    metrics = calculate_summary_metrics(read_trials(trials_file))
+def dot(colour: str, label: str, size: float = 7.0, marker: str = "o") -> Line2D:
+    return Line2D([], [], marker=marker, linestyle="", markersize=size, markerfacecolor=colour,
+                  markeredgecolor="black", markeredgewidth=0.5, label=label)
+
+
+def heatmap_figures(config_file, trials_file, output_dir, family: str = "simplemlp", zeror: float | None = None,
+                    asymmetric_file=ASYMMETRIC, bootstrap: int = 0) -> list[Path]:
+    """The six maps of the configuration's architectures that the trials file holds (the others
+    are left out, with a note); with `bootstrap`, the regime map rings the architectures whose
+    regime fewer than 90% of that many resamples of their trials keep (psa.regimes.stability)."""
+    trials = read_trials(trials_file)
+    listed = read_configurations(config_file)
+    archs = [a for a in listed if str(a) in trials]
+    if len(archs) < len(listed):
+        print(f"note: {len(listed) - len(archs)} of the {len(listed)} architectures of {config_file} are not in "
+              f"{trials_file}: left out", file=sys.stderr)
+    if not archs:
+        raise PSAError(f"{trials_file} holds none of the architectures of {config_file}")
+    metrics = calculate_summary_metrics(trials)
     missing = [str(a) for a in archs if any(metrics.get(str(a), {}).get(m) is None for m in MODES)]
     if missing:
         raise PSAError(f"{trials_file}: no results for every mode of {', '.join(missing[:8])}"
                        f"{' ...' if len(missing) > 8 else ''}; heat maps need all six modes")
-    stats = [metrics[str(a)] for a in archs]
-    prefix, outputs = Path(output_dir) / f"{FAMILY_TITLES[family]}_Heatmap", []
-
-    def finish(fig, name):
-        outputs.append(save(fig, f"{prefix}_{name}.png"))
-
-    baseline = [s["none"].mean for s in stats]
-    norm, cmap = Normalize(min(baseline), max(baseline)), plt.get_cmap("viridis")
-    fig, ax = map_figure("Baseline performance: mean peak validation accuracy of the control (none)")
-    draw_design_space(ax, archs, [cmap(norm(v)) for v in baseline])
-    colour_key(fig, plt.cm.ScalarMappable(norm, cmap), "Mean peak accuracy, mode none (%)")
-    finish(fig, "Baseline_Performance")
-
-    effects = [ablation_effect(s) for s in stats]
-    fig, ax = map_figure("Ablation effects: best ablative mode minus best baseline (means)")
-    # Shade carries the size: pale for a fraction of a point, full colour from FULL_EFFECT points on.
-    shades = [tint(EFFECTS[kind], 0.3 + 0.7 * min(1.0, abs(delta) / FULL_EFFECT)) for kind, delta in effects]
-    draw_design_space(ax, archs, shades)
-    legend_key(fig, [Patch(color=c, label=f"{k.capitalize()}") for k, c in EFFECTS.items()],
-               f"PSA effect\nneutral: within one std\nfull colour: >= {FULL_EFFECT:g} points")
-    finish(fig, "Ablation_Effects")
-
-    instability = [max(s[m].std for m in MODES) for s in stats]
-    norm, cmap = Normalize(0, max(instability)), plt.get_cmap("magma_r")
-    fig, ax = map_figure("Instability: largest standard deviation over the six modes")
-    draw_design_space(ax, archs, [cmap(norm(v)) for v in instability])
-    colour_key(fig, plt.cm.ScalarMappable(norm, cmap), "Max std across modes (points)")
-    finish(fig, "Instability")
-
-    winners = [max(MODES, key=lambda m: s[m].mean) for s in stats]
-    fig, ax = map_figure("Winning strategy: mode with the highest mean peak accuracy")
-    draw_design_space(ax, archs, [MODE_STYLE[w][1] for w in winners])
-    legend_key(fig, [Patch(color=c, label=name) for name, c in MODE_STYLE.values()], "Best mode")
-    finish(fig, "Winning_Strategy")
-
-    fig, ax = map_figure("Parameter matching: parameter count, with iso-parameter curves of the budgets")
-    finish(parameter_matching(fig, ax, archs, family), "Parameter_Matching")
-
     z = resolve_zeror(zeror)
+    stats = [metrics[str(a)] for a in archs]
     regimes = [classify_regime(str(a), metrics, z) for a in archs]
-    fig, ax = map_figure(f"Training regimes (failure threshold: validation ZeroR {z:.2f}%)")
-    draw_design_space(ax, archs, [REGIMES[r][1] for r in regimes])
-    legend_key(fig, [Patch(color=c, label=name) for label, (name, c) in REGIMES.items() if label in regimes], "Regime")
-    finish(fig, "Regimes")
+    dead = [r == "untrainable" for r in regimes]
+    alive = [a for a, d in zip(archs, dead) if not d]
+    title, prefix, outputs = FAMILY_TITLES[family], Path(output_dir) / f"{FAMILY_TITLES[family]}_Heatmap", []
+
+    def untrainable(ax, size: float = DOT, **style) -> list:
+        """Draw the untrainable architectures black; their legend entry, if there are any."""
+        dark = [a for a, d in zip(archs, dead) if d]
+        if dark:
+            scatter(ax, dark, UNTRAINABLE, size, **style)
+        return [dot(UNTRAINABLE, "Untrainable")] if dark else []
+
+    names = [REGIMES[r][0] for r in REGIMES if r in regimes]
+    fig, ax = map_figure(f"{title} Design Space: Training Regimes", legend_rows=1 + math.ceil(len(names) / 2))
+    fit_axes(ax, archs)
+    diagonal(ax)
+    scatter(ax, archs, [REGIMES[r][1] for r in regimes], DOT, **EDGE)
+    handles = [dot(REGIMES[r][1], REGIMES[r][0]) for r in REGIMES if r in regimes]
+    if bootstrap:
+        shares = stability(trials, z, bootstrap)
+        fragile = [a for a in archs if shares[str(a)] < FRAGILE]
+        if fragile:
+            scatter(ax, fragile, "none", DOT * 3.2, edgecolors=FRAGILE_RING, linewidths=1.4)
+            handles.append(Line2D([], [], marker="o", linestyle="", markersize=11, markerfacecolor="none",
+                                  markeredgecolor=FRAGILE_RING, markeredgewidth=1.4,
+                                  label=f"kept by < {FRAGILE:.0%} of {bootstrap} resamples"))
+    legend_above(fig, ax, handles, f"Training Regime (failure threshold: ZeroR {z:.2f}%)", ncol=2)
+    label_archs(ax, archs, [marker_radius(DOT) + 0.5] * len(archs))
+    outputs.append(save(fig, f"{prefix}_Regimes.png"))
+
+    fig, ax = map_figure("Baseline Performance (Control Model)", legend_rows=1, keyed=True)
+    fit_axes(ax, archs)
+    norm = Normalize(z, 100.0)
+    scatter(ax, alive, [BASELINE_MAP(norm(metrics[str(a)]["none"].mean)) for a in alive], SMALL_DOT * 1.4, alpha=0.8)
+    legend_above(fig, ax, untrainable(ax, SMALL_DOT * 1.4, alpha=0.7))
+    fig.colorbar(plt.cm.ScalarMappable(norm, BASELINE_MAP), cax=key_axes(fig, ax),
+                 label="Baseline Accuracy (%), mean of Control (None)")
+    outputs.append(save(fig, f"{prefix}_Baseline_Performance.png"))
+
+    fig, ax = map_figure("Ablation Effects (Statistical Significance)", legend_rows=2, keyed=True)
+    effects = [ablation_effect(*[[v for v in trials[str(a)][m] if v is not None] for m in ("none", "full")])
+               for a in alive]
+    areas = [EFFECT_AREA * min(abs(d), 2 * EFFECT_KEY[-1]) + EFFECT_FLOOR for _, d in effects]
+    fit_axes(ax, archs, reach=float(marker_radius(max(areas, default=0.0))) / 72)
+    scatter(ax, alive, [EFFECTS[kind][1] for kind, _ in effects], areas, alpha=0.7, linewidths=0)
+    dark = untrainable(ax, SMALL_DOT, alpha=0.7)
+    legend_above(fig, ax, [dot(colour, name) for name, colour in EFFECTS.values()] + dark,
+                 f"Full Ablation vs Control (None): Welch's t-test, p < {SIGNIFICANCE:g}")
+    fig.legend(handles=[dot("0.6", f"{d:g}", math.sqrt(EFFECT_AREA * d + EFFECT_FLOOR)) for d in EFFECT_KEY],
+               title="Effect size\n|Cohen's d|", loc="center left", bbox_to_anchor=key_anchor(fig, ax), frameon=False,
+               labelspacing=1.6, borderpad=0.2)
+    outputs.append(save(fig, f"{prefix}_Ablation_Effects.png"))
+
+    fig, ax = map_figure("Instability (Max Std across Six Ablation Modes)", legend_rows=1, keyed=True)
+    fit_axes(ax, archs)
+    norm = Normalize(0.0, INSTABILITY_CAP, clip=True)
+    scatter(ax, alive, [INSTABILITY_MAP(norm(max(metrics[str(a)][m].std for m in MODES))) for a in alive],
+            SMALL_DOT * 1.4, alpha=0.8)
+    legend_above(fig, ax, untrainable(ax, SMALL_DOT * 1.4, alpha=0.7))
+    fig.colorbar(plt.cm.ScalarMappable(norm, INSTABILITY_MAP), cax=key_axes(fig, ax), extend="max",
+                 label="Max Standard Deviation (%)")
+    outputs.append(save(fig, f"{prefix}_Instability.png"))
+
+    # Peak performance, as the paper's map: the mode whose best trial scored highest.
+    winners = [max(MODES, key=lambda m: s[m].max) for s in stats]
+    present = [m for m in MODES if any(w == m and not d for w, d in zip(winners, dead))]
+    fig, ax = map_figure(f"{title} Design Space: Peak Performance Strategy Map", legend_rows=3)
+    fit_axes(ax, archs)
+    scatter(ax, alive, [MODE_STYLE[w][1] for w, d in zip(winners, dead) if not d], DOT, **EDGE)
+    dark = untrainable(ax, **EDGE)
+    legend_above(fig, ax, dark + [dot(MODE_STYLE[m][1], MODE_STYLE[m][0]) for m in present],
+                 "Winning Mode (highest peak accuracy of any trial)")
+    outputs.append(save(fig, f"{prefix}_Winning_Strategy.png"))
+
+    fig, ax = map_figure(f"{title} Design Space: Parameter Matching & Asymmetries", legend_rows=1, keyed=True)
+    parameter_matching(fig, ax, archs, family, asymmetric_file)
+    outputs.append(save(fig, f"{prefix}_Parameter_Matching.png"))
     return outputs
 
 
-def parameter_matching(fig, ax, archs: list[Architecture], family: str):
-    """Squares coloured by parameter count; the one-layer budgets drawn as iso-parameter curves,
-    labelled along the curve, so matched architectures are seen to share a curve."""
-    counts = [parameter_count(a, family) for a in archs]
-    norm, cmap = LogNorm(min(counts), max(counts)), plt.get_cmap("cividis")
-    draw_design_space(ax, archs, [cmap(norm(c)) for c in counts],
-                      hatches=["////" if a.depth != 1 and a.depth > max(a.widths) else None for a in archs])
-    widths, depths = np.meshgrid(np.geomspace(*LIMITS[0], 400), np.geomspace(1, LIMITS[1][1], 400))
-    grid = uniform_parameter_count(widths, depths, family)
-    budgets = sorted({c for a, c in zip(archs, counts) if a.depth == 1 and max(a.widths) >= 64})
-    contours = ax.contour(widths, depths, grid, levels=budgets, colors="0.35", linewidths=0.6, linestyles="--", zorder=2)
-    # Curve labels go near the top edge, where no architecture square or label lives.
-    top = LIMITS[1][1] * 0.6
-    spots = [(float(np.interp(b, uniform_parameter_count(widths[0], top, family), widths[0])), top) for b in budgets]
-    ax.clabel(contours, fmt=lambda level: f"{level / 1e6:.2f}M" if level >= 1e6 else f"{level / 1e3:.0f}k",
-              fontsize=7, inline=True, manual=spots)
-    colour_key(fig, plt.cm.ScalarMappable(norm, cmap), "Parameters (log scale)")
-    fig.legend(handles=[Patch(facecolor="white", edgecolor="black", hatch="////", label="deep and narrow (L > W)")],
-               loc="lower left", bbox_to_anchor=(KEY_AXES[0], 0.1), frameon=False, fontsize=9)
-    return fig
+def parameter_matching(fig, ax, archs: list[Architecture], family: str, asymmetric_file) -> None:
+    """Circles for the parameter-matched architectures, triangles for the study's asymmetric ones;
+    colour and size both grow with the parameter count."""
+    asymmetric = {str(a) for a in read_configurations(asymmetric_file)}
+    counts = np.array([parameter_count(a, family) for a in archs], dtype=float)
+    norm = LogNorm(counts.min(), max(counts.max(), counts.min() * 1.01))
+    sizes = 5 + 22 * np.log10(counts / counts.min())
+    fit_axes(ax, archs)
+    diagonal(ax)
+    odd = np.array([str(a) in asymmetric for a in archs])
+    shapes = []
+    for shape, name, picked in (("o", "Matched (circle)", ~odd), ("^", "Asymmetric (triangle)", odd)):
+        if picked.any():
+            scatter(ax, [a for a, p in zip(archs, picked) if p], PARAMETER_MAP(norm(counts[picked])), sizes[picked],
+                    marker=shape, **EDGE)
+            shapes.append(dot("0.5", name, marker=shape))
+    legend_above(fig, ax, shapes, ncol=2)
+    bar = fig.colorbar(plt.cm.ScalarMappable(norm, PARAMETER_MAP), cax=key_axes(fig, ax),
+                       label="Parameter Count (Logarithmic)")
+    decades = [10.0**k for k in range(math.ceil(math.log10(norm.vmin)), math.floor(math.log10(norm.vmax)) + 1)]
+    # The extremes are ticked too, unless a decade tick sits so close that the numbers would touch.
+    ends = [v for v in (norm.vmin, norm.vmax) if all(abs(math.log10(v / d)) > 0.12 for d in decades)]
+    bar.set_ticks(sorted(decades + ends), labels=[count_text(v) for v in sorted(decades + ends)])
+    bar.minorticks_off()
+    label_archs(ax, archs, [marker_radius(s) + 0.5 for s in sizes])
 
 
-def uniform_parameter_count(width, depth, family: str):
-    """psa.topology.parameter_count of 'depth*width' in closed form, so it can be evaluated on a
-    continuous grid (numpy arrays welcome) to draw iso-parameter curves."""
-    head = (width + 1) * 10
-    if family == "simplemlp":
-        return (784 + 1) * width + (depth - 1) * (width + 1) * width + head
-    return (784 + 1) * width + depth * 2 * (width + 1) * width + head  # resmlp: transition + residual blocks
+def count_text(count: float) -> str:
+    """805, 1K, 10K, 1.7M: the paper's colour-bar ticks."""
+    for scale, suffix in ((1e6, "M"), (1e3, "K")):
+        if count >= scale:
+            value = count / scale
+            return f"{value:.0f}{suffix}" if value >= 10 or value == round(value) else f"{value:.1f}{suffix}"
+    return f"{count:.0f}"
 
 
 def run(args) -> None:
     trials_file = args.trials_file or default_path("trials", args.family)
     zeror = resolve_zeror(args.zeror, args.data_dir)
-    for path in heatmap_figures(args.config_file, trials_file, args.output_dir, args.family, zeror):
+    for path in heatmap_figures(args.config_file, trials_file, args.output_dir, args.family, zeror,
+                                args.asymmetric_file, args.bootstrap):
         print(path)
 
 
 def configure(parser) -> None:
     parser.add_argument("--config-file", type=Path, default=CONFIGURATIONS,
                         help="architectures, one L*W per line (default: the published study's)")
+    parser.add_argument("--asymmetric-file", type=Path, default=ASYMMETRIC,
+                        help="the architectures outside the parameter-matching design, drawn as triangles "
+                             "(default: the published study's)")
     parser.add_argument("--trials-file", type=Path, help="default: results/psa_<family>_trials.md")
     parser.add_argument("--output-dir", type=Path, default=Path("results"))
+    parser.add_argument("--bootstrap", type=options.whole(0), default=0,
+                        help="ring the regimes that fewer than 90%% of this many resamples of the trials keep "
+                             "(default: 0, none)")
     add_family_and_zeror(parser)
     parser.set_defaults(func=run)
-
-
