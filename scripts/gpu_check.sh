@@ -4,8 +4,9 @@
 # .device/mnist); writes logs and a JSON of the timings under $OUT. About 8 minutes on an H100:
 #   1. the CUDA tests: graphs, fused kernels, and the float64 single-trial vs batched
 #      equivalence on CUDA;
-#   2. `psa bench --estimate-sweep --device cuda --validate`: the full-grid estimate and its
-#      error against a real two-meta-loop sweep;
+#   2. `psa bench --estimate-sweep --device cuda --validate`: the full-grid estimate (independent
+#      seeding, the sweep's default), its error against a real two-meta-loop sweep, FLOP/s per
+#      group, and bench.json (per-architecture seconds: `psa cloud launch --cost-model`);
 #   3. seconds per meta-loop of one 60-trial stack for a few architectures on three paths:
 #      eager batched engine, CUDA graphs, CUDA graphs + fused Triton chain; and groups of small
 #      stacks trained one after another vs side by side (psa.batched.plan.pack);
@@ -20,7 +21,7 @@ python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', tr
 
 echo "== psa bench --estimate-sweep --device cuda --validate"
 timeout ${BENCH_SECONDS:-200} python3 -m psa bench --estimate-sweep --device cuda --validate --verbose \
-    --validate-arch "18*18,17*17,16*16,15*15,14*14,13*13,12*12,11*11" 2>&1 | tee "$OUT/bench.log"
+    --validate-arch "18*18,17*17,16*16,15*15,14*14,13*13,12*12,11*11" --json "$OUT/bench.json" 2>&1 | tee "$OUT/bench.log"
 
 echo "== tests"
 timeout ${TEST_SECONDS:-110} python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_kernels.py 2>&1 | tee "$OUT/tests.log"
