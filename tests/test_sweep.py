@@ -137,3 +137,27 @@ def test_packed_sweep_stores_the_same_trials(tmp_path, mnist):
         stored.append(sorted((r["arch"], r["mode"], r["trial"], r["bounty"], r["test_accuracy"]) for r in store.completed()))
         store.close()
     assert stored[0] == stored[1]
+
+
+def test_trials_committed_at_different_loops_go_on_in_turns(tmp_path, mnist):
+    """A sweep stopped after the first of several stacks committed two loops; the next one packs
+    the architecture's trials into one stack, trains those from loop 3 and the rest from loop 1."""
+    from psa.batched.plan import chunk_size
+    from psa.batched.stack import Layout
+
+    data = subset(mnist, train=300, val=200)
+    cells = small_grid(archs=("1*6",), modes=("none", "full"), trials=2)
+    per_trial = Layout.of(Architecture.parse("1*6"), "simplemlp").memory_per_trial(100, 1000, 4)
+    assert chunk_size(cells.specs, 2 * per_trial) == 2
+
+    def stop(stacks, loop, records):
+        if loop == 2:
+            raise KeyboardInterrupt
+
+    store = Store(tmp_path / "psa.sqlite")
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(store, cells, 3, "cpu", 2 * per_trial, data, checkpoint_every=0, log=stop)
+    assert sorted(loops for _, loops in store.status(cells.specs, 3).values()) == [2, 2]
+    assert run_sweep(store, cells, 3, "cpu", 2 << 30, data) == {"total": 4, "trained": 4, "loops": 1 + 1 + 3 + 3}
+    assert store.counts() == {"complete": 4} and all(len(store.history(r["id"])) == 3 for r in store.completed())
+    store.close()

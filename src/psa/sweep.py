@@ -137,9 +137,9 @@ def run_sweep(store: Store, cells: Grid, meta_loops: int, device: torch.device, 
     counts of what was done."""
     console = console or Console(highlight=False)
     specs, origin = cells.specs, (cells.seeding, cells.base_seed)
-    done = store.status(specs, meta_loops)
-    pending = sum(done.get(spec, ("running",))[0] != "complete" for spec in specs)
-    resumed = sum(status != "complete" and loops > 0 for status, loops in done.values())
+    known = store.status(specs, meta_loops)
+    pending = sum(known.get(spec, ("running",))[0] != "complete" for spec in specs)
+    resumed = sum(status != "complete" and loops > 0 for status, loops in known.values())
     console.print(f"{len(specs)} trials in the grid, {len(specs) - pending} already complete in {store.path}, "
                   f"{pending} to train on {device}" + (f" ({resumed} resuming from the store)" if resumed else ""))
     if not pending:
@@ -160,9 +160,9 @@ def run_sweep(store: Store, cells: Grid, meta_loops: int, device: torch.device, 
                     ids = store.claim(sweep_id, trials, meta_loops, origin, str(device), owner)
                     if ids is None:
                         continue
-                    journal = functools.partial(Journal, store, sweep_id, owner, meta_loops=meta_loops,
-                                                every=checkpoint_every, snapshot=snapshot, log=log)
-                    for name, count in train_group(store, group, ids, data, meta_loops, reporter, journal,
+                    new_journal = functools.partial(Journal, store, sweep_id, owner, meta_loops=meta_loops,
+                                                    every=checkpoint_every, snapshot=snapshot, log=log)
+                    for name, count in train_group(store, group, ids, data, meta_loops, reporter, new_journal,
                                                    console).items():
                         done[name] += count
     finally:
@@ -171,8 +171,9 @@ def run_sweep(store: Store, cells: Grid, meta_loops: int, device: torch.device, 
     return {"total": len(specs), **done}
 
 
-def train_group(store: Store, group, ids, data, meta_loops: int, reporter: Reporter, journal, console) -> dict[str, int]:
-    """Train one claimed group to the end, committing as it goes through journal(ids) (a
+def train_group(store: Store, group, ids, data, meta_loops: int, reporter: Reporter, new_journal,
+                console) -> dict[str, int]:
+    """Train one claimed group to the end, committing as it goes through new_journal(ids) (a
     Journal); the trials it completed and the trial-loops it ran."""
     saved = saved_states(store, ids)
     # Trials claimed together but committed at different loops (another sweep's leftovers) go on
@@ -186,7 +187,7 @@ def train_group(store: Store, group, ids, data, meta_loops: int, reporter: Repor
         stacks = [stack for stack in stacks if stack]
         names = ", ".join(str(stack[0].arch) for stack in stacks)
         reporter.group(names, len(members), meta_loops, -(-len(data.x_train) // stacks[0][0].hyper.batch_size), start)
-        journal = journal({spec: ids[spec] for spec in members})
+        journal = new_journal({spec: ids[spec] for spec in members})
         try:
             results = train_stacks(stacks, data, meta_loops, reporter, journal, {s: saved[s] for s in members if s in saved})
         except LostClaim:
