@@ -212,7 +212,7 @@ def configure(parser) -> None:
     grid.add_argument("--instance-type", default=None, help="default: the INSTANCE_TYPE setting (ml.g4dn.xlarge)")
     grid.add_argument("--cost-model", type=Path, default=None,
                       help="`psa bench --estimate-sweep --json` file measured on the instance's GPU (default: the "
-                           "H100-fitted model scaled by the GPU's speed, psa.cloud.shards)")
+                           "H100-fitted model scaled by the GPU's speed, psa.costmodel)")
     fleet_plan = argparse.ArgumentParser(add_help=False)
     fleet_plan.add_argument("--plan", required=True, help="the plan's id, as `launch --shards` printed it")
     fleet_plan.add_argument("--price-per-hour", type=options.POSITIVE, default=None,

@@ -128,6 +128,6 @@ def plan_table(plans: list, instance_type: str, price: float, startup: float, me
                 f"{published['total']['billable_hours']:.1f}", f"{published['concurrency']['max_wall_clock_hours']:.1f}",
                 f"{published['total']['cost']:.2f}", style="dim")
     source = ("measured on the instance's GPU (--cost-model)" if measured
-              else "psa.cloud.shards' model fitted to an H100 in float32, scaled by the GPU's assumed speed")
+              else "psa.costmodel, fitted to an H100 in float32 and scaled by the GPU's assumed speed")
     out.caption = f"training time: {source}; plus {startup:.0f} s of start-up per job"
     return out
