@@ -16,7 +16,7 @@ from psa import PSAError, options, published
 from psa.modes import MODES
 from psa.regimes import calculate_summary_metrics, classify_regime, resolve_zeror
 from psa.results import Trials, mode_stats, read_trials
-from psa.series import SeriesRow, read_series
+from psa.series import SeriesRow, read_series, study_rows
 
 PUBLISHED = "published"  # names the shipped study wherever a trials table is asked for
 DEFAULT_LOOPS = (1, 10, 25, 50, 100)  # and the last loop both sides ran
@@ -193,18 +193,9 @@ Curves = dict[tuple[str, str], list[float | None]]  # (arch, mode) -> value per 
 
 
 def study_curves(rows: list[SeriesRow]) -> Curves:
-    """The study row of every architecture and mode: the table's own where it has one (trial
-    None), else the per-loop maximum over the trials that reached the loop, as psa.series.study
-    makes it, so that a per-trial table compares with a study table like for like."""
-    cells: dict[tuple[str, str], list[SeriesRow]] = {}
-    for row in rows:
-        cells.setdefault((row.arch, row.mode), []).append(row)
-    curves = {}
-    for cell, members in cells.items():
-        series = [row.values for row in ([row for row in members if row.trial is None] or members)]
-        curves[cell] = [max((s[k] for s in series if k < len(s) and s[k] is not None), default=None)
-                        for k in range(max(map(len, series)))]
-    return curves
+    """The study row of every architecture and mode (psa.series.study_rows), so that a per-trial
+    table compares with a study table like for like."""
+    return {(row.arch, row.mode): row.values for row in study_rows(rows)}
 
 
 def loops_run(curves: Curves) -> int:

@@ -44,7 +44,7 @@ class Reporter:
             self.bars = None
 
     def print(self, text: str) -> None:
-        (self.bars.console if self.bars else self.console).print(text, highlight=False, soft_wrap=True)
+        self.console.print(text, highlight=False, soft_wrap=True)  # above the bars while they show
 
     def group(self, name: str, trials: int, loops: int, steps: int, first_loop: int = 0) -> None:
         """A group of `trials` trials (`name`: its architectures) starts, `loops` meta-loops of

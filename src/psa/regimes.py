@@ -3,6 +3,7 @@ statistics, and how stable each verdict is under bootstrap resampling of the tri
 validation ZeroR is the failure threshold; it comes from the data unless given."""
 
 import json
+import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -101,6 +102,16 @@ def classify_grid(grid: list[Architecture], trials: Trials, zeror: float | None 
     return {str(arch): classify_regime(str(arch), metrics, z, thresholds) for arch in grid if str(arch) in metrics}
 
 
+def held(grid: list[Architecture], trials: Trials, config_file, trials_file) -> list[Architecture]:
+    """The architectures of `grid` that `trials` holds. Where it holds some but not all, a note
+    on stderr says how many are left out: nothing was run for them, which is no verdict."""
+    present = [arch for arch in grid if str(arch) in trials]
+    if present and len(present) < len(grid):
+        print(f"note: {len(grid) - len(present)} of the {len(grid)} architectures of {config_file} are not in "
+              f"{trials_file} (never run there): left out", file=sys.stderr)
+    return present
+
+
 def get_all_regime_classifications(
     config_path: Path | str,
     trials_path: Path | str,
@@ -163,14 +174,11 @@ def run(args) -> None:
     trials_file = args.trials_file or default_path("trials", args.family)
     zeror = resolve_zeror(args.zeror, args.data_dir)
     thresholds = Thresholds(**{f.name: getattr(args, f.name) for f in fields(Thresholds)})
-    grid, trials = read_configurations(args.config_file), read_trials(trials_file)
+    listed, trials = read_configurations(args.config_file), read_trials(trials_file)
+    grid = held(listed, trials, args.config_file, trials_file)
+    if not grid:
+        raise PSAError(f"{trials_file} holds none of the {len(listed)} architectures of {args.config_file}")
     regimes = classify_grid(grid, trials, zeror, thresholds)
-    if not regimes:
-        raise PSAError(f"{trials_file} holds none of the {len(grid)} architectures of {args.config_file}")
-    if len(regimes) < len(grid):
-        Console(stderr=True, highlight=False).print(
-            f"note: {len(grid) - len(regimes)} of the {len(grid)} architectures of {args.config_file} are not in "
-            f"{trials_file} (never run there): left out", soft_wrap=True)
     shares = None
     if args.bootstrap:
         shares = stability({arch: trials[arch] for arch in regimes}, zeror, args.bootstrap, args.seed, thresholds)

@@ -73,8 +73,26 @@ def study(curves: list[Curve]) -> tuple[list[SeriesRow], list[SeriesRow]]:
     return convergence, growth
 
 
-def _loop_max(series: list[list[float]]) -> list[float]:
-    return [max(s[k] for s in series if len(s) > k) for k in range(max(map(len, series)))]
+def study_rows(rows: list[SeriesRow]) -> list[SeriesRow]:
+    """The study rows of a table read back: its rows without a trial number as they are, and for
+    the cells it gives only per trial, the per-loop maximum over those trials (as `study`)."""
+    present = [row for row in rows if row.trial is None]
+    known = {(row.arch, row.mode) for row in present}
+    cells: dict[tuple[str, str], list[SeriesRow]] = {}
+    for row in rows:
+        if row.trial is not None and (row.arch, row.mode) not in known:
+            cells.setdefault((row.arch, row.mode), []).append(row)
+    made = []
+    for (arch, mode), members in cells.items():
+        tests = [row.final_test for row in members if row.final_test is not None]
+        made.append(SeriesRow(arch, mode, None, _loop_max([row.values for row in members]), max(tests) if tests else None))
+    return present + made
+
+
+def _loop_max(series: list[list[float | None]]) -> list[float | None]:
+    """Each loop's maximum over the series that have a value there (None where none has)."""
+    return [max((s[k] for s in series if k < len(s) and s[k] is not None), default=None)
+            for k in range(max(map(len, series)))]
 
 
 def _growth(lkgs: list[float]) -> list[float]:

@@ -100,11 +100,10 @@ def run(cells: Grid, meta_loops: int, out_dir: Path, checkpoint_dir: Path, data_
 
 def write_outputs(store, cells: Grid, meta_loops: int, out_dir: Path) -> list[dict]:
     from psa.export import export
-    from psa.store import key
+    from psa.store import KEY_COLUMNS, key
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows = {(r["family"], r["arch"], r["mode"], r["trial"], r["seed"], r["meta_loops"], r["lr"], r["batch_size"],
-             r["weight_decay"], r["dropout"]): r for r in store.completed()}
+    rows = {tuple(r[column] for column in KEY_COLUMNS): r for r in store.completed()}
     mine = [(spec, rows[key(spec, meta_loops)]) for spec in cells.specs]
     log = TrialLog(cells, meta_loops)
     for spec, r in mine:

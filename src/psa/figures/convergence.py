@@ -12,13 +12,13 @@ from matplotlib.colors import to_rgba
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from psa import PSAError, series, tables
+from psa import PSAError, tables
 from psa.architecture import FAMILY_TITLES, arch_key
 from psa.figures import MODE_STYLE, ZEROR_STYLE, add_family_and_zeror, save
 from psa.modes import MODES
 from psa.regimes import REGIMES, calculate_summary_metrics, classify_regime, resolve_zeror
 from psa.results import default_path, read_trials
-from psa.series import SeriesRow, read_series
+from psa.series import SeriesRow, read_series, study_rows
 
 TARGETS = ("1*2048", "4*47", "18*18", "47*4")  # the paper's convergence figure, one per regime
 BREAKTHROUGHS = ("18*18", "17*17", "10*10", "4*2")  # the paper's late-breakthrough figure
@@ -27,20 +27,6 @@ WIDTH, LEFT, RIGHT = 6.0, 0.8, 0.15  # inches
 HEADER, PLOT, TICKS = 0.34, 1.85, 0.3  # inches: a panel's title line, plot and tick labels
 LEGEND, LINE = 0.72, 0.2  # inches: the legend on top, a caption line
 MARKS = 10  # markers per curve, staggered between modes so that coinciding curves all show theirs
-
-
-def study_rows(rows: list[SeriesRow]) -> list[SeriesRow]:
-    """One row per architecture and mode as the study's tables have them: the rows without a
-    trial number, and for cells given only per trial, their per-loop maximum (psa.series.study)."""
-    study = [row for row in rows if row.trial is None]
-    known = {(row.arch, row.mode) for row in study}
-    curves = []
-    for row in rows:
-        if row.trial is not None and (row.arch, row.mode) not in known:
-            scores = _scores(row)
-            curves.append(series.Curve(row.arch, row.mode, row.trial, scores, list(np.fmax.accumulate(scores)),
-                                       row.final_test))
-    return study + series.study(curves)[0]
 
 
 def _scores(row: SeriesRow) -> list[float]:

@@ -4,7 +4,6 @@ strategy and parameter matching. Untrainable architectures are black wherever th
 so, and every map carries a numeric key: a colour bar, or a legend of its colours and sizes."""
 
 import math
-import sys
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -19,7 +18,7 @@ from psa.figures.labels import label_archs, marker_radius
 from psa.figures.space import diagonal, fit_axes, key_anchor, key_axes, legend_above, map_figure, scatter
 from psa.modes import MODES
 from psa.published import ASYMMETRIC, CONFIGURATIONS
-from psa.regimes import REGIMES, calculate_summary_metrics, classify_regime, resolve_zeror, stability
+from psa.regimes import REGIMES, calculate_summary_metrics, classify_regime, held, resolve_zeror, stability
 from psa.results import default_path, read_trials
 from psa.topology import parameter_count
 
@@ -79,11 +78,7 @@ def heatmap_figures(config_file, trials_file, output_dir, family: str = "simplem
     are left out, with a note); with `bootstrap`, the regime map rings the architectures whose
     regime fewer than 90% of that many resamples of their trials keep (psa.regimes.stability)."""
     trials = read_trials(trials_file)
-    listed = read_configurations(config_file)
-    archs = [a for a in listed if str(a) in trials]
-    if len(archs) < len(listed):
-        print(f"note: {len(listed) - len(archs)} of the {len(listed)} architectures of {config_file} are not in "
-              f"{trials_file}: left out", file=sys.stderr)
+    archs = held(read_configurations(config_file), trials, config_file, trials_file)
     if not archs:
         raise PSAError(f"{trials_file} holds none of the architectures of {config_file}")
     metrics = calculate_summary_metrics(trials)
