@@ -148,20 +148,21 @@ def run_sweep(store: Store, cells: Grid, meta_loops: int, device: torch.device, 
                                            "base_seed": origin[1]})
     data = (data or load_mnist(data_dir)).to(device)
     owner, done = owner_id(), {"trained": 0, "loops": 0}
+    new_journal = functools.partial(Journal, store, sweep_id, owner, meta_loops=meta_loops, every=checkpoint_every,
+                                    snapshot=snapshot, log=log)
     stop = threading.Event()
     beating = threading.Thread(target=_beat, args=(store.path, owner, stop), daemon=True)
     beating.start()
     try:
         with Reporter(console, trials=pending) as reporter:
             # A group another sweep holds is skipped; a second pass takes over any whose claim lapsed.
-            for _ in range(2):
-                for group in plan_groups(cells, store.status(specs, meta_loops), memory_bytes, pack):
+            for attempt in range(2):
+                state = known if attempt == 0 else store.status(specs, meta_loops)
+                for group in plan_groups(cells, state, memory_bytes, pack):
                     trials = [spec for stack in group for spec in stack]
                     ids = store.claim(sweep_id, trials, meta_loops, origin, str(device), owner)
                     if ids is None:
                         continue
-                    new_journal = functools.partial(Journal, store, sweep_id, owner, meta_loops=meta_loops,
-                                                    every=checkpoint_every, snapshot=snapshot, log=log)
                     for name, count in train_group(store, group, ids, data, meta_loops, reporter, new_journal,
                                                    console).items():
                         done[name] += count
