@@ -3,11 +3,11 @@ import torch
 
 from helpers import subset
 from psa import batched, engine
+from psa.architecture import Architecture
 from psa.batched import ops, plan
 from psa.batched.stack import Layout
-from psa.progress import Reporter
-from psa.architecture import Architecture
 from psa.modes import MODES
+from psa.progress import Reporter
 from psa.trial import Hyper, TrialSpec
 
 
@@ -28,8 +28,9 @@ def test_batched_engine_follows_the_single_trial_engine(data64, family, arch):
     for spec, result in zip(specs, results):
         state = engine.new_state(spec, dtype=torch.float64)
         alone = engine.run_loops(spec, data64, state, loops)
-        assert [(r.score, r.improved, r.ablated) for r in result.history] == \
-               [(r.score, r.improved, r.ablated) for r in alone], spec.mode
+        assert [(r.score, r.improved, r.ablated) for r in result.history] == [
+            (r.score, r.improved, r.ablated) for r in alone
+        ], spec.mode
         assert (result.bounty, result.bounty_loop) == (state.bounty, state.bounty_loop)
         assert result.test_accuracy == engine.accuracy(state.lkg, data64.x_test, data64.y_test)
         improvements += sum(r.improved for r in alone[1:])
@@ -38,8 +39,10 @@ def test_batched_engine_follows_the_single_trial_engine(data64, family, arch):
 
 
 def test_chunked_stacks_give_the_same_results(data64):
-    specs = [TrialSpec(Architecture.parse("[1*6]"), "simplemlp", mode, 0, 7, Hyper(lr=2e-3, batch_size=100))
-             for mode in MODES]
+    specs = [
+        TrialSpec(Architecture.parse("[1*6]"), "simplemlp", mode, 0, 7, Hyper(lr=2e-3, batch_size=100))
+        for mode in MODES
+    ]
     whole = batched.train_trials(specs, data64, 2, dtype=torch.float64)
     per_trial = Layout.of(specs[0].arch, "simplemlp").memory_per_trial(100, 1000, 8)
     chunked = batched.train_trials(specs, data64, 2, dtype=torch.float64, memory_bytes=2 * per_trial)
@@ -55,17 +58,22 @@ def test_narrow_matmul_shortcuts_match_bmm(m, k, n):
 
 
 def test_width_one_stacks_follow_the_single_trial_engine(data64):
-    specs = [TrialSpec(Architecture.parse("[3*1, 1*2]"), "simplemlp", mode, 0, 3, Hyper(lr=5e-3, batch_size=128))
-             for mode in MODES]
+    specs = [
+        TrialSpec(Architecture.parse("[3*1, 1*2]"), "simplemlp", mode, 0, 3, Hyper(lr=5e-3, batch_size=128))
+        for mode in MODES
+    ]
     for spec, result in zip(specs, batched.train_trials(specs, data64, 3, dtype=torch.float64)):
         alone = engine.run_loops(spec, data64, engine.new_state(spec, dtype=torch.float64), 3)
         assert [(r.score, r.improved) for r in result.history] == [(r.score, r.improved) for r in alone]
 
 
-@pytest.mark.parametrize("arch, cells", [
-    ("[1*6]", [("none", 0), ("none", 1), ("hidden", 0)]),  # uneven cells, as a resumed sweep leaves
-    ("[1*80]", [(m, t) for m in ("dropout", "full") for t in range(2)]),  # first layer wider than a batch
-])
+@pytest.mark.parametrize(
+    "arch, cells",
+    [
+        ("[1*6]", [("none", 0), ("none", 1), ("hidden", 0)]),  # uneven cells, as a resumed sweep leaves
+        ("[1*80]", [(m, t) for m in ("dropout", "full") for t in range(2)]),  # first layer wider than a batch
+    ],
+)
 def test_stacks_that_cannot_share_batches_follow_the_single_trial_engine(data64, arch, cells):
     hyper = Hyper(lr=2e-3, batch_size=64, dropout=0.3)
     specs = [TrialSpec(Architecture.parse(arch), "simplemlp", mode, t, 70 + t, hyper) for mode, t in cells]
@@ -96,22 +104,33 @@ def test_stacks_trained_side_by_side_give_each_stack_its_own_results(data64):
     """train_stacks with a group of stacks (as a GPU sweep packs small architectures) equals
     training each stack alone, records and all."""
     hyper = Hyper(lr=2e-3, batch_size=128, dropout=0.3)
-    groups = [batched.order_specs([TrialSpec(Architecture.parse(arch), "simplemlp", mode, t, 50 + t, hyper)
-                                   for mode in MODES for t in range(2)]) for arch in ("[1*6]", "[2*4]", "[3*2]")]
+    groups = [
+        batched.order_specs(
+            [
+                TrialSpec(Architecture.parse(arch), "simplemlp", mode, t, 50 + t, hyper)
+                for mode in MODES
+                for t in range(2)
+            ]
+        )
+        for arch in ("[1*6]", "[2*4]", "[3*2]")
+    ]
     counted = StepCounter()
     together = batched.train_stacks(groups, data64, 2, counted)
     assert counted.steps == 2 * -(-len(data64.x_train) // 128)  # a step of the group steps every stack
     for specs, results in zip(groups, together):
         alone = batched.train_stacks([specs], data64, 2)[0]
         assert [r.spec for r in results] == specs
-        assert [(r.history, r.bounty, r.test_accuracy) for r in results] == \
-               [(r.history, r.bounty, r.test_accuracy) for r in alone]
+        assert [(r.history, r.bounty, r.test_accuracy) for r in results] == [
+            (r.history, r.bounty, r.test_accuracy) for r in alone
+        ]
 
 
 def test_only_small_stacks_are_packed():
     def stacks(*archs):
-        return [[TrialSpec(Architecture.parse(a), "simplemlp", mode, t, t) for mode in MODES for t in range(10)]
-                for a in archs]
+        return [
+            [TrialSpec(Architecture.parse(a), "simplemlp", mode, t, t) for mode in MODES for t in range(10)]
+            for a in archs
+        ]
 
     small, large = stacks("1*8"), stacks("1*2048")
     assert 60 * Layout.of(Architecture.parse("1*128"), "simplemlp").size <= plan.PACK_PARAMS

@@ -4,9 +4,9 @@ depend on the machine)."""
 import math
 
 import pytest
-from helpers import subset
 from rich.console import Console
 
+from helpers import subset
 from psa import bench
 from psa.architecture import Architecture
 
@@ -25,13 +25,13 @@ def test_groups_are_the_sweeps_stacks_and_packs():
     assert [[str(stack[0].arch) for stack in group] for group, _ in groups] == [["1*8", "2*4", "4*4"], ["1*2048"]]
     assert all(len(stack) == 60 for group, _ in groups for stack in group)
     assert [scale for _, scale in groups] == [1.0, 1.0]
-    (group, scale), = bench.engine_groups(archs("1*2048"), 1 << 30, pack=3)  # split: the first stack timed
+    ((group, scale),) = bench.engine_groups(archs("1*2048"), 1 << 30, pack=3)  # split: the first stack timed
     assert len(group) == 1 and len(group[0]) < 60 and scale == 60 / len(group[0])
 
 
 @pytest.mark.parametrize("whole_loops", [False, True])
 def test_time_engine_measures_a_group(small, whole_loops):
-    (group, scale), = bench.engine_groups(archs("1*4", "2*2"), 2 << 30, pack=2)
+    ((group, scale),) = bench.engine_groups(archs("1*4", "2*2"), 2 << 30, pack=2)
     timing = bench.time_engine(group, scale, small, 2, 200, whole_loops)
     assert set(timing) == {"loop", "setup"}
     assert all(math.isfinite(v) and v > 0 for v in timing.values())
@@ -48,11 +48,29 @@ def test_json_gives_the_cloud_plan_a_measured_cost_model(tmp_path, capsys):
     from psa import costmodel
     from psa.cli import main
 
-    main(["bench", "--estimate-sweep", "--arch", "1*4,2*2", "--pack", "2", "--steps", "2", "--val-samples", "200",
-          "--device", "cpu", "--json", str(tmp_path / "bench.json")])
+    main(
+        [
+            "bench",
+            "--estimate-sweep",
+            "--arch",
+            "1*4,2*2",
+            "--pack",
+            "2",
+            "--steps",
+            "2",
+            "--val-samples",
+            "200",
+            "--device",
+            "cpu",
+            "--json",
+            str(tmp_path / "bench.json"),
+        ]
+    )
     measured = costmodel.read_measured(tmp_path / "bench.json")
     assert set(measured) == {"1*4", "2*2"} and all(v > 0 for v in measured.values())
     total = float(capsys.readouterr().out.split("engine: ")[1].split(" s")[0])
     # The packed group's time is shared out between its architectures: the parts add up.
     assert sum(measured.values()) * 100 == pytest.approx(total, rel=0.05)
-    assert costmodel.arch_seconds(Architecture.parse("1*4"), 60, 100, 1.0, measured) == pytest.approx(100 * measured["1*4"])
+    assert costmodel.arch_seconds(Architecture.parse("1*4"), 60, 100, 1.0, measured) == pytest.approx(
+        100 * measured["1*4"]
+    )

@@ -1,10 +1,9 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-
 import tomllib
-from pathlib import Path
 
 from psa.cli import COMMANDS, build_parser, script_argv
 

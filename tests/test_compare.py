@@ -5,8 +5,15 @@ import pytest
 
 from psa import published
 from psa.cli import main
-from psa.compare import (benjamini_hochberg, compare_convergence, compare_trials, holm, study_curves, t_two_sided_p,
-                         welch_test)
+from psa.compare import (
+    benjamini_hochberg,
+    compare_convergence,
+    compare_trials,
+    holm,
+    study_curves,
+    t_two_sided_p,
+    welch_test,
+)
 from psa.results import read_trials, write_trials
 from psa.series import SeriesRow, read_series, write_series
 
@@ -34,8 +41,9 @@ def test_a_study_agrees_with_itself_and_not_with_another(fixtures):
     simple = read_trials(published.results("trials"))
     same = compare_trials(simple, simple, zeror=11.02)
     assert len(same.cells) == 588 and not same.disagreements and not same.regime_disagreements
-    other = compare_trials(read_trials(fixtures / "resmlp-withdrawn/psa_resmlp_trials.md"),
-                           simple, zeror=11.02, correction="bh")
+    other = compare_trials(
+        read_trials(fixtures / "resmlp-withdrawn/psa_resmlp_trials.md"), simple, zeror=11.02, correction="bh"
+    )
     assert other.disagreements and other.regime_disagreements and other.skipped
     assert all(cell.p_adjusted >= cell.p - 1e-12 for cell in other.cells)
 
@@ -62,7 +70,10 @@ def short_reproduction(folder):
             best = [v + 0.5 for v in best]
         if (row.arch, row.mode) == ("4*4", "none"):
             best[9] -= 1.0
-        rows += [SeriesRow(row.arch, row.mode, 1, [v - 0.3 for v in best], None), SeriesRow(row.arch, row.mode, 2, best, None)]
+        rows += [
+            SeriesRow(row.arch, row.mode, 1, [v - 0.3 for v in best], None),
+            SeriesRow(row.arch, row.mode, 2, best, None),
+        ]
     write_series(folder / "psa_simplemlp_trials_convergence.md", rows, "convergence", "simplemlp")
     trials = read_trials(published.results("trials"))
     write_trials(folder / "psa_simplemlp_trials.md", {arch: trials[arch] for arch in ("1*2048", "4*4")}, "simplemlp")
@@ -73,8 +84,9 @@ def test_per_trial_rows_compare_as_their_loop_maxima(tmp_path):
     short_reproduction(tmp_path)
     ours = read_series(tmp_path / "psa_simplemlp_trials_convergence.md")
     assert {row.trial for row in ours} == {1, 2}
-    assert study_curves(ours)[("1*2048", "none")] == pytest.approx([92.72, 94.77, 95.77, 96.53, 97.05, 97.5, 97.72,
-                                                                    97.87, 98.07, 98.15])
+    assert study_curves(ours)[("1*2048", "none")] == pytest.approx(
+        [92.72, 94.77, 95.77, 96.53, 97.05, 97.5, 97.72, 97.87, 98.07, 98.15]
+    )
     convergence = compare_convergence(ours, read_series(published.results("trials_convergence")))
     assert (convergence.ours_loops, convergence.reference_loops) == (10, 100)
     assert "ours ran 10 meta-loops, the reference 100" in convergence.length_note
@@ -93,7 +105,9 @@ def test_the_published_study_converges_like_itself():
     rows = read_series(published.results("trials_convergence"))
     convergence = compare_convergence(rows, rows)
     assert convergence.length_note is None and [loop.loop for loop in convergence.loops] == [1, 10, 25, 50, 100]
-    assert all(len(loop.cells) == 585 and not loop.differences().any() and not loop.largest() for loop in convergence.loops)
+    assert all(
+        len(loop.cells) == 585 and not loop.differences().any() and not loop.largest() for loop in convergence.loops
+    )
 
 
 def test_cli_compares_with_the_shipped_study_by_default(tmp_path, capsys):
@@ -103,9 +117,23 @@ def test_cli_compares_with_the_shipped_study_by_default(tmp_path, capsys):
     assert "12 architecture/mode cells compared: 0 differ" in out
     assert "different run lengths: ours ran 10 meta-loops, the reference 100" in out
     assert "1*2048/none 92.72 vs 92.22" in out and "4*4/none 27.77 vs 28.77" in out  # loops 1 and 10
-    main(["compare", "--ours", str(ours), "--reference", "published", "--zeror", "11.02", "--loops", "3,50",
-          "--ours-convergence", str(tmp_path / "psa_simplemlp_trials_convergence.md"),
-          "--reference-convergence", str(published.results("trials_convergence"))])
+    main(
+        [
+            "compare",
+            "--ours",
+            str(ours),
+            "--reference",
+            "published",
+            "--zeror",
+            "11.02",
+            "--loops",
+            "3,50",
+            "--ours-convergence",
+            str(tmp_path / "psa_simplemlp_trials_convergence.md"),
+            "--reference-convergence",
+            str(published.results("trials_convergence")),
+        ]
+    )
     out = " ".join(capsys.readouterr().out.split())
     assert "not compared: loop 50, beyond what both sides ran" in out
     (tmp_path / "psa_simplemlp_trials_convergence.md").unlink()

@@ -14,10 +14,10 @@ import pytest  # noqa: E402
 
 from helpers import subset  # noqa: E402
 from psa import PSAError, batched, engine  # noqa: E402
+from psa.architecture import Architecture  # noqa: E402
 from psa.batched import cuda, kernels, ops  # noqa: E402
 from psa.batched.stack import ablate  # noqa: E402
 from psa.batched.step import Steps  # noqa: E402
-from psa.architecture import Architecture  # noqa: E402
 from psa.modes import MODES  # noqa: E402
 from psa.trial import Hyper, TrialSpec  # noqa: E402
 
@@ -38,10 +38,12 @@ def data64(mnist):
 def specs_of(arch: str, family="simplemlp", paired=False, hyper=HYPER):
     """The six modes, one trial each; `paired`: two trials per mode sharing seeds, as a sweep has."""
     if paired:
-        return batched.order_specs([TrialSpec(Architecture.parse(arch), family, mode, t, 30 + t, hyper)
-                                    for mode in MODES for t in range(2)])
-    return batched.order_specs([TrialSpec(Architecture.parse(arch), family, mode, 0, 11 + i, hyper)
-                                for i, mode in enumerate(MODES)])
+        return batched.order_specs(
+            [TrialSpec(Architecture.parse(arch), family, mode, t, 30 + t, hyper) for mode in MODES for t in range(2)]
+        )
+    return batched.order_specs(
+        [TrialSpec(Architecture.parse(arch), family, mode, 0, 11 + i, hyper) for i, mode in enumerate(MODES)]
+    )
 
 
 def stack_of(arch: str, data, family="simplemlp", paired=False):
@@ -82,8 +84,10 @@ def relative(a, b):
     return float((a - b).norm() / b.norm())
 
 
-@pytest.mark.parametrize("arch, family, paired", [("[2*8, 1*5]", "simplemlp", False), ("[1*8, 2*6]", "resmlp", False),
-                                                  ("[2*8, 1*5]", "simplemlp", True)])
+@pytest.mark.parametrize(
+    "arch, family, paired",
+    [("[2*8, 1*5]", "simplemlp", False), ("[1*8, 2*6]", "resmlp", False), ("[2*8, 1*5]", "simplemlp", True)],
+)
 def test_prefetched_steps_equal_the_eager_ones_bit_for_bit(data64, arch, family, paired):
     """GraphSteps computes a loop's orders (one per seed where trials are paired, with shared
     input batches) and dropout keys a loop ahead on worker threads: the same numbers as the
@@ -98,8 +102,10 @@ def group_of(archs, data, paired=True):
     return [stack_of(a, data, paired=paired) for a in archs]
 
 
-@pytest.mark.parametrize("graphs", [False, pytest.param(True, marks=pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="needs a CUDA GPU"))])
+@pytest.mark.parametrize(
+    "graphs",
+    [False, pytest.param(True, marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"))],
+)
 def test_a_group_trains_each_stack_as_if_alone(data64, graphs):
     """Stacks of different architectures stepped together (on a GPU: branches of one graph on
     their own streams) end each loop exactly where each would alone."""
@@ -113,7 +119,11 @@ def test_a_group_trains_each_stack_as_if_alone(data64, graphs):
         for steps in separate:
             epoch(steps, loop)
         for ours, reference in zip(group, alone):
-            assert relative(ours.active, reference.active) < 1e-12 if graphs else torch.equal(ours.active, reference.active)
+            assert (
+                relative(ours.active, reference.active) < 1e-12
+                if graphs
+                else torch.equal(ours.active, reference.active)
+            )
 
 
 @needs_kernels
@@ -130,8 +140,9 @@ def test_fused_accuracy_equals_the_batched_one(data64):
     data = data64.to(DEVICE, torch.float64)
     stack = stack_of("4*3", data)
     stack.lkg.add_(torch.randn_like(stack.lkg) * 0.3)
-    assert cuda.accuracy(stack, stack.lkg, data.x_val, data.y_val, 100) == \
-        ops.accuracy(stack, stack.lkg, data.x_val, data.y_val, 100)
+    assert cuda.accuracy(stack, stack.lkg, data.x_val, data.y_val, 100) == ops.accuracy(
+        stack, stack.lkg, data.x_val, data.y_val, 100
+    )
 
 
 def test_bf16_autocast_trains(data64, monkeypatch):
@@ -153,6 +164,7 @@ def test_unknown_precision_is_a_clear_error(monkeypatch):
 
 # ------------------------------------------------------------------------------------- CUDA only
 
+
 @needs_cuda
 @pytest.mark.parametrize("arch", ["[2*8, 1*5]", "3*4"])
 def test_graphs_follow_the_eager_engine_on_cuda(data64, arch):
@@ -170,8 +182,7 @@ def test_fused_graphs_in_float32_on_cuda(data64, arch):
 
 
 @needs_cuda
-@pytest.mark.parametrize("family, arch", [("simplemlp", "[2*8, 1*5]"), ("resmlp", "[1*8, 2*6]"),
-                                          ("simplemlp", "3*4")])
+@pytest.mark.parametrize("family, arch", [("simplemlp", "[2*8, 1*5]"), ("resmlp", "[1*8, 2*6]"), ("simplemlp", "3*4")])
 def test_batched_engine_follows_the_single_trial_engine_on_cuda(data64, family, arch):
     """tests/test_batched.py's float64 equivalence, with both engines on the GPU (the batched one
     through CUDA graphs, and the fused kernels for 3*4)."""
@@ -182,7 +193,8 @@ def test_batched_engine_follows_the_single_trial_engine_on_cuda(data64, family, 
     for spec, result in zip(specs, results):
         state = engine.new_state(spec, device="cuda", dtype=torch.float64)
         alone = engine.run_loops(spec, gpu, state, loops)
-        assert [(r.score, r.improved, r.ablated) for r in result.history] == \
-               [(r.score, r.improved, r.ablated) for r in alone], spec.mode
+        assert [(r.score, r.improved, r.ablated) for r in result.history] == [
+            (r.score, r.improved, r.ablated) for r in alone
+        ], spec.mode
         assert (result.bounty, result.bounty_loop) == (state.bounty, state.bounty_loop)
         assert result.test_accuracy == engine.accuracy(state.lkg, gpu.x_test, gpu.y_test)

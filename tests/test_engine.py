@@ -29,8 +29,9 @@ def test_lkg_changes_only_on_strict_improvement(mnist, monkeypatch):
     monkeypatch.setattr(engine, "accuracy", lambda model, x, y: next(scripted))
     state = engine.new_state(spec("hidden"))
     seen = []
-    records = engine.run_loops(spec("hidden"), data, state, 6,
-                               on_loop=lambda record, state: seen.append(weights(state.lkg)))
+    records = engine.run_loops(
+        spec("hidden"), data, state, 6, on_loop=lambda record, state: seen.append(weights(state.lkg))
+    )
     assert [r.improved for r in records] == [True, False, True, False, False, True]
     assert [r.lkg_score for r in records] == [50, 50, 60, 60, 60, 60.5]
     assert state.bounty_loop == 6 and state.bounty == 60.5
@@ -46,7 +47,7 @@ def test_ablations_never_accumulate(mnist, monkeypatch):
     zero_rows = []
 
     def score(model, x, y):
-        zero_rows.append(sum(int((l.weight == 0).all(1).sum()) for l in model.linears))
+        zero_rows.append(sum(int((lin.weight == 0).all(1).sum()) for lin in model.linears))
         return 50.0 if len(zero_rows) == 1 else 10.0
 
     monkeypatch.setattr(engine, "accuracy", score)
@@ -96,12 +97,13 @@ def test_train_resumes_where_it_stopped(tmp_path, capsys):
     run_cli(capsys, *base, "--meta-loops", "2", "--model-dir", str(tmp_path / "b"))
     code, resumed = run_cli(capsys, *base, "--meta-loops", "1", "--model-dir", str(tmp_path / "b"))
     assert code == 0 and "Resuming" in resumed and "Loop 1/1 (Global: 3)" in resumed
-    last = lambda text: [l.split("| ", 1)[1] for l in text.splitlines() if l.startswith("Loop ")][-1]  # noqa: E731
+    last = lambda text: [line.split("| ", 1)[1] for line in text.splitlines() if line.startswith("Loop ")][-1]  # noqa: E731
     assert last(resumed) == last(straight)  # resuming continues exactly as an unbroken run
     meta = checkpoint.load(tmp_path / "b" / "psa_simplemlp_lkg.safetensors")[1]
     assert meta["global_loop"] == 3 and meta["seed"] == 3 and meta["arch"] == "1*4"
-    code, switched = run_cli(capsys, *base[:3], "--ablation-mode", "output", "--meta-loops", "1",
-                             "--model-dir", str(tmp_path / "b"))
+    code, switched = run_cli(
+        capsys, *base[:3], "--ablation-mode", "output", "--meta-loops", "1", "--model-dir", str(tmp_path / "b")
+    )
     assert code == 0 and "switching mode hidden -> output" in switched and "(Global: 4)" in switched
 
 
@@ -117,11 +119,14 @@ def test_train_refuses_another_architecture_and_damaged_checkpoints(tmp_path, ca
     assert path.read_bytes() == bytes(data[: len(data) // 2])  # nothing overwritten
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--arch", "[4*4,"], "malformed architecture"),
-    (["--arch", "1*4", "--ablation-mode", "sideways"], "unknown ablation mode 'sideways'"),
-    (["--arch", "1*4", "--data-dir", "/nonexistent/mnist"], "not found in /nonexistent/mnist"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--arch", "[4*4,"], "malformed architecture"),
+        (["--arch", "1*4", "--ablation-mode", "sideways"], "unknown ablation mode 'sideways'"),
+        (["--arch", "1*4", "--data-dir", "/nonexistent/mnist"], "not found in /nonexistent/mnist"),
+    ],
+)
 def test_user_errors_are_clear(tmp_path, capsys, argv, message):
     code, text = run_cli(capsys, "train", *argv, "--meta-loops", "1", "--model-dir", str(tmp_path))
     assert code == 2 and message in text.replace("\n", " ")
@@ -146,8 +151,25 @@ def test_clean(tmp_path, capsys):
 def test_ctrl_c_keeps_the_lkg_and_reports_its_test_accuracy(tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "psa", "train", "--arch", "1*4", "--meta-loops", "50", "--seed", "2",
-         "--model-dir", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        [
+            sys.executable,
+            "-m",
+            "psa",
+            "train",
+            "--arch",
+            "1*4",
+            "--meta-loops",
+            "50",
+            "--seed",
+            "2",
+            "--model-dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     lines = []
     for line in proc.stdout:
         lines.append(line)

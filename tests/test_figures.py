@@ -12,8 +12,14 @@ from psa import PSAError, published
 from psa.architecture import Architecture, read_configurations
 from psa.cli import main
 from psa.figures import DPI, MODE_STYLE, convergence, heatmaps, space
-from psa.figures.convergence import (BREAKTHROUGHS, TARGETS, late_breakthroughs, regime_labels, representatives,
-    study_rows)
+from psa.figures.convergence import (
+    BREAKTHROUGHS,
+    TARGETS,
+    late_breakthroughs,
+    regime_labels,
+    representatives,
+    study_rows,
+)
 from psa.figures.heatmaps import ablation_effect, two_sided_p
 from psa.figures.labels import spread
 from psa.figures.space import MAP_SIZE, design_space_figure
@@ -92,10 +98,27 @@ def test_design_space_fits_and_labels_every_architecture(tmp_path, figures):
 
 
 def test_heatmaps_follow_the_paper(tmp_path, figures):
-    main(["make-figure-heatmaps", "--config-file", str(published.CONFIGURATIONS),
-          "--trials-file", str(published.results("trials")), "--output-dir", str(tmp_path), "--zeror", "11.02"])
-    names = ["Regimes", "Baseline_Performance", "Ablation_Effects", "Instability", "Winning_Strategy",
-             "Parameter_Matching"]
+    main(
+        [
+            "make-figure-heatmaps",
+            "--config-file",
+            str(published.CONFIGURATIONS),
+            "--trials-file",
+            str(published.results("trials")),
+            "--output-dir",
+            str(tmp_path),
+            "--zeror",
+            "11.02",
+        ]
+    )
+    names = [
+        "Regimes",
+        "Baseline_Performance",
+        "Ablation_Effects",
+        "Instability",
+        "Winning_Strategy",
+        "Parameter_Matching",
+    ]
     assert sorted(p.name for p in tmp_path.glob("*.png")) == sorted(f"SimpleMLP_Heatmap_{n}.png" for n in names)
     maps = dict(zip(names, figures))
     archs = read_configurations(published.CONFIGURATIONS)
@@ -143,19 +166,40 @@ def test_ablation_effects_reproduce_the_paper():
 
 def test_mode_colours_are_the_papers():
     assert {mode: colour for mode, (_, colour, _, _) in MODE_STYLE.items()} == {
-        "none": "#a1887f", "decay": "#651fff", "dropout": "#e040fb", "hidden": "#ffeb3b", "output": "#00b0ff",
-        "full": "#ff8a65"}
+        "none": "#a1887f",
+        "decay": "#651fff",
+        "dropout": "#e040fb",
+        "hidden": "#ffeb3b",
+        "output": "#00b0ff",
+        "full": "#ff8a65",
+    }
     assert len({(style, marker) for _, _, style, marker in MODE_STYLE.values()}) == len(MODE_STYLE)
 
 
 def test_convergence_plots_are_the_papers(tmp_path, figures):
-    main(["make-convergence-plots", "--convergence-file", str(published.results("trials_convergence")),
-          "--trials-file", str(published.results("trials")), "--output-dir", str(tmp_path), "--zeror", "11.02"])
-    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["SimpleMLP_Plot_Convergence.png",
-                                                              "SimpleMLP_Plot_Late_Breakthroughs.png"]
+    main(
+        [
+            "make-convergence-plots",
+            "--convergence-file",
+            str(published.results("trials_convergence")),
+            "--trials-file",
+            str(published.results("trials")),
+            "--output-dir",
+            str(tmp_path),
+            "--zeror",
+            "11.02",
+        ]
+    )
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == [
+        "SimpleMLP_Plot_Convergence.png",
+        "SimpleMLP_Plot_Late_Breakthroughs.png",
+    ]
     for fig, targets in zip(figures, (TARGETS, BREAKTHROUGHS)):
-        assert_png(tmp_path / ("SimpleMLP_Plot_Convergence.png" if targets == TARGETS else
-                               "SimpleMLP_Plot_Late_Breakthroughs.png"), fig.get_size_inches())
+        assert_png(
+            tmp_path
+            / ("SimpleMLP_Plot_Convergence.png" if targets == TARGETS else "SimpleMLP_Plot_Late_Breakthroughs.png"),
+            fig.get_size_inches(),
+        )
         assert [ax.get_title(loc="right") for ax in fig.axes] == [f"Architecture {t}" for t in targets]
         for ax in fig.axes:
             low, high = ax.get_ylim()
@@ -164,11 +208,16 @@ def test_convergence_plots_are_the_papers(tmp_path, figures):
         assert fig.legends and not any(ax.get_legend() for ax in fig.axes)  # one legend, over no data
         assert not [t for t in texts(fig) if "Paired" in t]
     assert [ax.texts[0].get_text() for ax in figures[0].axes] == [
-        "I. Beneficial Regularization", "II. Optimally Sized", "III. Chaotic Optimization", "IV. Untrainable"]
+        "I. Beneficial Regularization",
+        "II. Optimally Sized",
+        "III. Chaotic Optimization",
+        "IV. Untrainable",
+    ]
     assert {ax.texts[0].get_text() for ax in figures[1].axes} == {"III. Chaotic Optimization"}
     # The study's row is what is drawn: 18*18's output curve is the table's, loop by loop.
-    row = next(r for r in read_series(published.results("trials_convergence"))
-               if r.arch == "18*18" and r.mode == "output")
+    row = next(
+        r for r in read_series(published.results("trials_convergence")) if r.arch == "18*18" and r.mode == "output"
+    )
     drawn = figures[0].axes[2].get_lines()[MODES.index("output")].get_ydata()
     assert list(drawn) == row.values
 
@@ -187,8 +236,22 @@ def per_trial_table(path, archs, seeding="paired"):
 def test_spread_needs_per_trial_rows_and_says_paired_seeds(tmp_path, figures, capsys):
     per_trial = tmp_path / "per_trial.md"
     rows = per_trial_table(per_trial, {"18*18", "4*2"})
-    main(["make-convergence-plots", "--spread", "--convergence-file", str(per_trial), "--output-dir", str(tmp_path),
-          "--zeror", "11.02", "--targets", "18*18,4*2", "--breakthrough-targets", "auto"])
+    main(
+        [
+            "make-convergence-plots",
+            "--spread",
+            "--convergence-file",
+            str(per_trial),
+            "--output-dir",
+            str(tmp_path),
+            "--zeror",
+            "11.02",
+            "--targets",
+            "18*18,4*2",
+            "--breakthrough-targets",
+            "auto",
+        ]
+    )
     fig = figures[0]
     assert any("Paired seeds" in t for t in texts(fig)) and any("standard deviation" in t for t in texts(fig))
     output = fig.axes[0].get_lines()[MODES.index("output")].get_ydata()
@@ -196,18 +259,32 @@ def test_spread_needs_per_trial_rows_and_says_paired_seeds(tmp_path, figures, ca
     assert np.allclose(output, np.array(first.values) + 1.0)  # the mean of trials 1 and 2
     assert len(fig.axes[0].collections) == 6  # a band per mode
     assert {ax.get_title(loc="right") for ax in figures[1].axes} == {"Architecture 18*18", "Architecture 4*2"}
-    for source, message in ((published.results("trials_convergence"), "no per-trial rows"),
-                            (tmp_path / "absent.md", "does not exist")):
+    for source, message in (
+        (published.results("trials_convergence"), "no per-trial rows"),
+        (tmp_path / "absent.md", "does not exist"),
+    ):
         with pytest.raises(SystemExit):
-            main(["make-convergence-plots", "--spread", "--convergence-file", str(source),
-                  "--output-dir", str(tmp_path), "--zeror", "11.02"])
+            main(
+                [
+                    "make-convergence-plots",
+                    "--spread",
+                    "--convergence-file",
+                    str(source),
+                    "--output-dir",
+                    str(tmp_path),
+                    "--zeror",
+                    "11.02",
+                ]
+            )
         assert message in capsys.readouterr().err
 
 
 def test_study_semantics_from_per_trial_rows():
-    rows = [SeriesRow("4*4", "full", 1, [10.0, 30.0, 20.0], None),
-            SeriesRow("4*4", "full", 2, [12.0, 25.0, 28.0], 90.0),
-            SeriesRow("4*4", "none", None, [11.0, 11.0, 11.0], None)]
+    rows = [
+        SeriesRow("4*4", "full", 1, [10.0, 30.0, 20.0], None),
+        SeriesRow("4*4", "full", 2, [12.0, 25.0, 28.0], 90.0),
+        SeriesRow("4*4", "none", None, [11.0, 11.0, 11.0], None),
+    ]
     made = {r.mode: r for r in study_rows(rows)}
     assert made["full"].values == [12.0, 30.0, 28.0] and made["full"].trial is None  # per-loop maximum
     assert made["none"] is rows[2]
@@ -239,11 +316,24 @@ def test_missing_and_malformed_inputs(tmp_path, capsys):
     with pytest.raises(PSAError, match="absent.txt"):
         design_space_figure(tmp_path / "absent.txt", tmp_path / "x.png")
     bad = tmp_path / "c.md"
-    bad.write_text("| Architecture | Mode | Meta-Loop 1 | Final Test |\n|---|---|---|---|\n| 4x4 | full | 9..1 | N/A |\n")
+    bad.write_text(
+        "| Architecture | Mode | Meta-Loop 1 | Final Test |\n|---|---|---|---|\n| 4x4 | full | 9..1 | N/A |\n"
+    )
     for source, targets in ((bad, "4*4"), (published.results("trials_convergence"), "3*5")):
         with pytest.raises(SystemExit) as exit_info:
-            main(["make-convergence-plots", "--convergence-file", str(source), "--output-dir", str(tmp_path),
-                  "--zeror", "11.02", "--targets", targets])
+            main(
+                [
+                    "make-convergence-plots",
+                    "--convergence-file",
+                    str(source),
+                    "--output-dir",
+                    str(tmp_path),
+                    "--zeror",
+                    "11.02",
+                    "--targets",
+                    targets,
+                ]
+            )
         assert exit_info.value.code == 2
     errors = capsys.readouterr().err
     assert "c.md:3:" in errors and "no rows for 3*5" in errors
@@ -266,10 +356,14 @@ def test_the_regime_map_rings_fragile_regimes_and_leaves_out_absent_architecture
     heatmap_figures(published.CONFIGURATIONS, published.results("trials"), plain, zeror=11.02)
     heatmap_figures(published.CONFIGURATIONS, published.results("trials"), ringed, zeror=11.02, bootstrap=50)
     assert regimes(plain) != regimes(ringed)
-    assert (plain / "SimpleMLP_Heatmap_Baseline_Performance.png").read_bytes() == \
-        (ringed / "SimpleMLP_Heatmap_Baseline_Performance.png").read_bytes()  # only the regime map changes
-    some = {arch: by_mode for arch, by_mode in read_trials(published.results("trials")).items()
-            if arch in ("1*32", "2*16", "4*17")}
+    assert (plain / "SimpleMLP_Heatmap_Baseline_Performance.png").read_bytes() == (
+        ringed / "SimpleMLP_Heatmap_Baseline_Performance.png"
+    ).read_bytes()  # only the regime map changes
+    some = {
+        arch: by_mode
+        for arch, by_mode in read_trials(published.results("trials")).items()
+        if arch in ("1*32", "2*16", "4*17")
+    }
     write_trials(tmp_path / "quick.md", some, "simplemlp")
     capsys.readouterr()
     assert len(heatmap_figures(published.CONFIGURATIONS, tmp_path / "quick.md", tmp_path / "quick", zeror=11.02)) == 6

@@ -26,23 +26,26 @@ TRAIN = ["train", "--arch", "1*4", "--meta-loops", "1"]
 SWEEP = ["sweep", "--arch", "1*4", "--trials", "1", "--meta-loops", "1", "--modes", "none"]
 
 
-@pytest.mark.parametrize("argv, message", [
-    (TRAIN + ["--batch-size", "0"], "argument --batch-size: must be at least 1, not 0"),
-    (TRAIN + ["--batch-size", "-5"], "argument --batch-size: must be at least 1, not -5"),
-    (TRAIN + ["--dropout", "1.5"], "argument --dropout: must be a finite number in [0, 1), not 1.5"),
-    (TRAIN + ["--dropout", "-0.5"], "argument --dropout: must be a finite number in [0, 1), not -0.5"),
-    (TRAIN + ["--lr", "-1"], "argument --lr: must be a finite number in (0, inf], not -1"),
-    (TRAIN + ["--lr", "nan"], "argument --lr: must be a finite number in (0, inf], not nan"),
-    (["train", "--arch", "1*4", "--meta-loops", "0"], "argument --meta-loops: must be at least 1, not 0"),
-    (TRAIN + ["--device", "gpu"], "argument --device: expected cpu, mps, cuda or cuda:N, not 'gpu'"),
-    (SWEEP + ["--trials", "0"], "argument --trials: must be at least 1, not 0"),
-    (SWEEP + ["--pack", "0"], "argument --pack: must be at least 1, not 0"),
-    (SWEEP + ["--max-memory", "-2"], "argument --max-memory: must be a finite number in (0, inf], not -2"),
-    (SWEEP + ["--threads", "0"], "argument --threads: must be at least 1, not 0"),
-    (SWEEP + ["--weight-decay", "inf"], "argument --weight-decay: must be a finite number in [0, inf], not inf"),
-    (["regimes", "--zeror", "120"], "argument --zeror: must be a finite number in [0, 100], not 120"),
-    (["bench", "--estimate-sweep", "--steps", "x"], "argument --steps: expected a whole number, not 'x'"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (TRAIN + ["--batch-size", "0"], "argument --batch-size: must be at least 1, not 0"),
+        (TRAIN + ["--batch-size", "-5"], "argument --batch-size: must be at least 1, not -5"),
+        (TRAIN + ["--dropout", "1.5"], "argument --dropout: must be a finite number in [0, 1), not 1.5"),
+        (TRAIN + ["--dropout", "-0.5"], "argument --dropout: must be a finite number in [0, 1), not -0.5"),
+        (TRAIN + ["--lr", "-1"], "argument --lr: must be a finite number in (0, inf], not -1"),
+        (TRAIN + ["--lr", "nan"], "argument --lr: must be a finite number in (0, inf], not nan"),
+        (["train", "--arch", "1*4", "--meta-loops", "0"], "argument --meta-loops: must be at least 1, not 0"),
+        (TRAIN + ["--device", "gpu"], "argument --device: expected cpu, mps, cuda or cuda:N, not 'gpu'"),
+        (SWEEP + ["--trials", "0"], "argument --trials: must be at least 1, not 0"),
+        (SWEEP + ["--pack", "0"], "argument --pack: must be at least 1, not 0"),
+        (SWEEP + ["--max-memory", "-2"], "argument --max-memory: must be a finite number in (0, inf], not -2"),
+        (SWEEP + ["--threads", "0"], "argument --threads: must be at least 1, not 0"),
+        (SWEEP + ["--weight-decay", "inf"], "argument --weight-decay: must be a finite number in [0, inf], not inf"),
+        (["regimes", "--zeror", "120"], "argument --zeror: must be a finite number in [0, 100], not 120"),
+        (["bench", "--estimate-sweep", "--steps", "x"], "argument --steps: expected a whole number, not 'x'"),
+    ],
+)
 def test_numbers_are_checked_as_they_are_parsed(tmp_path, monkeypatch, capsys, argv, message):
     monkeypatch.chdir(tmp_path)
     code, text = run(capsys, *argv)
@@ -69,10 +72,13 @@ def test_non_utf8_inputs_name_the_file(tmp_path, monkeypatch, capsys):
     (tmp_path / "configs.txt").write_bytes("1*4\n2*8 # caf\u00e9\n".encode("latin-1"))
     (tmp_path / "trials.md").write_bytes(b"### Architecture: 1*4\n\xff\xfe\n")
     before = files(tmp_path)
-    for argv, message in ((["sweep", "--configs", "configs.txt", "--trials", "1", "--meta-loops", "1"],
-                           "configuration file configs.txt is not UTF-8 text"),
-                          (["regimes", "--trials-file", "trials.md", "--zeror", "11"],
-                           "results file trials.md is not UTF-8 text")):
+    for argv, message in (
+        (
+            ["sweep", "--configs", "configs.txt", "--trials", "1", "--meta-loops", "1"],
+            "configuration file configs.txt is not UTF-8 text",
+        ),
+        (["regimes", "--trials-file", "trials.md", "--zeror", "11"], "results file trials.md is not UTF-8 text"),
+    ):
         code, text = run(capsys, *argv)
         assert code == 2 and message in text and "Traceback" not in text, text
     assert files(tmp_path) == before
@@ -98,7 +104,12 @@ def test_clean_deletes_only_psa_checkpoints_in_the_model_folder(tmp_path, capsys
     checkpoint.save(outside, {"w": torch.zeros(1)}, {})
     before = files(tmp_path)
     code, text = run(capsys, "clean", str(notes), str(store), str(outside), "--model-dir", str(folder))
-    assert code == 2 and "refused to delete" in text and "not a psa checkpoint" in text and "not in the model folder" in text
+    assert (
+        code == 2
+        and "refused to delete" in text
+        and "not a psa checkpoint" in text
+        and "not in the model folder" in text
+    )
     assert files(tmp_path) == before
     code, text = run(capsys, "clean", "--all", "--model-dir", str(folder))
     assert code == 0 and sorted(p.name for p in folder.iterdir()) == ["notes.txt", "psa.sqlite"]

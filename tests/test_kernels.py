@@ -39,8 +39,9 @@ DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 def make_stack(arch: str, dtype, modes=MODES, seed=3):
     hyper = Hyper(dropout=0.3)
-    specs = batched.order_specs([TrialSpec(Architecture.parse(arch), "simplemlp", mode, 0, seed + i, hyper)
-                                 for i, mode in enumerate(modes)])
+    specs = batched.order_specs(
+        [TrialSpec(Architecture.parse(arch), "simplemlp", mode, 0, seed + i, hyper) for i, mode in enumerate(modes)]
+    )
     stack = batched.Stack.of(specs, DEVICE, dtype)
     # Random weights well away from the initialisation, so that ReLUs both fire and die.
     generator = torch.Generator().manual_seed(seed)
@@ -108,8 +109,15 @@ def test_evaluation_forward_keeps_no_tape():
     assert relative(logits, ops.forward(stack, x, weights=stack.layout.views(stack.lkg))[0]) < 1e-5
 
 
-@pytest.mark.parametrize("arch, family, width", [("5*3", "simplemlp", 3), ("1*8", "simplemlp", None),
-                                                  ("[2*4, 2*8]", "simplemlp", None), ("40*40", "simplemlp", None),
-                                                  ("4*4", "resmlp", None)])
+@pytest.mark.parametrize(
+    "arch, family, width",
+    [
+        ("5*3", "simplemlp", 3),
+        ("1*8", "simplemlp", None),
+        ("[2*4, 2*8]", "simplemlp", None),
+        ("40*40", "simplemlp", None),
+        ("4*4", "resmlp", None),
+    ],
+)
 def test_which_stacks_have_a_fusable_chain(arch, family, width):
     assert kernels.chain_width(Layout.of(Architecture.parse(arch), family)) == width

@@ -11,8 +11,10 @@ from psa import published
 from psa.report import accuracy_table, architecture_table
 from psa.results import read_summary
 
-pytestmark = pytest.mark.skipif(shutil.which("pdflatex") is None,
-                                reason="pdflatex is not installed (Debian: texlive-latex-base, texlive-latex-recommended)")
+pytestmark = pytest.mark.skipif(
+    shutil.which("pdflatex") is None,
+    reason="pdflatex is not installed (Debian: texlive-latex-base, texlive-latex-recommended)",
+)
 
 
 def packages(table: str) -> list[str]:
@@ -29,13 +31,25 @@ def test_both_tables_compile(tmp_path):
     ]
     wanted = sorted({package for table in tables for package in packages(table)})
     assert wanted == ["booktabs", "graphicx", "longtable"]
-    document = "\n".join([r"\documentclass{article}", *(f"\\usepackage{{{p}}}" for p in wanted),
-                          r"\begin{document}", *tables, r"\end{document}"])
+    document = "\n".join(
+        [
+            r"\documentclass{article}",
+            *(f"\\usepackage{{{p}}}" for p in wanted),
+            r"\begin{document}",
+            *tables,
+            r"\end{document}",
+        ]
+    )
     (tmp_path / "tables.tex").write_text(document)
     # Twice, as for any document: longtable settles its column widths on the second run.
     for _ in range(2):
-        done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "tables.tex"],
-                              cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "tables.tex"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 0, done.stdout[-3000:]
     assert (tmp_path / "tables.pdf").stat().st_size > 10_000
     log = (tmp_path / "tables.log").read_text(errors="replace")

@@ -10,9 +10,10 @@ from psa.topology import parameter_count, topology
 from psa.trial import Hyper, TrialSpec
 
 
-@pytest.mark.parametrize("text, widths", [
-    ("[4*4, 2*8]", (4, 4, 4, 4, 8, 8)), ("1*2048", (2048,)), ("1x2048", (2048,)), (" [ 3 * 5 ] ", (5, 5, 5)),
-])
+@pytest.mark.parametrize(
+    "text, widths",
+    [("[4*4, 2*8]", (4, 4, 4, 4, 8, 8)), ("1*2048", (2048,)), ("1x2048", (2048,)), (" [ 3 * 5 ] ", (5, 5, 5))],
+)
 def test_architecture_strings(text, widths):
     assert Architecture.parse(text).widths == widths
 
@@ -23,9 +24,10 @@ def test_malformed_architecture_is_a_clear_error(text):
         Architecture.parse(text)
 
 
-@pytest.mark.parametrize("arch, count", [
-    ("1*2048", 1_628_170), ("2*939", 1_629_175), ("939*2", 785 * 2 + 938 * 3 * 2 + 3 * 10), ("1*16", 12_730),
-])
+@pytest.mark.parametrize(
+    "arch, count",
+    [("1*2048", 1_628_170), ("2*939", 1_629_175), ("939*2", 785 * 2 + 938 * 3 * 2 + 3 * 10), ("1*16", 12_730)],
+)
 def test_parameter_counts(arch, count):
     parsed = Architecture.parse(arch)
     assert parameter_count(parsed, "simplemlp") == count
@@ -45,13 +47,13 @@ def test_initialisation_is_the_nn_linear_range_and_seeded():
     a, b = build_model(arch, "simplemlp", seed=3), build_model(arch, "simplemlp", seed=3)
     for la, lb in zip(a.linears, b.linears):
         assert torch.equal(la.weight, lb.weight)
-        bound = 1 / la.in_features ** 0.5
+        bound = 1 / la.in_features**0.5
         assert la.weight.abs().max() <= bound and la.weight.abs().max() > 0.9 * bound
     assert not torch.equal(a.linears[0].weight, build_model(arch, "simplemlp", seed=4).linears[0].weight)
 
 
 def snapshot(model):
-    return [(l.weight.detach().clone(), l.bias.detach().clone()) for l in model.linears]
+    return [(lin.weight.detach().clone(), lin.bias.detach().clone()) for lin in model.linears]
 
 
 @pytest.mark.parametrize("family, arch", [("simplemlp", "[2*8, 1*5]"), ("resmlp", "[1*8, 2*6]")])
@@ -67,12 +69,12 @@ def test_each_ablation_zeroes_exactly_the_promised_weights(family, arch, mode):
         layer, unit = choice
         hits.add(layer)
         ablation.apply(model.linears, mode, choice)
-        for l, ((w0, b0), lin) in enumerate(zip(before, model.linears)):
+        for li, ((w0, b0), lin) in enumerate(zip(before, model.linears)):
             expected_w, expected_b = w0.clone(), b0.clone()
-            if l == layer:
+            if li == layer:
                 expected_w[unit] = 0
                 expected_b[unit] = 0
-            if mode == "hidden" and l == layer + 1:
+            if mode == "hidden" and li == layer + 1:
                 expected_w[:, unit] = 0
             assert torch.equal(lin.weight, expected_w) and torch.equal(lin.bias, expected_b)
     n = len(top.shapes)

@@ -7,8 +7,15 @@ from psa import published
 from psa.architecture import read_configurations
 from psa.cli import main
 from psa.modes import MODES
-from psa.regimes import (Thresholds, apply_rules, calculate_summary_metrics, classify_grid, classify_regime,
-                         get_all_regime_classifications, stability)
+from psa.regimes import (
+    Thresholds,
+    apply_rules,
+    calculate_summary_metrics,
+    classify_grid,
+    classify_regime,
+    get_all_regime_classifications,
+    stability,
+)
 from psa.results import ModeStats, read_trials, write_trials
 
 Z = 11.02
@@ -41,9 +48,7 @@ def test_thresholds_are_parameters():
 
 
 def test_all_published_architectures_are_classified():
-    regimes = get_all_regime_classifications(
-        published.CONFIGURATIONS, published.results("trials"), zeror=Z
-    )
+    regimes = get_all_regime_classifications(published.CONFIGURATIONS, published.results("trials"), zeror=Z)
     assert len(regimes) == 98 and "unknown" not in regimes.values()
     assert regimes["1*2048"] == "beneficial-regularization"
     assert regimes["115*115"] == "untrainable" and regimes["18*18"] == "chaotic-optimization"
@@ -78,7 +83,9 @@ def published_trials():
 def test_the_rules_on_a_stack_match_them_one_by_one():
     rng = np.random.default_rng(5)
     # Anywhere, near one another, and near ZeroR.
-    mean = np.concatenate([rng.uniform(5, 99, (300, 6)), 95 + rng.normal(0, 0.6, (300, 6)), rng.uniform(8, 11, (100, 6))])
+    mean = np.concatenate(
+        [rng.uniform(5, 99, (300, 6)), 95 + rng.normal(0, 0.6, (300, 6)), rng.uniform(8, 11, (100, 6))]
+    )
     std, top = rng.uniform(0, 20, mean.shape), mean + rng.uniform(-1, 3, mean.shape)
     stacked = apply_rules(mean, std, top, Z)
     for row in range(len(mean)):
@@ -120,7 +127,9 @@ def test_cli_bootstrap(capsys):
 
 
 def test_architectures_the_trials_lack_are_left_out_with_a_note(tmp_path, capsys):
-    some = {arch: by_mode for arch, by_mode in published_trials().items() if arch in ("1*32", "2*16", "4*17", "8*8", "16*2")}
+    some = {
+        arch: by_mode for arch, by_mode in published_trials().items() if arch in ("1*32", "2*16", "4*17", "8*8", "16*2")
+    }
     write_trials(tmp_path / "quick.md", some, "simplemlp")
     regimes = get_all_regime_classifications(published.CONFIGURATIONS, tmp_path / "quick.md", zeror=Z)
     assert list(regimes) == ["1*32", "2*16", "4*17", "8*8", "16*2"] and "unknown" not in regimes.values()
@@ -132,5 +141,15 @@ def test_architectures_the_trials_lack_are_left_out_with_a_note(tmp_path, capsys
     assert "Unknown" not in capsys.readouterr().out
     (tmp_path / "one.txt").write_text("3*3\n")
     with pytest.raises(SystemExit):
-        main(["regimes", "--zeror", "11.02", "--trials-file", str(tmp_path / "quick.md"), "--config-file", str(tmp_path / "one.txt")])
+        main(
+            [
+                "regimes",
+                "--zeror",
+                "11.02",
+                "--trials-file",
+                str(tmp_path / "quick.md"),
+                "--config-file",
+                str(tmp_path / "one.txt"),
+            ]
+        )
     assert "holds none of the 1 architectures" in capsys.readouterr().err

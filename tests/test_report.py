@@ -38,7 +38,19 @@ def test_accuracy_table_on_the_published_summary():
 
 
 def test_cli_options_and_errors(tmp_path, capsys):
-    main(["make-trial-accuracy-table", "--datafile", str(published.results("summary")), "--caption", "My caption", "--label", "tab:mine", "--output", str(tmp_path / "t.tex")])
+    main(
+        [
+            "make-trial-accuracy-table",
+            "--datafile",
+            str(published.results("summary")),
+            "--caption",
+            "My caption",
+            "--label",
+            "tab:mine",
+            "--output",
+            str(tmp_path / "t.tex"),
+        ]
+    )
     text = (tmp_path / "t.tex").read_text()
     assert "\\caption{My caption}" in text and "\\label{tab:mine}" in text
     main(["make-architecture-table"])

@@ -1,9 +1,7 @@
 import pytest
 
 from psa import PSAError, published
-from psa.results import (
-    mode_stats, read_summary, read_trials, write_summary, write_trials,
-)
+from psa.results import mode_stats, read_summary, read_trials, write_summary, write_trials
 from psa.series import read_series
 
 WITHDRAWN = "resmlp-withdrawn"
@@ -60,7 +58,9 @@ def test_malformed_files_name_file_and_line(tmp_path):
     bad.write_text("Results Shape {1*4} Parameters {3190}\n* None: Mean=oops\n")
     with pytest.raises(PSAError, match=r"bad.md:2:"):
         read_summary(bad)
-    bad.write_text("| Architecture | Mode | Meta-Loop 1 | Final Test |\n|---|---|---|---|\n| 4x4 | bogus | 1.0 | N/A |\n")
+    bad.write_text(
+        "| Architecture | Mode | Meta-Loop 1 | Final Test |\n|---|---|---|---|\n| 4x4 | bogus | 1.0 | N/A |\n"
+    )
     with pytest.raises(PSAError, match=r"bad.md:3: unknown mode"):
         read_series(bad)
     with pytest.raises(PSAError, match="not found"):

@@ -10,8 +10,11 @@ def curve(trial, scores, mode="full", test=None):
 
 
 def test_a_study_row_is_the_maximum_over_the_trials_not_one_trial():
-    curves = [curve(1, [10.0, 30.0, 20.0, 25.0], test=28.0), curve(2, [15.0, 12.0, 35.0], test=33.0),
-              curve(1, [50.0, 60.0], mode="none")]
+    curves = [
+        curve(1, [10.0, 30.0, 20.0, 25.0], test=28.0),
+        curve(2, [15.0, 12.0, 35.0], test=33.0),
+        curve(1, [50.0, 60.0], mode="none"),
+    ]
     convergence, growth = study(curves)
     assert [(r.arch, r.mode, r.trial) for r in convergence] == [("4*4", "full", None), ("4*4", "none", None)]
     # Loop 4 counts the one trial that reached it; Final Test is the best trial's.
@@ -40,7 +43,10 @@ def test_series_with_trial_column_and_settings(tmp_path):
     rows = [SeriesRow("18*18", "full", 1, [10.92, None, 12.5], 11.0), SeriesRow("1*4", "none", 2, [50.0], None)]
     write_series(tmp_path / "c.md", rows, "convergence", "simplemlp", {"seeding": "paired", "meta-loops": 3})
     text = (tmp_path / "c.md").read_text()
-    assert "| Architecture | Mode | Trial | Meta-Loop 1 |" in text and "| 18x18 | full | 1 | 10.92 | N/A | 12.50 | 11.00 |" in text
+    assert (
+        "| Architecture | Mode | Trial | Meta-Loop 1 |" in text
+        and "| 18x18 | full | 1 | 10.92 | N/A | 12.50 | 11.00 |" in text
+    )
     assert read_settings(tmp_path / "c.md") == {"seeding": "paired", "meta-loops": "3"}
     back = read_series(tmp_path / "c.md")
     assert back[1].values == [50.0, None, None] and back[1].trial == 2 and back[0] == rows[0]

@@ -15,15 +15,34 @@ import pytest
 from psa import PSAError
 from psa.store import Store
 
-SWEEP = ["--arch", "1*8,2*8", "--modes", "none,full", "--trials", "3", "--meta-loops", "6", "--device", "cpu",
-         "--checkpoint-every", "0", "--threads", "1"]
+SWEEP = [
+    "--arch",
+    "1*8,2*8",
+    "--modes",
+    "none,full",
+    "--trials",
+    "3",
+    "--meta-loops",
+    "6",
+    "--device",
+    "cpu",
+    "--checkpoint-every",
+    "0",
+    "--threads",
+    "1",
+]
 TRIALS, LOOPS = 12, 6
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
 def start(store):
-    return subprocess.Popen([sys.executable, "-m", "psa", "sweep", *SWEEP, "--store", str(store)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV)
+    return subprocess.Popen(
+        [sys.executable, "-m", "psa", "sweep", *SWEEP, "--store", str(store)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=ENV,
+    )
 
 
 def query(store, sql: str) -> list:
@@ -40,8 +59,10 @@ def outcome(store) -> dict:
     """Every trial's bounty, test accuracy and loop records, as the store holds them."""
     trials = query(store, "SELECT id, arch, mode, trial, status, bounty, bounty_loop, test_accuracy FROM trials")
     loops = query(store, "SELECT trial_id, loop, score, lkg, bounty, improved, ablated FROM loops ORDER BY loop")
-    return {(arch, mode, trial): (status, bounty, bounty_loop, test, [l[1:] for l in loops if l[0] == trial_id])
-            for trial_id, arch, mode, trial, status, bounty, bounty_loop, test in trials}
+    return {
+        (arch, mode, trial): (status, bounty, bounty_loop, test, [row[1:] for row in loops if row[0] == trial_id])
+        for trial_id, arch, mode, trial, status, bounty, bounty_loop, test in trials
+    }
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +70,9 @@ def unbroken(tmp_path_factory):
     store = tmp_path_factory.mktemp("unbroken") / "psa.sqlite"
     assert start(store).wait(timeout=300) == 0
     result = outcome(store)
-    assert len(result) == TRIALS and all(status == "complete" and len(loops) == LOOPS
-                                         for status, *_, loops in result.values())
+    assert len(result) == TRIALS and all(
+        status == "complete" and len(loops) == LOOPS for status, *_, loops in result.values()
+    )
     return result
 
 
@@ -68,14 +90,22 @@ def test_kill_after_two_committed_loops_resumes_there(tmp_path, unbroken):
     kill_when(proc, lambda: max([done for (done,) in query(store, "SELECT loops_done FROM trials")], default=0) >= 2)
     committed = dict(query(store, "SELECT id, loops_done FROM trials WHERE status = 'running'"))
     assert committed and max(committed.values()) >= 2
-    rerun = subprocess.run([sys.executable, "-m", "psa", "sweep", *SWEEP, "--store", str(store)],
-                           capture_output=True, text=True, env=ENV, timeout=300)
+    rerun = subprocess.run(
+        [sys.executable, "-m", "psa", "sweep", *SWEEP, "--store", str(store)],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=300,
+    )
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert "resuming from the store" in " ".join(rerun.stdout.split())
     # The rerun (the second sweep) trained only the loops that were not committed.
     second = query(store, "SELECT MAX(id) FROM sweeps")[0][0]
     for trial_id, done in committed.items():
-        trained = [row[0] for row in query(store, f"SELECT loop FROM loops WHERE trial_id = {trial_id} AND sweep_id = {second}")]
+        trained = [
+            row[0]
+            for row in query(store, f"SELECT loop FROM loops WHERE trial_id = {trial_id} AND sweep_id = {second}")
+        ]
         assert sorted(trained) == list(range(done + 1, LOOPS + 1))
     assert outcome(store) == unbroken
     assert query(store, "SELECT COUNT(*) FROM weights") == [(0,)]  # dropped once complete
@@ -86,7 +116,7 @@ def test_kills_at_random_moments_lose_nothing_and_change_nothing(tmp_path, unbro
     for _ in range(4):
         proc = start(store)
         deadline = time.time() + chance.uniform(2.5, 6.0)  # after start-up, mid-training
-        kill_when(proc, lambda: time.time() > deadline)
+        kill_when(proc, lambda deadline=deadline: time.time() > deadline)
     proc = start(store)
     assert proc.wait(timeout=300) == 0
     assert outcome(store) == unbroken
@@ -118,10 +148,14 @@ def test_a_damaged_store_is_a_clear_error_and_stays_as_it_was(tmp_path, unbroken
     query(store, "PRAGMA wal_checkpoint(TRUNCATE)")
     data = bytearray(store.read_bytes())
     page = 4096
-    data[3 * page: 4 * page] = bytes(range(256)) * (page // 256)  # one page of the trials' b-trees
+    data[3 * page : 4 * page] = bytes(range(256)) * (page // 256)  # one page of the trials' b-trees
     store.write_bytes(bytes(data))
-    done = subprocess.run([sys.executable, "-m", "psa", "export", "--store", str(store), "--out", str(tmp_path / "out")],
-                          capture_output=True, text=True, env=ENV)
+    done = subprocess.run(
+        [sys.executable, "-m", "psa", "export", "--store", str(store), "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        env=ENV,
+    )
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert f"results store {store} is damaged or unreadable" in " ".join(done.stderr.split())
     assert store.read_bytes() == bytes(data) and not (tmp_path / "out").exists()

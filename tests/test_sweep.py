@@ -56,8 +56,9 @@ def test_sweep_skips_completed_trials_and_exports_the_study_formats(tmp_path, mn
     # and the growth of the maximum LKG (an LKG is the running maximum of its trial's scores).
     convergence = read_series(out / "psa_simplemlp_trials_convergence.md")
     growth = read_series(out / "psa_simplemlp_trials_lkg_growth.md")
-    assert [(r.arch, r.mode, r.trial) for r in convergence] == [(a, m, None) for a in ("2*3", "1*4")
-                                                                 for m in ("none", "dropout", "hidden")]
+    assert [(r.arch, r.mode, r.trial) for r in convergence] == [
+        (a, m, None) for a in ("2*3", "1*4") for m in ("none", "dropout", "hidden")
+    ]
     for conv, grow in zip(convergence, growth):
         mine = [r.values for r in per_trial if (r.arch, r.mode) == (conv.arch, conv.mode)]
         assert conv.values == [max(loop) for loop in zip(*mine)]
@@ -82,9 +83,13 @@ def test_decay_is_a_copy_of_none_only_with_paired_seeds(tmp_path, mnist):
         cells = grid([Architecture.parse("1*6")], ("none", "decay"), 2, "simplemlp", 5, Hyper(batch_size=100), seeding)
         run_sweep(store, cells, 2, "cpu", 2 << 30, data)
         rows = {(r["mode"], r["trial"]): r for r in store.completed()}
-        by_seeding[seeding] = [(rows["none", t]["seed"] == rows["decay", t]["seed"],
-                                store.history(rows["none", t]["id"]) == store.history(rows["decay", t]["id"]))
-                               for t in range(2)]
+        by_seeding[seeding] = [
+            (
+                rows["none", t]["seed"] == rows["decay", t]["seed"],
+                store.history(rows["none", t]["id"]) == store.history(rows["decay", t]["id"]),
+            )
+            for t in range(2)
+        ]
         assert {r["seeding"] for r in rows.values()} == {seeding}
         store.close()
     assert by_seeding == {"independent": [(False, False)] * 2, "paired": [(True, True)] * 2}
@@ -95,7 +100,9 @@ def test_export_never_mixes_settings(tmp_path, mnist):
     store = Store(tmp_path / "psa.sqlite")
     for loops in (2, 3):
         run_sweep(store, small_grid(archs=("1*4",), modes=("none",)), loops, "cpu", 2 << 30, data)
-    with pytest.raises(PSAError, match=r"2 settings \(meta_loops 2 \(2 trials\); meta_loops 3 \(2 trials\)\).*--meta-loops"):
+    with pytest.raises(
+        PSAError, match=r"2 settings \(meta_loops 2 \(2 trials\); meta_loops 3 \(2 trials\)\).*--meta-loops"
+    ):
         export(store, tmp_path / "out")
     assert not (tmp_path / "out").exists()
     export(store, tmp_path / "out", wanted={"meta_loops": 3})
@@ -115,10 +122,18 @@ def test_reproduce_leaves_exports_tables_and_figures_from_its_own_store(tmp_path
     main(["sweep", "--arch", "1*5", "--trials", "1", "--meta-loops", "2", "--modes", "none"])
     main(["reproduce", "--arch", "1*4,2*3", "--trials", "1", "--meta-loops", "2", "--out", "out"])
     out = tmp_path / "out"
-    for name in ("psa_simplemlp_summary.md", "psa_simplemlp_trials.md", "psa_simplemlp_trials_convergence.md",
-                 "psa_simplemlp_trials_lkg_growth.md", "psa_trials.csv", "SimpleMLP_Table_Accuracy.tex",
-                 "SimpleMLP_Testing_Design_Space.png", "SimpleMLP_Heatmap_Regimes.png",
-                 "SimpleMLP_Plot_Convergence.png", "SimpleMLP_Plot_Late_Breakthroughs.png"):
+    for name in (
+        "psa_simplemlp_summary.md",
+        "psa_simplemlp_trials.md",
+        "psa_simplemlp_trials_convergence.md",
+        "psa_simplemlp_trials_lkg_growth.md",
+        "psa_trials.csv",
+        "SimpleMLP_Table_Accuracy.tex",
+        "SimpleMLP_Testing_Design_Space.png",
+        "SimpleMLP_Heatmap_Regimes.png",
+        "SimpleMLP_Plot_Convergence.png",
+        "SimpleMLP_Plot_Late_Breakthroughs.png",
+    ):
         assert (out / name).stat().st_size > 0, name
     assert sorted(json.loads((out / "psa_simplemlp_regimes.json").read_text())) == ["1*4", "2*3"]
     assert list(results.read_trials(out / "psa_simplemlp_trials.md")) == ["1*4", "2*3"]  # not the sweep's 1*5
@@ -133,8 +148,13 @@ def test_packed_sweep_stores_the_same_trials(tmp_path, mnist):
     stored = []
     for pack in (1, 3):
         store = Store(tmp_path / f"pack{pack}.sqlite")
-        assert run_sweep(store, small_grid(archs=("1*4", "2*3", "3*2")), 2, "cpu", 2 << 30, data, pack=pack)["trained"] == 18
-        stored.append(sorted((r["arch"], r["mode"], r["trial"], r["bounty"], r["test_accuracy"]) for r in store.completed()))
+        assert (
+            run_sweep(store, small_grid(archs=("1*4", "2*3", "3*2")), 2, "cpu", 2 << 30, data, pack=pack)["trained"]
+            == 18
+        )
+        stored.append(
+            sorted((r["arch"], r["mode"], r["trial"], r["bounty"], r["test_accuracy"]) for r in store.completed())
+        )
         store.close()
     assert stored[0] == stored[1]
 

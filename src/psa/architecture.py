@@ -31,7 +31,7 @@ class Architecture:
             if not match:
                 raise PSAError(
                     f"malformed architecture {text!r}: expected segments like '4*4' "
-                    f"(layers*width), e.g. \"[4*4, 2*8]\" or \"1*2048\""
+                    f'(layers*width), e.g. "[4*4, 2*8]" or "1*2048"'
                 )
             count, width = int(match[1]), int(match[2])
             if count < 1 or width < 1:

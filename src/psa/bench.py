@@ -53,8 +53,16 @@ def _seconds(device: torch.device, run) -> float:
 
 
 # Float32 peak FLOP/s of GPUs by a part of their name (dense, no tensor cores), for the verbose table.
-PEAK_FP32 = {"H100 PCIe": 51e12, "H100": 67e12, "H200": 67e12, "A100": 19.5e12, "A10G": 31.2e12, "L4": 30.3e12,
-             "T4": 8.1e12, "V100": 15.7e12}
+PEAK_FP32 = {
+    "H100 PCIe": 51e12,
+    "H100": 67e12,
+    "H200": 67e12,
+    "A100": 19.5e12,
+    "A10G": 31.2e12,
+    "L4": 30.3e12,
+    "T4": 8.1e12,
+    "V100": 15.7e12,
+}
 
 
 def peak_flops(device: torch.device) -> float | None:
@@ -79,8 +87,10 @@ def engine_groups(archs: list[Architecture], memory_bytes: int, pack: int, seedi
     """The stack groups the sweep trains (plan.stacks_of, plan.pack), timing only the first stack
     of an architecture split into several: [(group, scale)], scale = trials the group stands for
     over trials timed (1 but where a split architecture's first stack is timed)."""
-    firsts = [plan.stacks_of(grid([arch], GRID_MODES, GRID_TRIALS, "simplemlp", 0, Hyper(), seeding).specs,
-                             memory_bytes)[0] for arch in archs]
+    firsts = [
+        plan.stacks_of(grid([arch], GRID_MODES, GRID_TRIALS, "simplemlp", 0, Hyper(), seeding).specs, memory_bytes)[0]
+        for arch in archs
+    ]
     cells = len(GRID_MODES) * GRID_TRIALS
     return [(group, cells * len(group) / sum(len(stack) for stack in group)) for group in plan.pack(firsts, pack)]
 
@@ -139,8 +149,9 @@ def time_steps(group: list[list], scale: float, data: MNIST, steps: int, val_sam
     return {"loop": per_loop * scale, "setup": (built + val) * scale}
 
 
-def time_engine(group: list[list], scale: float, data: MNIST, steps: int, val_samples: int,
-                whole_loops: bool = False) -> dict:
+def time_engine(
+    group: list[list], scale: float, data: MNIST, steps: int, val_samples: int, whole_loops: bool = False
+) -> dict:
     """Seconds per meta-loop ("loop") and once per group ("setup") of a group, times `scale`:
     whole meta-loops (on a GPU, where one takes a second or less), else a few steps."""
     if whole_loops:
@@ -201,8 +212,18 @@ def time_reference(arch: Architecture, data: MNIST, val_samples: int, steps: int
     return step * _steps_per_epoch(len(data.x_train), 256) + val_seconds
 
 
-def validate(archs: list[Architecture], data: MNIST, device, memory_bytes: int, pack: int, steps: int,
-             val_samples: int, whole_loops: bool, console, seeding: str = SEEDINGS[0]) -> float:
+def validate(
+    archs: list[Architecture],
+    data: MNIST,
+    device,
+    memory_bytes: int,
+    pack: int,
+    steps: int,
+    val_samples: int,
+    whole_loops: bool,
+    console,
+    seeding: str = SEEDINGS[0],
+) -> float:
     """Run the real sweep of some architectures (60 trials each) for two meta-loops; relative
     error of the estimate of that sweep."""
     estimated = 0.0
@@ -218,8 +239,10 @@ def validate(archs: list[Architecture], data: MNIST, device, memory_bytes: int, 
         store.close()
     error = (estimated - measured) / measured
     names = ", ".join(str(a) for a in archs)
-    console.print(f"validation: real sweep of {names} ({60 * len(archs)} trials x 2 meta-loops) took "
-                  f"{measured:.1f} s, estimated {estimated:.1f} s, error {100 * error:+.1f}%")
+    console.print(
+        f"validation: real sweep of {names} ({60 * len(archs)} trials x 2 meta-loops) took "
+        f"{measured:.1f} s, estimated {estimated:.1f} s, error {100 * error:+.1f}%"
+    )
     return error
 
 
@@ -233,11 +256,19 @@ def estimate_sweep(args) -> None:
     memory_bytes = memory_budget(device, args.max_memory)
     pack = pack_limit(device, args.pack)
     whole_loops = args.whole_loops if args.whole_loops is not None else device.type == "cuda"
-    table = Table(title=f"Full-grid estimate on {device}: {len(archs)} architectures x 6 modes x 10 trials x "
-                        f"100 meta-loops (up to {pack} small stacks side by side)")
+    table = Table(
+        title=f"Full-grid estimate on {device}: {len(archs)} architectures x 6 modes x 10 trials x "
+        f"100 meta-loops (up to {pack} small stacks side by side)"
+    )
     peak = peak_flops(device)
-    columns = ["architectures", "engine s/loop", "reference s/loop/trial", "engine total s", "reference total s",
-               "ratio"] + (["GFLOP/s"] + ["% of FP32 peak"] * (peak is not None) if args.verbose else [])
+    columns = [
+        "architectures",
+        "engine s/loop",
+        "reference s/loop/trial",
+        "engine total s",
+        "reference total s",
+        "ratio",
+    ] + (["GFLOP/s"] + ["% of FP32 peak"] * (peak is not None) if args.verbose else [])
     for column in columns:
         table.add_column(column, justify="right")
     engine_total = reference_total = 0.0
@@ -252,25 +283,43 @@ def estimate_sweep(args) -> None:
         engine_total, reference_total = engine_total + e_total, reference_total + r_total
         shares = [model_loop_seconds(stack[0].arch, cells) for stack in group]
         for name, share in zip(names, shares):
-            measured[name] = {"loop": engine["loop"] * share / sum(shares), "setup": engine["setup"] * share / sum(shares)}
-        row = [", ".join(names), f"{engine['loop']:.3f}", f"{reference:.3f}", f"{e_total:.0f}", f"{r_total:.0f}",
-               f"{r_total / e_total:.1f}"]
+            measured[name] = {
+                "loop": engine["loop"] * share / sum(shares),
+                "setup": engine["setup"] * share / sum(shares),
+            }
+        row = [
+            ", ".join(names),
+            f"{engine['loop']:.3f}",
+            f"{reference:.3f}",
+            f"{e_total:.0f}",
+            f"{r_total:.0f}",
+            f"{r_total / e_total:.1f}",
+        ]
         if args.verbose:
             achieved = loop_flops(group, scale, len(data.x_train), len(data.x_val)) / engine["loop"]
             row += [f"{achieved / 1e9:.1f}"] + ([f"{100 * achieved / peak:.1f}"] if peak else [])
         table.add_row(*row)
         if args.verbose:
-            console.print(f"{' + '.join(names)}: engine {engine['loop']:.3f} s/loop, "
-                          f"reference {reference:.3f} s/loop/trial")
+            console.print(
+                f"{' + '.join(names)}: engine {engine['loop']:.3f} s/loop, reference {reference:.3f} s/loop/trial"
+            )
     console.print(table)
     console.print(f"(measured in {time.perf_counter() - started:.0f} s)")
     if args.validate:
         chosen = parse_list(args.validate_arch) if args.validate_arch else archs[:1]
-        validate(chosen, data, device, memory_bytes, pack, args.steps, args.val_samples, whole_loops, console,
-                 args.seeding)
+        validate(
+            chosen, data, device, memory_bytes, pack, args.steps, args.val_samples, whole_loops, console, args.seeding
+        )
     if args.json:
-        write_json(args.json, {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else str(device),
-                               "seeding": args.seeding, "archs": measured, "engine_total": engine_total})
+        write_json(
+            args.json,
+            {
+                "device": torch.cuda.get_device_name(device) if device.type == "cuda" else str(device),
+                "seeding": args.seeding,
+                "archs": measured,
+                "engine_total": engine_total,
+            },
+        )
         console.print(f"wrote {args.json} (psa cloud launch --cost-model reads it)")
     print(f"estimated full sweep, engine: {engine_total:.0f} s")
     print(f"estimated full sweep, single-trial reference: {reference_total:.0f} s")
@@ -278,30 +327,60 @@ def estimate_sweep(args) -> None:
 
 
 def configure(parser) -> None:
-    parser.add_argument("--estimate-sweep", action="store_true", required=True,
-                        help="estimate the full grid with the batched engine and the single-trial reference")
+    parser.add_argument(
+        "--estimate-sweep",
+        action="store_true",
+        required=True,
+        help="estimate the full grid with the batched engine and the single-trial reference",
+    )
     parser.add_argument("--configs", default=CONFIGURATIONS, help="architectures (default: the published study's 98)")
     parser.add_argument("--arch", default=None, help='only these architectures, e.g. "1*16,2048*1"')
     options.add_device(parser)
     options.add_threads(parser)
-    parser.add_argument("--steps", type=options.whole(1), default=6,
-                        help="training steps timed at least per architecture, more where a step is fast "
-                             "(default: 6; a GPU times whole meta-loops)")
-    parser.add_argument("--val-samples", type=options.whole(1), default=2000,
-                        help="validation samples timed, scaled to the 10,000 of a real pass (default: 2000)")
+    parser.add_argument(
+        "--steps",
+        type=options.whole(1),
+        default=6,
+        help="training steps timed at least per architecture, more where a step is fast "
+        "(default: 6; a GPU times whole meta-loops)",
+    )
+    parser.add_argument(
+        "--val-samples",
+        type=options.whole(1),
+        default=2000,
+        help="validation samples timed, scaled to the 10,000 of a real pass (default: 2000)",
+    )
     parser.add_argument("--max-memory", type=options.POSITIVE, default=None, help="GiB per stack, as for psa sweep")
-    parser.add_argument("--pack", type=options.whole(1), default=None, help="small stacks side by side, as for psa sweep")
-    parser.add_argument("--whole-loops", action=argparse.BooleanOptionalAction, default=None,
-                        help="time two complete meta-loops per group instead of a few steps "
-                             "(default: on a GPU only, where a loop takes a second or less)")
-    parser.add_argument("--validate", action="store_true",
-                        help="also run one architecture's real sweep for two meta-loops and report the error")
-    parser.add_argument("--validate-arch", default=None,
-                        help='architectures for --validate, e.g. "18*18,17*17" (default: the first)')
-    parser.add_argument("--seeding", choices=SEEDINGS, default=SEEDINGS[0],
-                        help="the grid's seeding, as for psa sweep (paired trials share input batches)")
-    parser.add_argument("--json", type=Path, default=None,
-                        help="also write seconds per meta-loop of each architecture (60 trials) to this file")
+    parser.add_argument(
+        "--pack", type=options.whole(1), default=None, help="small stacks side by side, as for psa sweep"
+    )
+    parser.add_argument(
+        "--whole-loops",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="time two complete meta-loops per group instead of a few steps "
+        "(default: on a GPU only, where a loop takes a second or less)",
+    )
+    parser.add_argument(
+        "--validate",
+        action="store_true",
+        help="also run one architecture's real sweep for two meta-loops and report the error",
+    )
+    parser.add_argument(
+        "--validate-arch", default=None, help='architectures for --validate, e.g. "18*18,17*17" (default: the first)'
+    )
+    parser.add_argument(
+        "--seeding",
+        choices=SEEDINGS,
+        default=SEEDINGS[0],
+        help="the grid's seeding, as for psa sweep (paired trials share input batches)",
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        help="also write seconds per meta-loop of each architecture (60 trials) to this file",
+    )
     options.add_data_dir(parser)
     parser.add_argument("--verbose", action="store_true")
     parser.set_defaults(func=estimate_sweep)

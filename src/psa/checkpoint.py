@@ -16,8 +16,16 @@ from psa.files import write_atomic
 
 FORMAT = "psa-checkpoint-2"  # -1 had no checksum; its files still load
 READABLE = ("psa-checkpoint-1", FORMAT)
-REQUIRED = {"family": str, "arch": str, "mode": str, "seed": int, "global_loop": int, "lkg_score": float,
-            "bounty": float, "bounty_loop": int}
+REQUIRED = {
+    "family": str,
+    "arch": str,
+    "mode": str,
+    "seed": int,
+    "global_loop": int,
+    "lkg_score": float,
+    "bounty": float,
+    "bounty_loop": int,
+}
 
 
 def default_path(model_dir: Path | str, family: str) -> Path:

@@ -135,7 +135,9 @@ class Comparison:
         return {arch: pair for arch, pair in self.regimes.items() if pair[0] != pair[1]}
 
 
-def compare_trials(ours: Trials, reference: Trials, zeror: float, alpha: float = 0.05, correction: str = "holm") -> Comparison:
+def compare_trials(
+    ours: Trials, reference: Trials, zeror: float, alpha: float = 0.05, correction: str = "holm"
+) -> Comparison:
     """Every architecture and mode with at least two trials on both sides is tested; the p-values
     are adjusted together, since a reproduction is judged on all of them at once."""
     if correction not in CORRECTIONS:
@@ -155,7 +157,8 @@ def compare_trials(ours: Trials, reference: Trials, zeror: float, alpha: float =
     ours_metrics, reference_metrics = calculate_summary_metrics(ours), calculate_summary_metrics(reference)
     regimes = {
         arch: (classify_regime(arch, ours_metrics, zeror), classify_regime(arch, reference_metrics, zeror))
-        for arch in reference if arch in ours
+        for arch in reference
+        if arch in ours
     }
     return Comparison(cells, regimes, skipped, alpha)
 
@@ -165,9 +168,15 @@ def report(comparison: Comparison, console: Console) -> None:
     for column in ("Architecture", "Mode", "Ours", "Reference", "Difference", "p", "adjusted p"):
         table.add_column(column, justify="left" if column in ("Architecture", "Mode") else "right")
     for cell in sorted(comparison.disagreements, key=lambda c: c.p_adjusted):
-        table.add_row(cell.arch, cell.mode, f"{cell.ours_mean:.2f} ± {cell.ours_std:.2f}",
-                      f"{cell.reference_mean:.2f} ± {cell.reference_std:.2f}", f"{cell.difference:+.2f}",
-                      f"{cell.p:.2g}", f"{cell.p_adjusted:.2g}")
+        table.add_row(
+            cell.arch,
+            cell.mode,
+            f"{cell.ours_mean:.2f} ± {cell.ours_std:.2f}",
+            f"{cell.reference_mean:.2f} ± {cell.reference_std:.2f}",
+            f"{cell.difference:+.2f}",
+            f"{cell.p:.2g}",
+            f"{cell.p_adjusted:.2g}",
+        )
     if comparison.disagreements:
         console.print(table)
     regimes = Table(title="Regimes that differ")
@@ -228,12 +237,17 @@ class ConvergenceComparison:
     def length_note(self) -> str | None:
         if self.ours_loops == self.reference_loops:
             return None
-        return (f"different run lengths: ours ran {self.ours_loops} meta-loops, the reference "
-                f"{self.reference_loops}; convergence is compared at loops up to {min(self.ours_loops, self.reference_loops)} "
-                "only, and bounties come from runs of different length")
+        return (
+            f"different run lengths: ours ran {self.ours_loops} meta-loops, the reference "
+            f"{self.reference_loops}; convergence is compared at loops up to "
+            f"{min(self.ours_loops, self.reference_loops)} "
+            "only, and bounties come from runs of different length"
+        )
 
 
-def compare_convergence(ours: list[SeriesRow], reference: list[SeriesRow], loops: list[int] | None = None) -> ConvergenceComparison:
+def compare_convergence(
+    ours: list[SeriesRow], reference: list[SeriesRow], loops: list[int] | None = None
+) -> ConvergenceComparison:
     """The two sides' study rows at each chosen loop (default DEFAULT_LOOPS and the last common
     one), over the architecture/mode cells both have a value for; loops one side lacks are dropped."""
     mine, theirs = study_curves(ours), study_curves(reference)
@@ -252,8 +266,10 @@ def compare_convergence(ours: list[SeriesRow], reference: list[SeriesRow], loops
 
 
 def report_convergence(comparison: ConvergenceComparison, console: Console) -> None:
-    table = Table(title="Convergence: d = ours - reference, validation accuracy of the study rows "
-                        "(each loop's maximum over the trials)")
+    table = Table(
+        title="Convergence: d = ours - reference, validation accuracy of the study rows "
+        "(each loop's maximum over the trials)"
+    )
     for column in ("Loop", "Cells", "Mean d", "Mean |d|", "Max |d|", "Largest |d|: ours vs reference"):
         table.add_column(column, justify="left" if column.startswith("Largest") else "right")
     for loop in comparison.loops:
@@ -261,13 +277,25 @@ def report_convergence(comparison: ConvergenceComparison, console: Console) -> N
             table.add_row(str(loop.loop), "0", "", "", "", "no cell on both sides")
             continue
         differences = loop.differences()
-        largest = "\n".join(f"{arch}/{mode} {ours:.2f} vs {reference:.2f}"
-                            for (arch, mode), (ours, reference) in loop.largest()) or "none differ"
-        table.add_row(str(loop.loop), str(len(loop.cells)), f"{differences.mean():+.2f}",
-                      f"{np.abs(differences).mean():.2f}", f"{np.abs(differences).max():.2f}", largest)
+        largest = (
+            "\n".join(
+                f"{arch}/{mode} {ours:.2f} vs {reference:.2f}" for (arch, mode), (ours, reference) in loop.largest()
+            )
+            or "none differ"
+        )
+        table.add_row(
+            str(loop.loop),
+            str(len(loop.cells)),
+            f"{differences.mean():+.2f}",
+            f"{np.abs(differences).mean():.2f}",
+            f"{np.abs(differences).max():.2f}",
+            largest,
+        )
     console.print(table)
     if comparison.beyond:
-        console.print(f"[yellow]not compared:[/] loop {', '.join(map(str, comparison.beyond))}, beyond what both sides ran")
+        console.print(
+            f"[yellow]not compared:[/] loop {', '.join(map(str, comparison.beyond))}, beyond what both sides ran"
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -298,15 +326,24 @@ def run(args) -> None:
     ours, reference = read_trials(args.ours), read_trials(args.reference)  # paths already: see trials_path
     if not any(arch in ours for arch in reference):
         raise PSAError(f"{args.ours} and {args.reference} share no architecture")
-    tables = convergence_path(args.ours_convergence, args.ours), convergence_path(args.reference_convergence, args.reference)
+    tables = (
+        convergence_path(args.ours_convergence, args.ours),
+        convergence_path(args.reference_convergence, args.reference),
+    )
     missing = [str(path) for path in tables if not path.is_file()]
     asked = (args.ours_convergence, args.reference_convergence, args.loops) != (None, None, None)
     # A table asked for, or the loops to compare, must be there: reading it says so if not.
-    convergence = compare_convergence(read_series(tables[0]), read_series(tables[1]), args.loops) if asked or not missing else None
+    convergence = (
+        compare_convergence(read_series(tables[0]), read_series(tables[1]), args.loops)
+        if asked or not missing
+        else None
+    )
     console = Console()
     if convergence and convergence.length_note:  # first: it qualifies the bounties too
         console.print(f"[bold yellow]{convergence.length_note}[/]", soft_wrap=True)
-    report(compare_trials(ours, reference, resolve_zeror(args.zeror, args.data_dir), args.alpha, args.correction), console)
+    report(
+        compare_trials(ours, reference, resolve_zeror(args.zeror, args.data_dir), args.alpha, args.correction), console
+    )
     if convergence:
         report_convergence(convergence, console)
     else:
@@ -314,21 +351,45 @@ def run(args) -> None:
 
 
 def configure(parser) -> None:
-    parser.add_argument("--ours", type=trials_path, required=True, help=f"trials table of the reproduction (or {PUBLISHED})")
-    parser.add_argument("--reference", type=trials_path, default=PUBLISHED,
-                        help=f"trials table of the reference study (default: {PUBLISHED}, the study shipped with psa)")
-    parser.add_argument("--alpha", type=options.number(0, 1, low_open=True, high_open=True), default=0.05,
-                        help="significance level after correction")
-    parser.add_argument("--correction", choices=tuple(CORRECTIONS), default="holm",
-                        help="holm: family-wise error; bh: Benjamini-Hochberg false discovery rate")
+    parser.add_argument(
+        "--ours", type=trials_path, required=True, help=f"trials table of the reproduction (or {PUBLISHED})"
+    )
+    parser.add_argument(
+        "--reference",
+        type=trials_path,
+        default=PUBLISHED,
+        help=f"trials table of the reference study (default: {PUBLISHED}, the study shipped with psa)",
+    )
+    parser.add_argument(
+        "--alpha",
+        type=options.number(0, 1, low_open=True, high_open=True),
+        default=0.05,
+        help="significance level after correction",
+    )
+    parser.add_argument(
+        "--correction",
+        choices=tuple(CORRECTIONS),
+        default="holm",
+        help="holm: family-wise error; bh: Benjamini-Hochberg false discovery rate",
+    )
     parser.add_argument("--zeror", type=options.PERCENT, help="regime failure threshold, percent (default: from MNIST)")
-    parser.add_argument("--loops", type=loop_list, metavar="K,K,...",
-                        help=f"meta-loops at which to compare convergence (default: {', '.join(map(str, DEFAULT_LOOPS))} "
-                             "and the last one both sides ran; loops a side never ran are skipped)")
-    parser.add_argument("--ours-convergence", type=Path,
-                        help="our convergence table, study rows or per-trial rows (default: beside --ours, "
-                             "psa_<family>_trials_convergence.md)")
-    parser.add_argument("--reference-convergence", type=Path,
-                        help="the reference's convergence table (default: beside --reference; published: the shipped one)")
+    parser.add_argument(
+        "--loops",
+        type=loop_list,
+        metavar="K,K,...",
+        help=f"meta-loops at which to compare convergence (default: {', '.join(map(str, DEFAULT_LOOPS))} "
+        "and the last one both sides ran; loops a side never ran are skipped)",
+    )
+    parser.add_argument(
+        "--ours-convergence",
+        type=Path,
+        help="our convergence table, study rows or per-trial rows (default: beside --ours, "
+        "psa_<family>_trials_convergence.md)",
+    )
+    parser.add_argument(
+        "--reference-convergence",
+        type=Path,
+        help="the reference's convergence table (default: beside --reference; published: the shipped one)",
+    )
     options.add_data_dir(parser)
     parser.set_defaults(func=run)

@@ -15,8 +15,15 @@ from psa.topology import parameter_count
 
 FLOOR, DENSE, CHAIN = 0.08, 1.37e-8, 3e-6  # s per loop; s per parameter-trial-loop; s per layer-trial-loop
 # One GPU of the instance type, relative to an H100 in float32 (its FP32 FLOP/s and memory bandwidth).
-INSTANCE_SPEED = {"ml.g4dn.xlarge": 0.1, "ml.g4dn.2xlarge": 0.1, "ml.g5.xlarge": 0.25, "ml.g5.2xlarge": 0.25,
-                  "ml.p3.2xlarge": 0.25, "ml.p4d.24xlarge": 0.35, "ml.p5.48xlarge": 1.0}
+INSTANCE_SPEED = {
+    "ml.g4dn.xlarge": 0.1,
+    "ml.g4dn.2xlarge": 0.1,
+    "ml.g5.xlarge": 0.25,
+    "ml.g5.2xlarge": 0.25,
+    "ml.p3.2xlarge": 0.25,
+    "ml.p4d.24xlarge": 0.35,
+    "ml.p5.48xlarge": 1.0,
+}
 STARTUP = 300.0  # billable seconds a job spends before training: container start, pip install, data
 
 

@@ -20,10 +20,7 @@ SHA256 = {  # of the decompressed content (docs/DESIGN.md section 2)
     "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
     "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
-MIRRORS = (
-    "https://ossci-datasets.s3.amazonaws.com/mnist/",
-    "https://storage.googleapis.com/cvdf-datasets/mnist/",
-)
+MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "https://storage.googleapis.com/cvdf-datasets/mnist/")
 MEAN, STD = 0.1307, 0.3081
 SPLIT_SEED, TRAIN_SIZE, VAL_SIZE = 1337, 50_000, 10_000
 
@@ -46,9 +43,16 @@ class MNIST:
     def to(self, device, dtype=torch.float32) -> "MNIST":
         move = lambda x: x.to(device=device, dtype=dtype)  # noqa: E731
         return MNIST(
-            move(self.x_train), self.y_train.to(device), move(self.x_val), self.y_val.to(device),
-            move(self.x_test), self.y_test.to(device), self.y_full_train, self.train_indices,
-            self.val_indices, self.source,
+            move(self.x_train),
+            self.y_train.to(device),
+            move(self.x_val),
+            self.y_val.to(device),
+            move(self.x_test),
+            self.y_test.to(device),
+            self.y_full_train,
+            self.train_indices,
+            self.val_indices,
+            self.source,
         )
 
 
@@ -102,9 +106,11 @@ def _download(name: str, directory: Path) -> Path:
         if hashlib.sha256(content).hexdigest() != SHA256[name]:
             errors.append(f"{url}: wrong SHA-256")
             continue
-        return write_atomic(directory / f"{name}.gz", lambda tmp: tmp.write_bytes(payload))
-    raise PSAError(f"could not download MNIST file {name} ({'; '.join(errors)}); put the four IDX files in a "
-                   f"folder and pass --data-dir or set PSA_DATA_DIR, or copy them to {directory}")
+        return write_atomic(directory / f"{name}.gz", lambda tmp, payload=payload: tmp.write_bytes(payload))
+    raise PSAError(
+        f"could not download MNIST file {name} ({'; '.join(errors)}); put the four IDX files in a "
+        f"folder and pass --data-dir or set PSA_DATA_DIR, or copy them to {directory}"
+    )
 
 
 def locate(name: str, data_dir: Path | str | None = None, download: bool = True) -> bytes:
@@ -154,6 +160,14 @@ def load_mnist(data_dir: Path | str | None = None, download: bool = True) -> MNI
     train_idx, val_idx = split_indices()
     source = Path(data_dir or os.environ.get("PSA_DATA_DIR") or cache_dir())
     return MNIST(
-        train_x[train_idx], train_y[train_idx], train_x[val_idx], train_y[val_idx],
-        test_x, test_y, train_y, train_idx, val_idx, source,
+        train_x[train_idx],
+        train_y[train_idx],
+        train_x[val_idx],
+        train_y[val_idx],
+        test_x,
+        test_y,
+        train_y,
+        train_idx,
+        val_idx,
+        source,
     )

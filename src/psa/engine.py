@@ -64,8 +64,15 @@ def train_epoch(model, optimizer, spec: TrialSpec, data: MNIST, loop: int, repor
     return True
 
 
-def run_loops(spec: TrialSpec, data: MNIST, state: TrialState, meta_loops: int,
-              on_loop=lambda record, state: None, reporter: Reporter | None = None, stop=lambda: False):
+def run_loops(
+    spec: TrialSpec,
+    data: MNIST,
+    state: TrialState,
+    meta_loops: int,
+    on_loop=lambda record, state: None,
+    reporter: Reporter | None = None,
+    stop=lambda: False,
+):
     """Run up to `meta_loops` meta-loops on `state`, in place, calling on_loop(record, state) after
     each. Returns the loop records; a loop cut short by `stop()` is discarded, leaving the LKG as
     it was."""
@@ -79,8 +86,9 @@ def run_loops(spec: TrialSpec, data: MNIST, state: TrialState, meta_loops: int,
         active = copy.deepcopy(state.lkg)  # ablations never accumulate: each loop damages a fresh copy
         choice = ablation.choose(spec.mode, top, spec.seed, loop) if loop > 1 else None
         ablation.apply(active.linears, spec.mode, choice)
-        optimizer = torch.optim.AdamW(active.parameters(), lr=spec.hyper.lr, betas=BETAS, eps=EPS,
-                                      weight_decay=weight_decay)
+        optimizer = torch.optim.AdamW(
+            active.parameters(), lr=spec.hyper.lr, betas=BETAS, eps=EPS, weight_decay=weight_decay
+        )
         if not train_epoch(active, optimizer, spec, data, loop, reporter, stop):
             break
         score = accuracy(active, data.x_val, data.y_val)

@@ -19,10 +19,36 @@ from psa.store import DEFAULT_STORE, Store
 from psa.trial import SEEDINGS
 
 # What makes trials comparable: store column -> the export filter that selects it.
-SETTINGS = {"seeding": "--seeding", "base_seed": "--seed", "meta_loops": "--meta-loops", "lr": "--lr",
-            "batch_size": "--batch-size", "weight_decay": "--weight-decay", "dropout": "--dropout"}
-TRIAL_FIELDS = ["family", "arch", "mode", "trial", "seed", "seeding", "base_seed", "meta_loops", "lr", "batch_size",
-                "weight_decay", "dropout", "bounty", "bounty_loop", "test_accuracy", "device", "seconds", "job", "updated"]
+SETTINGS = {
+    "seeding": "--seeding",
+    "base_seed": "--seed",
+    "meta_loops": "--meta-loops",
+    "lr": "--lr",
+    "batch_size": "--batch-size",
+    "weight_decay": "--weight-decay",
+    "dropout": "--dropout",
+}
+TRIAL_FIELDS = [
+    "family",
+    "arch",
+    "mode",
+    "trial",
+    "seed",
+    "seeding",
+    "base_seed",
+    "meta_loops",
+    "lr",
+    "batch_size",
+    "weight_decay",
+    "dropout",
+    "bounty",
+    "bounty_loop",
+    "test_accuracy",
+    "device",
+    "seconds",
+    "job",
+    "updated",
+]
 LOOP_FIELDS = ["family", "arch", "mode", "trial", "seed", "loop", "score", "lkg", "bounty", "improved", "ablated"]
 
 
@@ -43,9 +69,13 @@ def select(rows: list[dict], wanted: dict, store: Path) -> list[dict]:
         if len(kinds) > 1:
             differ = [i for i, name in enumerate(SETTINGS) if len({k[i] for k in kinds}) > 1]
             names = list(SETTINGS)
-            listed = "; ".join(", ".join(f"{names[i]} {k[i]}" for i in differ) + f" ({n} trials)" for k, n in kinds.items())
-            raise PSAError(f"results store {store} holds {family} trials of {len(kinds)} settings ({listed}): "
-                           f"choose one with {', '.join(SETTINGS[names[i]] for i in differ)}")
+            listed = "; ".join(
+                ", ".join(f"{names[i]} {k[i]}" for i in differ) + f" ({n} trials)" for k, n in kinds.items()
+            )
+            raise PSAError(
+                f"results store {store} holds {family} trials of {len(kinds)} settings ({listed}): "
+                f"choose one with {', '.join(SETTINGS[names[i]] for i in differ)}"
+            )
     return rows
 
 
@@ -76,9 +106,14 @@ def export(store: Store, out_dir: Path | str, archs: list[str] | None = None, wa
         raise PSAError(f"results store {store.path} holds no complete trials of these architectures and settings yet")
     written, loops = [], []
     for family in sorted({r["family"] for r in rows}):
-        mine = sorted((r for r in rows if r["family"] == family),
-                      key=lambda r: (archs.index(r["arch"]) if archs else _arch_order(r["arch"]), MODES.index(r["mode"]),
-                                     r["trial"]))
+        mine = sorted(
+            (r for r in rows if r["family"] == family),
+            key=lambda r: (
+                archs.index(r["arch"]) if archs else _arch_order(r["arch"]),
+                MODES.index(r["mode"]),
+                r["trial"],
+            ),
+        )
         trials: dict = {}
         curves = []
         for r in mine:
@@ -86,14 +121,40 @@ def export(store: Store, out_dir: Path | str, archs: list[str] | None = None, wa
             cell += [None] * (r["trial"] + 1 - len(cell))
             cell[r["trial"]] = r["bounty"]
             history = store.history(r["id"])
-            curves.append(series.Curve(r["arch"], r["mode"], r["trial"] + 1, [h.score for h in history],
-                                       [h.lkg_score for h in history], r["test_accuracy"]))
-            loops += [{**r, "loop": h.loop, "score": h.score, "lkg": h.lkg_score, "bounty": h.bounty,
-                       "improved": int(h.improved), "ablated": h.ablated} for h in history]
+            curves.append(
+                series.Curve(
+                    r["arch"],
+                    r["mode"],
+                    r["trial"] + 1,
+                    [h.score for h in history],
+                    [h.lkg_score for h in history],
+                    r["test_accuracy"],
+                )
+            )
+            loops += [
+                {
+                    **r,
+                    "loop": h.loop,
+                    "score": h.score,
+                    "lkg": h.lkg_score,
+                    "bounty": h.bounty,
+                    "improved": int(h.improved),
+                    "ablated": h.ablated,
+                }
+                for h in history
+            ]
         settings = settings_of(mine)
-        paths = {kind: results.default_path(kind, family, out_dir) for kind in
-                 ("summary", "trials", "trials_convergence", "trials_lkg_growth",
-                  "trials_convergence_per_trial", "trials_lkg_growth_per_trial")}
+        paths = {
+            kind: results.default_path(kind, family, out_dir)
+            for kind in (
+                "summary",
+                "trials",
+                "trials_convergence",
+                "trials_lkg_growth",
+                "trials_convergence_per_trial",
+                "trials_lkg_growth_per_trial",
+            )
+        }
         results.write_summary(paths["summary"], trials, family, settings)
         results.write_trials(paths["trials"], trials, family, settings)
         for rows_of, suffix in ((series.study(curves), ""), (series.per_trial(curves), "_per_trial")):
@@ -101,8 +162,11 @@ def export(store: Store, out_dir: Path | str, archs: list[str] | None = None, wa
             series.write_series(paths[f"trials_convergence{suffix}"], convergence, "convergence", family, settings)
             series.write_series(paths[f"trials_lkg_growth{suffix}"], growth, "lkg_growth", family, settings)
         written += paths.values()
-        written.append(_write_csv(out_dir / f"psa_{family}_loops.csv", LOOP_FIELDS,
-                                  [row for row in loops if row["family"] == family]))
+        written.append(
+            _write_csv(
+                out_dir / f"psa_{family}_loops.csv", LOOP_FIELDS, [row for row in loops if row["family"] == family]
+            )
+        )
     ordered = sorted(rows, key=lambda r: (r["family"], _arch_order(r["arch"]), MODES.index(r["mode"]), r["trial"]))
     return written + [_write_csv(out_dir / "psa_trials.csv", TRIAL_FIELDS, ordered)]
 
@@ -111,8 +175,15 @@ def run(args) -> None:
     if not Path(args.store).is_file():
         raise PSAError(f"results store {args.store} not found; run `psa sweep` first")
     archs = [str(a) for a in read_configurations(args.configs)] if args.configs else None
-    wanted = {"seeding": args.seeding, "base_seed": args.seed, "meta_loops": args.meta_loops, "lr": args.lr,
-              "batch_size": args.batch_size, "weight_decay": args.weight_decay, "dropout": args.dropout}
+    wanted = {
+        "seeding": args.seeding,
+        "base_seed": args.seed,
+        "meta_loops": args.meta_loops,
+        "lr": args.lr,
+        "batch_size": args.batch_size,
+        "weight_decay": args.weight_decay,
+        "dropout": args.dropout,
+    }
     store = Store(args.store)
     try:
         for path in export(store, Path(args.out), archs, wanted):

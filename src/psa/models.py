@@ -49,14 +49,16 @@ class MLP(nn.Module):
         super().__init__()
         self.plan = top.plan
         self.linears = nn.ModuleList(nn.Linear(fan_in, fan_out) for fan_in, fan_out in top.shapes)
-        self.dropouts = nn.ModuleList(KeyedDropout(dropout, offset, top.dropout_units) for offset in top.dropout_offsets)
+        self.dropouts = nn.ModuleList(
+            KeyedDropout(dropout, offset, top.dropout_units) for offset in top.dropout_offsets
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for (kind, l), dropout in zip(self.plan, self.dropouts):
+        for (kind, li), dropout in zip(self.plan, self.dropouts):
             if kind == "linear":
-                x = dropout(F.relu(self.linears[l](x)))
+                x = dropout(F.relu(self.linears[li](x)))
             else:
-                x = F.relu(x + self.linears[l + 1](dropout(F.relu(self.linears[l](x)))))
+                x = F.relu(x + self.linears[li + 1](dropout(F.relu(self.linears[li](x)))))
         return self.linears[-1](x)
 
     def set_dropout_key(self, key: int) -> None:

@@ -14,6 +14,7 @@ from psa.trial import Hyper
 
 def whole(minimum: int = 1):
     """An argparse type: a whole number >= minimum."""
+
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -22,11 +23,13 @@ def whole(minimum: int = 1):
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
         return value
+
     return parse
 
 
 def number(low: float = -math.inf, high: float = math.inf, low_open: bool = False, high_open: bool = False):
     """An argparse type: a finite number in [low, high], each end open when asked."""
+
     def parse(text: str) -> float:
         try:
             value = float(text)
@@ -38,6 +41,7 @@ def number(low: float = -math.inf, high: float = math.inf, low_open: bool = Fals
             bounds = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
             raise argparse.ArgumentTypeError(f"must be a finite number in {bounds}, not {text}")
         return value
+
     return parse
 
 
@@ -63,8 +67,12 @@ def add_hyper(parser, defaults: bool = True) -> None:
     """--lr, --batch-size, --weight-decay, --dropout with Hyper's defaults (or none: filters)."""
     for f in fields(Hyper):
         kind, text = HYPER[f.name]
-        parser.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=f.default if defaults else None,
-                            help=f"{text} (default: {f.default:g})" if defaults else text)
+        parser.add_argument(
+            f"--{f.name.replace('_', '-')}",
+            type=kind,
+            default=f.default if defaults else None,
+            help=f"{text} (default: {f.default:g})" if defaults else text,
+        )
 
 
 def hyper(args: argparse.Namespace) -> Hyper:
@@ -72,20 +80,30 @@ def hyper(args: argparse.Namespace) -> Hyper:
 
 
 def add_device(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", type=device_name, default=None,
-                        help="cpu, mps, cuda or cuda:N (default: CUDA, else MPS, else CPU)")
+    parser.add_argument(
+        "--device", type=device_name, default=None, help="cpu, mps, cuda or cuda:N (default: CUDA, else MPS, else CPU)"
+    )
 
 
 def add_threads(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--threads", type=whole(1), default=None,
-                        help="CPU threads for torch (default: $PSA_THREADS, else the cores this process may use)")
+    parser.add_argument(
+        "--threads",
+        type=whole(1),
+        default=None,
+        help="CPU threads for torch (default: $PSA_THREADS, else the cores this process may use)",
+    )
 
 
 def add_data_dir(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", type=Path, default=None,
-                        help="folder with the four MNIST IDX files (default: $PSA_DATA_DIR, else the user cache)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="folder with the four MNIST IDX files (default: $PSA_DATA_DIR, else the user cache)",
+    )
 
 
 def add_family(parser: argparse.ArgumentParser, flag: str = "--model") -> None:
-    parser.add_argument(flag, dest="family", default=FAMILIES[0], choices=FAMILIES,
-                        help=f"model family (default: {FAMILIES[0]})")
+    parser.add_argument(
+        flag, dest="family", default=FAMILIES[0], choices=FAMILIES, help=f"model family (default: {FAMILIES[0]})"
+    )

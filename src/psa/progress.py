@@ -17,8 +17,7 @@ def _duration(seconds: float) -> str:
 
 
 class Reporter:
-    def __init__(self, console: Console | None = None, trials: int = 0, every: float = 30.0,
-                 live: bool | None = None):
+    def __init__(self, console: Console | None = None, trials: int = 0, every: float = 30.0, live: bool | None = None):
         self.console = console or Console()
         self.total, self.every = trials, every
         self.live = self.console.is_terminal if live is None else live
@@ -30,8 +29,15 @@ class Reporter:
 
     def __enter__(self) -> "Reporter":
         if self.live:
-            self.bars = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TimeRemainingColumn(), console=self.console, transient=True)
+            self.bars = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=True,
+            )
             self.bars.start()
             self.trial_bar = self.bars.add_task("trials", total=self.total)
             self.loop_bar = self.bars.add_task("meta-loops", total=1)
@@ -85,5 +91,9 @@ class Reporter:
         elapsed = now - self.started
         done = self.trials_done + self.trials * (self.loop + self.step_count / self.steps) / self.loops
         eta = f"ETA {_duration(elapsed * (self.total - done) / done)}" if 0 < done < self.total else "ETA -"
-        self.console.print(f"[{time.strftime('%H:%M:%S')}] trials {self.trials_done}/{self.total} done | "
-                           f"{self.name}: {where} | elapsed {_duration(elapsed)} | {eta}", highlight=False, soft_wrap=True)
+        self.console.print(
+            f"[{time.strftime('%H:%M:%S')}] trials {self.trials_done}/{self.total} done | "
+            f"{self.name}: {where} | elapsed {_duration(elapsed)} | {eta}",
+            highlight=False,
+            soft_wrap=True,
+        )

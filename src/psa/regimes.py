@@ -41,7 +41,9 @@ class Thresholds:
 
 
 def calculate_summary_metrics(trials: Trials) -> Metrics:
-    return {arch_key(arch): {mode: mode_stats(by_mode.get(mode, [])) for mode in MODES} for arch, by_mode in trials.items()}
+    return {
+        arch_key(arch): {mode: mode_stats(by_mode.get(mode, [])) for mode in MODES} for arch, by_mode in trials.items()
+    }
 
 
 def resolve_zeror(zeror: float | None, data_dir: Path | str | None = None) -> float:
@@ -57,7 +59,9 @@ def _within(means: np.ndarray, centre: np.ndarray, spread: np.ndarray) -> np.nda
     return np.all(np.abs(means - centre[..., None]) <= spread[..., None], -1)
 
 
-def apply_rules(mean: np.ndarray, std: np.ndarray, top: np.ndarray, z: float, t: Thresholds = Thresholds()) -> np.ndarray:
+def apply_rules(
+    mean: np.ndarray, std: np.ndarray, top: np.ndarray, z: float, t: Thresholds = Thresholds()
+) -> np.ndarray:
     """Regime labels of statistics shaped (..., 6), the last axis the modes in MODES order: one
     architecture, or a whole stack of bootstrap resamples of it at once."""
     base, ablative = mean[..., _BASE], mean[..., _ABLATIVE]
@@ -68,7 +72,9 @@ def apply_rules(mean: np.ndarray, std: np.ndarray, top: np.ndarray, z: float, t:
     overlap = ablative.max(-1) - base.min(-1)
 
     untrainable = np.all(top <= z, -1) | (np.all(mean <= z, -1) & np.all(ablative_top <= z, -1))
-    beneficial = (ablative.max(-1) <= mu_b + e) & baselines_close & (_within(ablative, mu_b, e) | (overlap >= t.overlap))
+    beneficial = (
+        (ablative.max(-1) <= mu_b + e) & baselines_close & (_within(ablative, mu_b, e) | (overlap >= t.overlap))
+    )
     optimal = (
         (mu_a < mu_b - e)
         | ((base_top.max(-1) > ablative_top.max(-1)) & (mu_a <= mu_b))
@@ -84,7 +90,9 @@ def apply_rules(mean: np.ndarray, std: np.ndarray, top: np.ndarray, z: float, t:
     return np.select([untrainable, beneficial, optimal, chaotic], labels, "unknown")
 
 
-def classify_regime(arch: str, metrics: Metrics, zeror: float | None = None, thresholds: Thresholds = Thresholds()) -> str:
+def classify_regime(
+    arch: str, metrics: Metrics, zeror: float | None = None, thresholds: Thresholds = Thresholds()
+) -> str:
     """The regime label of `arch` (any spelling); 'unknown' if a mode is missing or no rule fits."""
     stats = metrics.get(arch_key(arch), {})
     if any(stats.get(mode) is None for mode in MODES):
@@ -93,8 +101,9 @@ def classify_regime(arch: str, metrics: Metrics, zeror: float | None = None, thr
     return str(apply_rules(*columns, resolve_zeror(zeror), thresholds))
 
 
-def classify_grid(grid: list[Architecture], trials: Trials, zeror: float | None = None,
-                  thresholds: Thresholds = Thresholds()) -> dict[str, str]:
+def classify_grid(
+    grid: list[Architecture], trials: Trials, zeror: float | None = None, thresholds: Thresholds = Thresholds()
+) -> dict[str, str]:
     """Regime of every architecture of `grid` that `trials` holds, in the grid's order ('L*W'
     keys). One the trials lack is left out: nothing was run, which is no verdict."""
     metrics = calculate_summary_metrics(trials)
@@ -107,23 +116,24 @@ def held(grid: list[Architecture], trials: Trials, config_file, trials_file) -> 
     on stderr says how many are left out: nothing was run for them, which is no verdict."""
     present = [arch for arch in grid if str(arch) in trials]
     if present and len(present) < len(grid):
-        print(f"note: {len(grid) - len(present)} of the {len(grid)} architectures of {config_file} are not in "
-              f"{trials_file} (never run there): left out", file=sys.stderr)
+        print(
+            f"note: {len(grid) - len(present)} of the {len(grid)} architectures of {config_file} are not in "
+            f"{trials_file} (never run there): left out",
+            file=sys.stderr,
+        )
     return present
 
 
 def get_all_regime_classifications(
-    config_path: Path | str,
-    trials_path: Path | str,
-    zeror: float | None = None,
-    thresholds: Thresholds = Thresholds(),
+    config_path: Path | str, trials_path: Path | str, zeror: float | None = None, thresholds: Thresholds = Thresholds()
 ) -> dict[str, str]:
     """Regime of every architecture of the configuration file that the trials file holds."""
     return classify_grid(read_configurations(config_path), read_trials(trials_path), zeror, thresholds)
 
 
-def stability(trials: Trials, zeror: float | None, n: int, seed: int = 0,
-              thresholds: Thresholds = Thresholds()) -> dict[str, float]:
+def stability(
+    trials: Trials, zeror: float | None, n: int, seed: int = 0, thresholds: Thresholds = Thresholds()
+) -> dict[str, float]:
     """Per architecture, the share of `n` bootstrap resamples that keep its regime: each mode's
     bounties are drawn again with replacement, as many as it has, and the statistics and rules
     recomputed. A mode without bounties stays so in every resample: its 'unknown' is kept (1.0).
@@ -138,7 +148,9 @@ def stability(trials: Trials, zeror: float | None, n: int, seed: int = 0,
         if any(len(values) == 0 for values in bounties):
             shares[key] = 1.0
             continue
-        rng = np.random.default_rng([seed, *(number for segment in Architecture.parse(key).segments for number in segment)])
+        rng = np.random.default_rng(
+            [seed, *(number for segment in Architecture.parse(key).segments for number in segment)]
+        )
         samples = [values[rng.integers(0, len(values), size=(n, len(values)))] for values in bounties]
         stats = [np.stack([getattr(sample, name)(1) for sample in samples], -1) for name in ("mean", "std", "max")]
         shares[key] = float(np.mean(apply_rules(*stats, z, thresholds) == classify_regime(key, metrics, z, thresholds)))
@@ -183,33 +195,54 @@ def run(args) -> None:
     if args.bootstrap:
         shares = stability({arch: trials[arch] for arch in regimes}, zeror, args.bootstrap, args.seed, thresholds)
     if args.json:
-        body = regimes if shares is None else {
-            arch: {"regime": regime, "stability": shares[arch]} for arch, regime in regimes.items()}
+        body = (
+            regimes
+            if shares is None
+            else {arch: {"regime": regime, "stability": shares[arch]} for arch, regime in regimes.items()}
+        )
         print(json.dumps(body, indent=2))
     else:
         console = Console()
         console.print(regime_table(regimes, zeror, shares))
         if shares is not None:
-            console.print(f"stability: share of {args.bootstrap} bootstrap resamples of each mode's trials "
-                          f"(seed {args.seed}) that keep the architecture's regime")
+            console.print(
+                f"stability: share of {args.bootstrap} bootstrap resamples of each mode's trials "
+                f"(seed {args.seed}) that keep the architecture's regime"
+            )
 
 
 def configure(parser) -> None:
-    parser.add_argument("--config-file", type=Path, default=CONFIGURATIONS,
-                        help="architectures, one L*W per line (default: the published study's); those the "
-                             "trials file lacks are left out, with a note")
+    parser.add_argument(
+        "--config-file",
+        type=Path,
+        default=CONFIGURATIONS,
+        help="architectures, one L*W per line (default: the published study's); those the "
+        "trials file lacks are left out, with a note",
+    )
     parser.add_argument("--trials-file", type=Path, help="trials table (default: results/psa_<family>_trials.md)")
     options.add_family(parser, "--family")
-    parser.add_argument("--zeror", type=options.PERCENT, help="failure threshold in percent (default: validation ZeroR from MNIST)")
+    parser.add_argument(
+        "--zeror", type=options.PERCENT, help="failure threshold in percent (default: validation ZeroR from MNIST)"
+    )
     options.add_data_dir(parser)
     for field in fields(Thresholds):
-        parser.add_argument(f"--{field.name.replace('_', '-')}", type=options.NON_NEGATIVE, default=field.default,
-                            help=f"rule threshold (default {field.default})")
-    parser.add_argument("--bootstrap", type=options.whole(1), metavar="N",
-                        help="also resample each mode's trials N times (with replacement, same count) and report "
-                             "per architecture the share of resamples that keep its regime")
+        parser.add_argument(
+            f"--{field.name.replace('_', '-')}",
+            type=options.NON_NEGATIVE,
+            default=field.default,
+            help=f"rule threshold (default {field.default})",
+        )
+    parser.add_argument(
+        "--bootstrap",
+        type=options.whole(1),
+        metavar="N",
+        help="also resample each mode's trials N times (with replacement, same count) and report "
+        "per architecture the share of resamples that keep its regime",
+    )
     parser.add_argument("--seed", type=options.whole(0), default=0, help="seed of the bootstrap (default 0)")
-    parser.add_argument("--json", action="store_true",
-                        help='print {"L*W": regime} as JSON; with --bootstrap {"L*W": {"regime": ..., '
-                             '"stability": share}}')
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help='print {"L*W": regime} as JSON; with --bootstrap {"L*W": {"regime": ..., "stability": share}}',
+    )
     parser.set_defaults(func=run)

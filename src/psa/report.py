@@ -30,24 +30,29 @@ def architecture_table(config_file: Path | str, asymmetric_file: Path | str, fam
         for arch in read_configurations(config_file)
     ]
     header = r"\textbf{Architecture} & \textbf{Parameters} & \textbf{Parameter Matching} \\"
-    return "\n".join([
-        _needs("booktabs", "longtable"),
-        r"\begin{longtable}{lrl}",
-        r"\caption{Parameters for Network Architectures}",
-        r"\label{tab:architecture_parameters} \\",
-        r"\toprule",
-        header,
-        r"\midrule",
-        r"\endfirsthead",
-        r"\toprule",
-        header,
-        r"\midrule",
-        r"\endhead",
-        r"\bottomrule",
-        r"\endlastfoot",
-        *rows,
-        r"\end{longtable}",
-    ]) + "\n"
+    return (
+        "\n".join(
+            [
+                _needs("booktabs", "longtable"),
+                r"\begin{longtable}{lrl}",
+                r"\caption{Parameters for Network Architectures}",
+                r"\label{tab:architecture_parameters} \\",
+                r"\toprule",
+                header,
+                r"\midrule",
+                r"\endfirsthead",
+                r"\toprule",
+                header,
+                r"\midrule",
+                r"\endhead",
+                r"\bottomrule",
+                r"\endlastfoot",
+                *rows,
+                r"\end{longtable}",
+            ]
+        )
+        + "\n"
+    )
 
 
 def winners(entry: SummaryEntry) -> list[str]:
@@ -55,7 +60,9 @@ def winners(entry: SummaryEntry) -> list[str]:
     if not entry.modes:
         return []
     best = max(stats.mean for stats in entry.modes.values())
-    return [mode for mode in MODES if mode in entry.modes and best - entry.modes[mode].mean <= TIE_TOLERANCE + _ROUNDING]
+    return [
+        mode for mode in MODES if mode in entry.modes and best - entry.modes[mode].mean <= TIE_TOLERANCE + _ROUNDING
+    ]
 
 
 def accuracy_table(summary: dict[str, SummaryEntry], order: list[str], caption: str, label: str) -> str:
@@ -75,24 +82,31 @@ def accuracy_table(summary: dict[str, SummaryEntry], order: list[str], caption: 
         names = "/".join(f"\\texttt{{{mode}}}" for mode in best)
         cells.append("--" if not best else f"Tie: {names}" if len(best) > 1 else names)
         rows.append(" & ".join(cells) + " \\\\")
-    return "\n".join([
-        _needs("booktabs", "graphicx"),
-        r"\begin{table}[ht]",
-        r"\centering",
-        f"\\caption{{{caption}}}",
-        f"\\label{{{label}}}",
-        r"\resizebox{\textwidth}{!}{%",
-        f"\\begin{{tabular}}{{{' '.join('l' * (len(modes) + 2))}}}",
-        r"\toprule",
-        r"\textbf{Architecture} & " + " & ".join(f"\\texttt{{{mode}}}" for mode in modes) + r" & \textbf{Winner} \\",
-        " & " + " & ".join(r"Mean $\pm$ Std (\%)" for _ in modes) + r" & \\",
-        r"\midrule",
-        *rows,
-        r"\bottomrule",
-        r"\end{tabular}",
-        "}",
-        r"\end{table}",
-    ]) + "\n"
+    return (
+        "\n".join(
+            [
+                _needs("booktabs", "graphicx"),
+                r"\begin{table}[ht]",
+                r"\centering",
+                f"\\caption{{{caption}}}",
+                f"\\label{{{label}}}",
+                r"\resizebox{\textwidth}{!}{%",
+                f"\\begin{{tabular}}{{{' '.join('l' * (len(modes) + 2))}}}",
+                r"\toprule",
+                r"\textbf{Architecture} & "
+                + " & ".join(f"\\texttt{{{mode}}}" for mode in modes)
+                + r" & \textbf{Winner} \\",
+                " & " + " & ".join(r"Mean $\pm$ Std (\%)" for _ in modes) + r" & \\",
+                r"\midrule",
+                *rows,
+                r"\bottomrule",
+                r"\end{tabular}",
+                "}",
+                r"\end{table}",
+            ]
+        )
+        + "\n"
+    )
 
 
 def _emit(text: str, output: Path | None) -> None:
@@ -109,7 +123,8 @@ def run_architecture_table(args) -> None:
 def run_accuracy_table(args) -> None:
     datafile = args.datafile or default_path("summary", args.family)
     caption = args.caption or (
-        f"Mean Peak Accuracy (\\%) with Standard Deviation over 10 Trials for {FAMILY_TITLES[args.family]} Architectures"
+        "Mean Peak Accuracy (\\%) with Standard Deviation over 10 Trials for "
+        f"{FAMILY_TITLES[args.family]} Architectures"
     )
     order = [str(arch) for arch in read_configurations(args.order)]
     _emit(accuracy_table(read_summary(datafile), order, caption, args.label), args.output)
@@ -121,18 +136,30 @@ def _common(parser) -> None:
 
 
 def configure_architecture_table(parser) -> None:
-    parser.add_argument("--config-file", type=Path, default=CONFIGURATIONS,
-                        help="architectures, one L*W per line (default: the published study's)")
-    parser.add_argument("--asymmetric-file", type=Path, default=ASYMMETRIC,
-                        help="architectures outside the parameter-matching design (default: the published study's)")
+    parser.add_argument(
+        "--config-file",
+        type=Path,
+        default=CONFIGURATIONS,
+        help="architectures, one L*W per line (default: the published study's)",
+    )
+    parser.add_argument(
+        "--asymmetric-file",
+        type=Path,
+        default=ASYMMETRIC,
+        help="architectures outside the parameter-matching design (default: the published study's)",
+    )
     _common(parser)
     parser.set_defaults(func=run_architecture_table)
 
 
 def configure_accuracy_table(parser) -> None:
     parser.add_argument("--datafile", type=Path, help="summary file (default: results/psa_<family>_summary.md)")
-    parser.add_argument("--order", type=Path, default=CONFIGURATIONS,
-                        help="configuration file giving the row order (default: the published study's)")
+    parser.add_argument(
+        "--order",
+        type=Path,
+        default=CONFIGURATIONS,
+        help="configuration file giving the row order (default: the published study's)",
+    )
     parser.add_argument("--caption", help="table caption (default names the family)")
     parser.add_argument("--label", default="tab:results_summary_stats")
     _common(parser)

@@ -30,18 +30,27 @@ def publish(out: Path, family: str, archs: list[str], all_modes: bool, data_dir=
     title = FAMILY_TITLES[family]
     summary, trials = default_path("summary", family, out), default_path("trials", family, out)
     written = [
-        write_text(out / f"{title}_Table_Accuracy.tex", report.accuracy_table(
-            read_summary(summary), archs, f"Mean Peak Accuracy (\\%) for {title} Architectures", "tab:results_summary_stats")),
+        write_text(
+            out / f"{title}_Table_Accuracy.tex",
+            report.accuracy_table(
+                read_summary(summary),
+                archs,
+                f"Mean Peak Accuracy (\\%) for {title} Architectures",
+                "tab:results_summary_stats",
+            ),
+        ),
         write_text(out / f"{title}_Table_Architectures.tex", report.architecture_table(configs, ASYMMETRIC, family)),
         space.design_space_figure(configs, out / f"{title}_Testing_Design_Space.png", family),
     ]
     if all_modes:
         written += heatmaps.heatmap_figures(configs, trials, out, family, zeror)
         labels = regimes.get_all_regime_classifications(configs, trials, zeror)
-        written.append(write_text(default_path("regimes", family, out).with_suffix(".json"),
-                                  json.dumps(labels, indent=2) + "\n"))
-    written += convergence.study_figures(default_path("trials_convergence", family, out), out, family, zeror, archs,
-                                         trials if all_modes else None)
+        written.append(
+            write_text(default_path("regimes", family, out).with_suffix(".json"), json.dumps(labels, indent=2) + "\n")
+        )
+    written += convergence.study_figures(
+        default_path("trials_convergence", family, out), out, family, zeror, archs, trials if all_modes else None
+    )
     return written
 
 
@@ -53,12 +62,18 @@ def reproduce(args) -> None:
         args.trials, args.meta_loops = 10, 100
     elif not args.configs and not args.arch:
         args.arch = QUICK_ARCHS
-    console.print(f"[bold]psa reproduce[/] ({'the full study' if args.full else 'quick profile'}): "
-                  f"{args.trials} trials x {args.meta_loops} meta-loops per cell")
+    console.print(
+        f"[bold]psa reproduce[/] ({'the full study' if args.full else 'quick profile'}): "
+        f"{args.trials} trials x {args.meta_loops} meta-loops per cell"
+    )
     sweep(args)
     archs = [str(a) for a in grid_from_args(args).cells]
-    wanted = {"seeding": args.seeding, "base_seed": args.seed, "meta_loops": args.meta_loops,
-              **vars(options.hyper(args))}
+    wanted = {
+        "seeding": args.seeding,
+        "base_seed": args.seed,
+        "meta_loops": args.meta_loops,
+        **vars(options.hyper(args)),
+    }
     store = Store(args.store)
     try:
         written = export(store, Path(args.out), archs, wanted)
@@ -71,7 +86,10 @@ def reproduce(args) -> None:
 
 def configure(parser) -> None:
     add_grid_arguments(parser, trials=3, meta_loops=10, store=None)
-    parser.add_argument("--full", action="store_true",
-                        help="the paper's whole grid: 98 architectures x 6 modes x 10 trials x 100 meta-loops")
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="the paper's whole grid: 98 architectures x 6 modes x 10 trials x 100 meta-loops",
+    )
     parser.add_argument("--out", default="results", help="where exports and figures go (default: results/)")
     parser.set_defaults(func=reproduce)

@@ -68,8 +68,13 @@ def read_trials(path: Path | str) -> Trials:
 
 
 def write_trials(path: Path | str, trials: Trials, family: str, settings: dict | None = None) -> None:
-    lines = [f"# Persistent Stochastic Ablation - {tables.title(family)} Raw Trial Data", "",
-             *tables.settings_lines(settings), "## Raw Trial Data", ""]
+    lines = [
+        f"# Persistent Stochastic Ablation - {tables.title(family)} Raw Trial Data",
+        "",
+        *tables.settings_lines(settings),
+        "## Raw Trial Data",
+        "",
+    ]
     for arch, by_mode in trials.items():
         lines += [f"### Architecture: {arch_key(arch)}", ""]
         count = max((len(values) for values in by_mode.values()), default=0)
@@ -131,7 +136,9 @@ def read_summary(path: Path | str) -> dict[str, SummaryEntry]:
         elif text.startswith("* "):
             match = _STATS.fullmatch(text)
             if not match:
-                raise tables.error(path, number, f"expected '* Mode: Mean=..% | Std=..% | Min=..% | Max=..% (n=..)', found {text!r}")
+                raise tables.error(
+                    path, number, f"expected '* Mode: Mean=..% | Std=..% | Min=..% | Max=..% (n=..)', found {text!r}"
+                )
             if current is None:
                 raise tables.error(path, number, "mode line before any 'Results Shape' line")
             if match[2] is not None:
@@ -143,15 +150,25 @@ def read_summary(path: Path | str) -> dict[str, SummaryEntry]:
 
 
 def write_summary(path: Path | str, trials: Trials, family: str, settings: dict | None = None) -> None:
-    lines = [f"# Persistent Stochastic Ablation - {tables.title(family)} Results Summary", "",
-             *tables.settings_lines(settings), "## Statistical Summary", ""]
+    lines = [
+        f"# Persistent Stochastic Ablation - {tables.title(family)} Results Summary",
+        "",
+        *tables.settings_lines(settings),
+        "## Statistical Summary",
+        "",
+    ]
     for arch, by_mode in trials.items():
         parameters = parameter_count(Architecture.parse(arch_key(arch)), family)
         lines.append(f"Results Shape {{{arch_key(arch)}}} Parameters {{{parameters}}}")
         for mode in MODES:
             stats = mode_stats(by_mode.get(mode, []))
-            body = FAILED if stats is None else (
-                f"Mean={stats.mean:.2f}% | Std={stats.std:.2f}% | Min={stats.min:.2f}% | Max={stats.max:.2f}% (n={stats.n})"
+            body = (
+                FAILED
+                if stats is None
+                else (
+                    f"Mean={stats.mean:.2f}% | Std={stats.std:.2f}% | Min={stats.min:.2f}% | "
+                    f"Max={stats.max:.2f}% (n={stats.n})"
+                )
             )
             lines.append(f"* {tables.MODE_TITLES[mode]}: {body}")
         lines.append("")

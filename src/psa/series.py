@@ -26,7 +26,9 @@ INTROS = {
         ],
     ),
 }
-PER_TRIAL = "One row per trial (the study's tables hold one row per architecture and mode, the maximum over its trials)."
+PER_TRIAL = (
+    "One row per trial (the study's tables hold one row per architecture and mode, the maximum over its trials)."
+)
 
 
 @dataclass
@@ -85,14 +87,18 @@ def study_rows(rows: list[SeriesRow]) -> list[SeriesRow]:
     made = []
     for (arch, mode), members in cells.items():
         tests = [row.final_test for row in members if row.final_test is not None]
-        made.append(SeriesRow(arch, mode, None, _loop_max([row.values for row in members]), max(tests) if tests else None))
+        made.append(
+            SeriesRow(arch, mode, None, _loop_max([row.values for row in members]), max(tests) if tests else None)
+        )
     return present + made
 
 
 def _loop_max(series: list[list[float | None]]) -> list[float | None]:
     """Each loop's maximum over the series that have a value there (None where none has)."""
-    return [max((s[k] for s in series if k < len(s) and s[k] is not None), default=None)
-            for k in range(max(map(len, series)))]
+    return [
+        max((s[k] for s in series if k < len(s) and s[k] is not None), default=None)
+        for k in range(max(map(len, series)))
+    ]
 
 
 def _growth(lkgs: list[float]) -> list[float]:
@@ -112,10 +118,16 @@ def read_series(path: Path | str) -> list[SeriesRow]:
         if width is None:
             has_trial = cells[2:3] == ["Trial"]
             loops = cells[2 + has_trial : -1]
-            if cells[:2] != ["Architecture", "Mode"] or cells[-1] != "Final Test" or not all(
-                c.startswith("Meta-Loop") for c in loops
+            if (
+                cells[:2] != ["Architecture", "Mode"]
+                or cells[-1] != "Final Test"
+                or not all(c.startswith("Meta-Loop") for c in loops)
             ):
-                raise tables.error(path, number, "expected a header '| Architecture | Mode | [Trial |] Meta-Loop 1 | ... | Final Test |'")
+                raise tables.error(
+                    path,
+                    number,
+                    "expected a header '| Architecture | Mode | [Trial |] Meta-Loop 1 | ... | Final Test |'",
+                )
             width = len(cells)
         elif not tables.is_separator(text):
             if len(cells) != width:
@@ -126,8 +138,15 @@ def read_series(path: Path | str) -> list[SeriesRow]:
                     raise tables.error(path, number, f"expected a trial number or N/A, found {cells[2]!r}")
                 trial = int(cells[2])
             values = [tables.value(cell, path, number) for cell in cells[2 + has_trial : -1]]
-            rows.append(SeriesRow(tables.arch(cells[0], path, number), tables.mode(cells[1], path, number), trial,
-                                  values, tables.value(cells[-1], path, number)))
+            rows.append(
+                SeriesRow(
+                    tables.arch(cells[0], path, number),
+                    tables.mode(cells[1], path, number),
+                    trial,
+                    values,
+                    tables.value(cells[-1], path, number),
+                )
+            )
     if width is None:
         raise PSAError(f"{path}: no '| Architecture | Mode | ...' table: not a convergence or LKG growth table")
     return rows
@@ -139,10 +158,23 @@ def write_series(path: Path | str, rows: list[SeriesRow], kind: str, family: str
     heading, intro = INTROS[kind]
     loops = max((len(row.values) for row in rows), default=0)
     has_trial = any(row.trial is not None for row in rows)
-    header = ["Architecture", "Mode"] + ["Trial"] * has_trial + [f"Meta-Loop {i}" for i in range(1, loops + 1)] + ["Final Test"]
+    header = (
+        ["Architecture", "Mode"]
+        + ["Trial"] * has_trial
+        + [f"Meta-Loop {i}" for i in range(1, loops + 1)]
+        + ["Final Test"]
+    )
     separator = ["-------------", "------"] + ["-------"] * has_trial + ["---"] * loops + ["------------"]
-    lines = [f"# PSA {tables.title(family)} Trials - {heading}", "", *intro, *([PER_TRIAL] if has_trial else []), "",
-             *tables.settings_lines(settings), "| " + " | ".join(header) + " |", "|" + "|".join(separator) + "|"]
+    lines = [
+        f"# PSA {tables.title(family)} Trials - {heading}",
+        "",
+        *intro,
+        *([PER_TRIAL] if has_trial else []),
+        "",
+        *tables.settings_lines(settings),
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(separator) + "|",
+    ]
     for row in rows:
         # The published tables spell architectures as in job names ('18x18').
         cells = [Architecture.parse(row.arch).job_token, row.mode]

@@ -64,13 +64,17 @@ CREATE TABLE IF NOT EXISTS weights (
 );
 """
 # What a store of psa 0.1 (schema 1) lacks; the columns are added on open.
-UPGRADE = ["ALTER TABLE trials ADD COLUMN seeding TEXT NOT NULL DEFAULT 'paired'",
-           "ALTER TABLE trials ADD COLUMN base_seed INTEGER",
-           "ALTER TABLE trials ADD COLUMN loops_done INTEGER NOT NULL DEFAULT 0",
-           "ALTER TABLE trials ADD COLUMN lkg_score REAL", "ALTER TABLE trials ADD COLUMN job TEXT",
-           "ALTER TABLE trials ADD COLUMN owner TEXT", "ALTER TABLE trials ADD COLUMN heartbeat REAL",
-           "ALTER TABLE loops ADD COLUMN sweep_id INTEGER",
-           "UPDATE trials SET loops_done = meta_loops WHERE status = 'complete'"]
+UPGRADE = [
+    "ALTER TABLE trials ADD COLUMN seeding TEXT NOT NULL DEFAULT 'paired'",
+    "ALTER TABLE trials ADD COLUMN base_seed INTEGER",
+    "ALTER TABLE trials ADD COLUMN loops_done INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE trials ADD COLUMN lkg_score REAL",
+    "ALTER TABLE trials ADD COLUMN job TEXT",
+    "ALTER TABLE trials ADD COLUMN owner TEXT",
+    "ALTER TABLE trials ADD COLUMN heartbeat REAL",
+    "ALTER TABLE loops ADD COLUMN sweep_id INTEGER",
+    "UPDATE trials SET loops_done = meta_loops WHERE status = 'complete'",
+]
 
 KEY_COLUMNS = ("family", "arch", "mode", "trial", "seed", "meta_loops", "lr", "batch_size", "weight_decay", "dropout")
 _KEY = " AND ".join(f"{column} = ?" for column in KEY_COLUMNS)
@@ -78,8 +82,18 @@ _KEY = " AND ".join(f"{column} = ?" for column in KEY_COLUMNS)
 
 def key(spec: TrialSpec, meta_loops: int) -> tuple:
     h = spec.hyper
-    return (spec.family, str(spec.arch), spec.mode, spec.trial, spec.seed, meta_loops,
-            h.lr, h.batch_size, h.weight_decay, h.dropout)
+    return (
+        spec.family,
+        str(spec.arch),
+        spec.mode,
+        spec.trial,
+        spec.seed,
+        meta_loops,
+        h.lr,
+        h.batch_size,
+        h.weight_decay,
+        h.dropout,
+    )
 
 
 def _now() -> str:
@@ -123,6 +137,7 @@ class Progress:
 
 def _guarded(method):
     """A damaged store file is a PSAError that names it, whatever the query met."""
+
     @functools.wraps(method)
     def run(self, *args, **kwargs):
         try:
@@ -130,8 +145,11 @@ def _guarded(method):
         except sqlite3.DatabaseError as error:
             if isinstance(error, sqlite3.IntegrityError):
                 raise
-            raise PSAError(f"results store {self.path} is damaged or unreadable ({error}); "
-                           f"move it aside and run again to start a new store") from None
+            raise PSAError(
+                f"results store {self.path} is damaged or unreadable ({error}); "
+                f"move it aside and run again to start a new store"
+            ) from None
+
     return run
 
 
@@ -164,6 +182,7 @@ class Store:
     def snapshot(self, path: Path | str) -> Path:
         """A consistent copy of the store as one plain file (no WAL beside it), atomically replacing
         `path`: what a folder synced file by file (SageMaker's checkpoints) may hold."""
+
         def copy(tmp):
             target = sqlite3.connect(tmp)
             try:
@@ -176,8 +195,9 @@ class Store:
 
     @_guarded
     def start_sweep(self, command: str, settings: dict) -> int:
-        cursor = self.db.execute("INSERT INTO sweeps (started, command, settings) VALUES (?, ?, ?)",
-                                 (_now(), command, json.dumps(settings)))
+        cursor = self.db.execute(
+            "INSERT INTO sweeps (started, command, settings) VALUES (?, ?, ?)", (_now(), command, json.dumps(settings))
+        )
         return cursor.lastrowid
 
     @_guarded
@@ -185,7 +205,9 @@ class Store:
         """(status, loops done) of each spec the store knows."""
         out = {}
         for spec in specs:
-            row = self.db.execute(f"SELECT status, loops_done FROM trials WHERE {_KEY}", key(spec, meta_loops)).fetchone()
+            row = self.db.execute(
+                f"SELECT status, loops_done FROM trials WHERE {_KEY}", key(spec, meta_loops)
+            ).fetchone()
             if row:
                 out[spec] = row
         return out
@@ -194,8 +216,9 @@ class Store:
         return self.status([spec], meta_loops).get(spec, ("running",))[0] == "complete"
 
     @_guarded
-    def claim(self, sweep_id: int, specs: list[TrialSpec], meta_loops: int, origin: tuple[str, int], device: str,
-              owner: str) -> dict[TrialSpec, int] | None:
+    def claim(
+        self, sweep_id: int, specs: list[TrialSpec], meta_loops: int, origin: tuple[str, int], device: str, owner: str
+    ) -> dict[TrialSpec, int] | None:
         """Claim every trial of `specs` for `owner`, all or none: None if one is complete or
         another live sweep holds it. `origin`: the grid's (seeding, base seed). Returns each
         spec's trial id."""
@@ -203,44 +226,62 @@ class Store:
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
             for spec in specs:
-                row = self.db.execute(f"SELECT id, status, owner, heartbeat FROM trials WHERE {_KEY}",
-                                      key(spec, meta_loops)).fetchone()
+                row = self.db.execute(
+                    f"SELECT id, status, owner, heartbeat FROM trials WHERE {_KEY}", key(spec, meta_loops)
+                ).fetchone()
                 if row and (row[1] == "complete" or (row[2] != owner and _alive(row[2], row[3]))):
                     self.db.execute("ROLLBACK")
                     return None
                 if row:
-                    self.db.execute("UPDATE trials SET sweep_id = ?, device = ?, owner = ?, heartbeat = ?, updated = ? "
-                                    "WHERE id = ?", (sweep_id, device, owner, now, _now(), row[0]))
+                    self.db.execute(
+                        "UPDATE trials SET sweep_id = ?, device = ?, owner = ?, heartbeat = ?, updated = ? "
+                        "WHERE id = ?",
+                        (sweep_id, device, owner, now, _now(), row[0]),
+                    )
                     ids[spec] = row[0]
                 else:
                     ids[spec] = self.db.execute(
                         f"INSERT INTO trials (sweep_id, {', '.join(KEY_COLUMNS)}, status, seeding, base_seed, device, "
-                        "owner, heartbeat, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)",
-                        (sweep_id, *key(spec, meta_loops), *origin, device, owner, now, _now())).lastrowid
+                        "owner, heartbeat, updated) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)",
+                        (sweep_id, *key(spec, meta_loops), *origin, device, owner, now, _now()),
+                    ).lastrowid
         return ids
 
     @_guarded
     def heartbeat(self, owner: str) -> None:
         with self.db:
-            self.db.execute("UPDATE trials SET heartbeat = ? WHERE owner = ? AND status = 'running'", (time.time(), owner))
+            self.db.execute(
+                "UPDATE trials SET heartbeat = ? WHERE owner = ? AND status = 'running'", (time.time(), owner)
+            )
 
     @_guarded
     def release(self, owner: str | None = None) -> None:
         """Give up `owner`'s claims at once (a sweep that stops), so others need not wait a lease;
         without an owner, every claim (a store restored from a copy, whose sweeps are gone)."""
         with self.db:
-            self.db.execute("UPDATE trials SET owner = NULL, heartbeat = NULL "
-                            "WHERE (? IS NULL OR owner = ?) AND status = 'running'", (owner, owner))
+            self.db.execute(
+                "UPDATE trials SET owner = NULL, heartbeat = NULL "
+                "WHERE (? IS NULL OR owner = ?) AND status = 'running'",
+                (owner, owner),
+            )
 
     @_guarded
     def progress(self, trial_id: int) -> Progress:
         loops_done, lkg_score, bounty, bounty_loop = self.db.execute(
-            "SELECT loops_done, lkg_score, bounty, bounty_loop FROM trials WHERE id = ?", (trial_id,)).fetchone()
+            "SELECT loops_done, lkg_score, bounty, bounty_loop FROM trials WHERE id = ?", (trial_id,)
+        ).fetchone()
         saved = self.db.execute("SELECT dtype, lkg FROM weights WHERE trial_id = ?", (trial_id,)).fetchone()
         if loops_done and saved is None:
             raise sqlite3.DatabaseError(f"trial {trial_id} has {loops_done} loops but no saved weights")
-        return Progress(trial_id, loops_done, lkg_score if loops_done else -1.0, bounty if loops_done else -1.0,
-                        bounty_loop or 0, *(saved or (None, None)))
+        return Progress(
+            trial_id,
+            loops_done,
+            lkg_score if loops_done else -1.0,
+            bounty if loops_done else -1.0,
+            bounty_loop or 0,
+            *(saved or (None, None)),
+        )
 
     @_guarded
     def commit(self, sweep_id: int, owner: str, trials: list[dict]) -> bool:
@@ -256,19 +297,43 @@ class Store:
                     "UPDATE trials SET loops_done = ?, lkg_score = ?, bounty = ?, bounty_loop = ?, "
                     "seconds = COALESCE(seconds, 0) + ?, heartbeat = ?, updated = ? "
                     "WHERE id = ? AND owner = ? AND status = 'running'",
-                    (records[-1].loop, trial["lkg_score"], trial["bounty"], trial["bounty_loop"], trial["seconds"],
-                     time.time(), _now(), trial["trial_id"], owner)).rowcount
+                    (
+                        records[-1].loop,
+                        trial["lkg_score"],
+                        trial["bounty"],
+                        trial["bounty_loop"],
+                        trial["seconds"],
+                        time.time(),
+                        _now(),
+                        trial["trial_id"],
+                        owner,
+                    ),
+                ).rowcount
                 if not updated:
                     self.db.execute("ROLLBACK")
                     return False
                 self.db.executemany(
                     "INSERT INTO loops (trial_id, loop, score, lkg, bounty, improved, ablated, sweep_id) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(trial["trial_id"], r.loop, r.score, r.lkg_score, r.bounty, int(r.improved), r.ablated, sweep_id)
-                     for r in records])
+                    [
+                        (
+                            trial["trial_id"],
+                            r.loop,
+                            r.score,
+                            r.lkg_score,
+                            r.bounty,
+                            int(r.improved),
+                            r.ablated,
+                            sweep_id,
+                        )
+                        for r in records
+                    ],
+                )
                 if trial.get("lkg") is not None:
-                    self.db.execute("INSERT OR REPLACE INTO weights (trial_id, dtype, lkg) VALUES (?, ?, ?)",
-                                    (trial["trial_id"], trial["dtype"], trial["lkg"]))
+                    self.db.execute(
+                        "INSERT OR REPLACE INTO weights (trial_id, dtype, lkg) VALUES (?, ?, ?)",
+                        (trial["trial_id"], trial["dtype"], trial["lkg"]),
+                    )
         return True
 
     @_guarded
@@ -278,10 +343,12 @@ class Store:
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
             for trial in trials:
-                self.db.execute("UPDATE trials SET status = 'complete', test_accuracy = ?, "
-                                "seconds = COALESCE(seconds, 0) + ?, device = ?, owner = NULL, heartbeat = NULL, "
-                                "updated = ? WHERE id = ? AND owner = ?",
-                                (trial["test_accuracy"], trial["seconds"], trial["device"], _now(), trial["trial_id"], owner))
+                self.db.execute(
+                    "UPDATE trials SET status = 'complete', test_accuracy = ?, "
+                    "seconds = COALESCE(seconds, 0) + ?, device = ?, owner = NULL, heartbeat = NULL, "
+                    "updated = ? WHERE id = ? AND owner = ?",
+                    (trial["test_accuracy"], trial["seconds"], trial["device"], _now(), trial["trial_id"], owner),
+                )
                 self.db.execute("DELETE FROM weights WHERE trial_id = ?", (trial["trial_id"],))
 
     @_guarded
@@ -292,16 +359,21 @@ class Store:
         source = Store(other)
         try:
             rows = source.completed()
-            histories = {row["id"]: source.db.execute("SELECT loop, score, lkg, bounty, improved, ablated FROM loops "
-                                                      "WHERE trial_id = ?", (row["id"],)).fetchall() for row in rows}
+            histories = {
+                row["id"]: source.db.execute(
+                    "SELECT loop, score, lkg, bounty, improved, ablated FROM loops WHERE trial_id = ?", (row["id"],)
+                ).fetchall()
+                for row in rows
+            }
         finally:
             source.close()
         added = 0
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
             for row in rows:
-                present = self.db.execute(f"SELECT id, status FROM trials WHERE {_KEY}",
-                                          tuple(row[c] for c in KEY_COLUMNS)).fetchone()
+                present = self.db.execute(
+                    f"SELECT id, status FROM trials WHERE {_KEY}", tuple(row[c] for c in KEY_COLUMNS)
+                ).fetchone()
                 if present and present[1] == "complete":
                     continue
                 if present:  # a partial run of the same trial here: the job's complete one replaces it
@@ -309,26 +381,35 @@ class Store:
                 columns = [c for c in row if c not in ("id", "sweep_id", "owner", "heartbeat")]
                 trial_id = self.db.execute(
                     f"INSERT INTO trials ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-                    [job if c == "job" else row[c] for c in columns]).lastrowid
-                self.db.executemany("INSERT INTO loops (trial_id, loop, score, lkg, bounty, improved, ablated) "
-                                    "VALUES (?, ?, ?, ?, ?, ?, ?)", [(trial_id, *loop) for loop in histories[row["id"]]])
+                    [job if c == "job" else row[c] for c in columns],
+                ).lastrowid
+                self.db.executemany(
+                    "INSERT INTO loops (trial_id, loop, score, lkg, bounty, improved, ablated) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(trial_id, *loop) for loop in histories[row["id"]]],
+                )
                 added += 1
         return added
 
     @_guarded
     def completed(self, family: str | None = None) -> list[dict]:
         """Complete trials as dicts, oldest first."""
-        rows = self.db.execute("SELECT * FROM trials WHERE status = 'complete' AND (? IS NULL OR family = ?) "
-                               "ORDER BY id", (family, family))
+        rows = self.db.execute(
+            "SELECT * FROM trials WHERE status = 'complete' AND (? IS NULL OR family = ?) ORDER BY id", (family, family)
+        )
         names = [d[0] for d in rows.description]
         return [dict(zip(names, values)) for values in rows.fetchall()]
 
     @_guarded
     def history(self, trial_id: int) -> list[LoopRecord]:
-        rows = self.db.execute("SELECT loop, score, lkg, bounty, improved, ablated FROM loops "
-                               "WHERE trial_id = ? ORDER BY loop", (trial_id,))
-        return [LoopRecord(loop, score, lkg, bounty, bool(improved), ablated)
-                for loop, score, lkg, bounty, improved, ablated in rows]
+        rows = self.db.execute(
+            "SELECT loop, score, lkg, bounty, improved, ablated FROM loops WHERE trial_id = ? ORDER BY loop",
+            (trial_id,),
+        )
+        return [
+            LoopRecord(loop, score, lkg, bounty, bool(improved), ablated)
+            for loop, score, lkg, bounty, improved, ablated in rows
+        ]
 
     @_guarded
     def counts(self) -> dict[str, int]:

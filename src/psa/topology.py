@@ -42,7 +42,7 @@ def topology(arch: Architecture, family: str) -> Topology:
     if check_family(family) == "simplemlp":
         dims = (INPUTS, *arch.widths, OUTPUTS)
         shapes = list(zip(dims[:-1], dims[1:]))
-        plan = [("linear", l) for l in range(len(shapes) - 1)]
+        plan = [("linear", li) for li in range(len(shapes) - 1)]
     else:
         shapes, plan, current = [], [], INPUTS
         for count, width in arch.segments:
@@ -54,7 +54,7 @@ def topology(arch: Architecture, family: str) -> Topology:
                 plan.append(("block", len(shapes)))
                 shapes += [(width, width), (width, width)]
         shapes.append((current, OUTPUTS))
-    offsets = tuple(itertools.accumulate((shapes[l][1] for _, l in plan), initial=0))
+    offsets = tuple(itertools.accumulate((shapes[li][1] for _, li in plan), initial=0))
     return Topology(family, tuple(shapes), tuple(plan), offsets[:-1], offsets[-1])
 
 

@@ -35,13 +35,17 @@ def _resume(path, spec: TrialSpec, device, console):
     try:
         state.lkg.load_state_dict(tensors)
     except RuntimeError as error:
-        raise PSAError(f"checkpoint {path} is damaged (weights do not fit {spec.arch}: {error}); "
-                       f"delete it (psa clean {path}) to start over") from None
+        raise PSAError(
+            f"checkpoint {path} is damaged (weights do not fit {spec.arch}: {error}); "
+            f"delete it (psa clean {path}) to start over"
+        ) from None
     state.lkg_score, state.bounty = meta["lkg_score"], meta["bounty"]
     state.bounty_loop, state.loops_done = meta["bounty_loop"], meta["global_loop"]
     switched = f" (switching mode {meta['mode']} -> {spec.mode})" if meta["mode"] != spec.mode else ""
-    console.print(f"Resuming from {path} at global loop {state.loops_done + 1}{switched}, "
-                  f"LKG {state.lkg_score:.2f}%, seed {spec.seed}")
+    console.print(
+        f"Resuming from {path} at global loop {state.loops_done + 1}{switched}, "
+        f"LKG {state.lkg_score:.2f}%, seed {spec.seed}"
+    )
     return state, spec
 
 
@@ -50,13 +54,20 @@ def _summary_table(spec: TrialSpec, device, meta_loops: int, path) -> Table:
     top = topology(spec.arch, spec.family)
     shapes = top.shapes
     rows = [
-        ("Linear layers", " -> ".join(str(i) for i, _ in shapes) + f" -> {shapes[-1][1]}"
-         if len(shapes) <= 12 else f"{len(shapes)} layers, widths {spec.arch}"),
+        (
+            "Linear layers",
+            " -> ".join(str(i) for i, _ in shapes) + f" -> {shapes[-1][1]}"
+            if len(shapes) <= 12
+            else f"{len(shapes)} layers, widths {spec.arch}",
+        ),
         ("Parameters", f"{top.parameters:,}"),
         ("Ablation mode", spec.mode),
         ("Meta-loops", str(meta_loops)),
-        ("Optimizer", f"AdamW lr={spec.hyper.lr:g}, fresh each loop"
-         + (f", weight decay {spec.hyper.weight_decay:g}" if spec.mode == "decay" else "")),
+        (
+            "Optimizer",
+            f"AdamW lr={spec.hyper.lr:g}, fresh each loop"
+            + (f", weight decay {spec.hyper.weight_decay:g}" if spec.mode == "decay" else ""),
+        ),
         ("Batch size", str(spec.hyper.batch_size)),
         ("Dropout", f"{spec.hyper.dropout:g}" if spec.mode == "dropout" else "off"),
         ("Device", str(device)),
@@ -79,7 +90,9 @@ def train(args) -> None:
     data = load_mnist(args.data_dir).to(device)
     state, spec = _resume(path, spec, device, console)
     if args.seed is not None and spec.seed != args.seed:
-        console.print(f"[yellow]note:[/] the checkpoint's seed {spec.seed} is kept (--seed {args.seed} ignored on resume)")
+        console.print(
+            f"[yellow]note:[/] the checkpoint's seed {spec.seed} is kept (--seed {args.seed} ignored on resume)"
+        )
     console.print(_summary_table(spec, device, args.meta_loops, path))
 
     interrupted = []
@@ -94,12 +107,22 @@ def train(args) -> None:
     reporter = Reporter(console, trials=1)
 
     def on_loop(record, state):
-        checkpoint.save(path, state.lkg.state_dict(), {
-            "family": spec.family, "arch": str(spec.arch), "mode": spec.mode, "seed": spec.seed,
-            "global_loop": state.loops_done, "lkg_score": state.lkg_score, "bounty": state.bounty,
-            "bounty_loop": state.bounty_loop, "hyper": vars(spec.hyper),
-            "rng": {"scheme": "keyed by (seed, purpose, global loop)", "next_loop": state.loops_done + 1},
-        })
+        checkpoint.save(
+            path,
+            state.lkg.state_dict(),
+            {
+                "family": spec.family,
+                "arch": str(spec.arch),
+                "mode": spec.mode,
+                "seed": spec.seed,
+                "global_loop": state.loops_done,
+                "lkg_score": state.lkg_score,
+                "bounty": state.bounty,
+                "bounty_loop": state.bounty_loop,
+                "hyper": vars(spec.hyper),
+                "rng": {"scheme": "keyed by (seed, purpose, global loop)", "next_loop": state.loops_done + 1},
+            },
+        )
         reporter.print(log_line(record, record.loop - first, args.meta_loops))
         if args.debug:
             reporter.print(f"  ablated: {record.ablated or '-'} | improved: {record.improved}")
@@ -109,7 +132,9 @@ def train(args) -> None:
     try:
         with reporter:
             # The reporter counts this run's loops; the records carry the global loop numbers.
-            reporter.group(str(spec.arch), 1, first + args.meta_loops, -(-len(data.x_train) // spec.hyper.batch_size), first)
+            reporter.group(
+                str(spec.arch), 1, first + args.meta_loops, -(-len(data.x_train) // spec.hyper.batch_size), first
+            )
             run_loops(spec, data, state, args.meta_loops, on_loop, reporter, stop=lambda: bool(interrupted))
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -119,15 +144,19 @@ def train(args) -> None:
             raise SystemExit(130)
         return
     test = accuracy(state.lkg, data.x_test, data.y_test)
-    console.print(f"Final | Bounty: {state.bounty:.2f}% at loop {state.bounty_loop} (Global) | "
-                  f"LKG test accuracy: {test:.2f}% | {time.perf_counter() - started:.1f} s")
+    console.print(
+        f"Final | Bounty: {state.bounty:.2f}% at loop {state.bounty_loop} (Global) | "
+        f"LKG test accuracy: {test:.2f}% | {time.perf_counter() - started:.1f} s"
+    )
     if interrupted:
         raise SystemExit(130)
 
 
 def configure(parser) -> None:
     parser.add_argument("--arch", required=True, help='architecture, e.g. "[4*4, 2*8]" or "1*2048"')
-    parser.add_argument("--ablation-mode", default="none", metavar="MODE", help=f"one of {', '.join(MODES)} (default: none)")
+    parser.add_argument(
+        "--ablation-mode", default="none", metavar="MODE", help=f"one of {', '.join(MODES)} (default: none)"
+    )
     options.add_family(parser)
     parser.add_argument("--meta-loops", type=options.whole(1), default=100, help="meta-loops to run (default: 100)")
     options.add_hyper(parser)
@@ -136,8 +165,11 @@ def configure(parser) -> None:
     options.add_device(parser)
     options.add_threads(parser)
     options.add_data_dir(parser)
-    parser.add_argument("--num-workers", type=options.whole(0), default=0,
-                        help="accepted for compatibility; batches are sliced from in-memory tensors, "
-                             "so no loader workers are used")
+    parser.add_argument(
+        "--num-workers",
+        type=options.whole(0),
+        default=0,
+        help="accepted for compatibility; batches are sliced from in-memory tensors, so no loader workers are used",
+    )
     parser.add_argument("--debug", action="store_true", help="print what each loop ablated")
     parser.set_defaults(func=train)

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from psa import PSAError
 from psa.architecture import Architecture
 
-
 SEEDINGS = ("independent", "paired")
 
 
@@ -75,14 +74,31 @@ class Grid:
         return [spec for specs in self.cells.values() for spec in specs]
 
 
-def grid(archs: list[Architecture], modes, trials: int, family: str, base_seed: int, hyper: Hyper = Hyper(),
-         seeding: str = "independent") -> Grid:
+def grid(
+    archs: list[Architecture],
+    modes,
+    trials: int,
+    family: str,
+    base_seed: int,
+    hyper: Hyper = Hyper(),
+    seeding: str = "independent",
+) -> Grid:
     """The grid of architectures x modes x trials, seeded from `base_seed`."""
     if seeding not in SEEDINGS:
         raise PSAError(f"unknown seeding {seeding!r}: choose {' or '.join(SEEDINGS)}")
     independent = seeding == "independent"
-    return Grid({arch: [TrialSpec(arch, family, mode, t, trial_seed(base_seed, arch, t, mode if independent else None), hyper)
-                        for mode in modes for t in range(trials)] for arch in archs}, seeding, base_seed)
+    return Grid(
+        {
+            arch: [
+                TrialSpec(arch, family, mode, t, trial_seed(base_seed, arch, t, mode if independent else None), hyper)
+                for mode in modes
+                for t in range(trials)
+            ]
+            for arch in archs
+        },
+        seeding,
+        base_seed,
+    )
 
 
 def log_line(record: LoopRecord, index: int, total: int) -> str:

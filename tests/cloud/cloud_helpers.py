@@ -58,5 +58,4 @@ def put_logs(job: str, streams: dict[str, list[str]]) -> None:
         start = int(time.time() * 1000) - 3_600_000  # CloudWatch drops events over 14 days old
         events = [{"timestamp": start + i, "message": line} for i, line in enumerate(lines)]
         for start in range(0, len(events), 10_000):
-            logs.put_log_events(logGroupName=GROUP, logStreamName=stream, logEvents=events[start:start + 10_000])
-
+            logs.put_log_events(logGroupName=GROUP, logStreamName=stream, logEvents=events[start : start + 10_000])

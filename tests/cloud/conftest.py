@@ -13,12 +13,24 @@ from pathlib import Path
 
 import boto3
 import pytest
+from cloud_helpers import (
+    ACCOUNT,
+    BUCKET,
+    JOBS,
+    LOOPS,
+    PREFIX,
+    REGION,
+    SECRET,
+    TRIALS,
+    model_archive,
+    put_archive,
+    put_logs,
+)
 from moto.server import ThreadedMotoServer
 
-from cloud_helpers import (ACCOUNT, BUCKET, JOBS, LOOPS, PREFIX, REGION, SECRET, TRIALS, model_archive, put_archive,
-                           put_logs)
 from helpers import subset
 from psa.cli import main
+
 
 @pytest.fixture(scope="session")
 def moto_url():
@@ -35,8 +47,14 @@ def aws(moto_url, monkeypatch, tmp_path):
     """An empty moto with the study's bucket, and the environment a user would have set."""
     urllib.request.urlopen(urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST")).close()
     for name in list(os.environ):
-        if name.startswith(("AWS_", "S3_")) or name in ("INSTANCE_TYPE", "USE_SPOT_INSTANCES", "MAX_RUN_SECONDS",
-                                                          "MAX_WAIT_SECONDS", "TRAINING_IMAGE", "SM_MODEL_DIR"):
+        if name.startswith(("AWS_", "S3_")) or name in (
+            "INSTANCE_TYPE",
+            "USE_SPOT_INSTANCES",
+            "MAX_RUN_SECONDS",
+            "MAX_WAIT_SECONDS",
+            "TRAINING_IMAGE",
+            "SM_MODEL_DIR",
+        ):
             monkeypatch.delenv(name)
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
@@ -68,8 +86,24 @@ def job_runs(tmp_path_factory, mnist) -> dict[str, tuple[Path, list[str]]]:
         with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out):
             patch.setattr("psa.sweep.load_mnist", lambda data_dir=None: subset(mnist, train=2000, val=1000))
             patch.setenv("SM_MODEL_DIR", str(folder))  # where SageMaker tells the job to write
-            main(["cloud", "job", "--arch", "1*4", "--mode", mode, "--trials", str(TRIALS), "--meta-loops", str(LOOPS),
-                  "--device", "cpu", "--checkpoint-dir", str(tmp_path_factory.mktemp(f"checkpoints-{mode}"))])
+            main(
+                [
+                    "cloud",
+                    "job",
+                    "--arch",
+                    "1*4",
+                    "--mode",
+                    mode,
+                    "--trials",
+                    str(TRIALS),
+                    "--meta-loops",
+                    str(LOOPS),
+                    "--device",
+                    "cpu",
+                    "--checkpoint-dir",
+                    str(tmp_path_factory.mktemp(f"checkpoints-{mode}")),
+                ]
+            )
         runs[mode] = folder, out.getvalue().splitlines()
     return runs
 

@@ -1,6 +1,7 @@
 import json
 
 from cloud_helpers import LOOPS, TRIALS
+
 from psa.cloud.logparse import parse_log
 
 
@@ -21,5 +22,7 @@ def test_job_writes_its_results_history_and_one_log_line_per_meta_loop(job_runs)
 
     assert sum("| Loop " in line for line in log) == TRIALS * LOOPS
     parsed = parse_log(log)
-    assert [t.curve("1*4", "hidden").scores for t in parsed] == [[round(x["score"], 2) for x in r["loops"]] for r in history]
+    assert [t.curve("1*4", "hidden").scores for t in parsed] == [
+        [round(x["score"], 2) for x in r["loops"]] for r in history
+    ]
     assert [t.final_test for t in parsed] == [round(t["final_test_accuracy"], 2) for t in trials]

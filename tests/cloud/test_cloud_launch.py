@@ -7,10 +7,10 @@ from pathlib import Path
 
 import boto3
 import pytest
+from cloud_helpers import BUCKET, PREFIX, REGION, run_cli, sagemaker_jobs
 from moto.sagemaker.exceptions import SagemakerClientError
 from moto.sagemaker.models import SageMakerModelBackend
 
-from cloud_helpers import BUCKET, PREFIX, REGION, run_cli, sagemaker_jobs
 from psa.architecture import Architecture
 from psa.cloud import launch
 from psa.cloud.client import Cloud
@@ -28,8 +28,21 @@ def configs(tmp_path) -> Path:
 
 
 def launch_cli(configs: Path, *extra: str) -> int:
-    return run_cli("cloud", "launch", "--configs", str(configs), "--modes", "none,hidden",
-                   "--trials", "2", "--meta-loops", "2", "--retry-wait", "0", *extra)
+    return run_cli(
+        "cloud",
+        "launch",
+        "--configs",
+        str(configs),
+        "--modes",
+        "none,hidden",
+        "--trials",
+        "2",
+        "--meta-loops",
+        "2",
+        "--retry-wait",
+        "0",
+        *extra,
+    )
 
 
 def test_launch_skips_what_ran_and_relaunches_only_the_failed_job(configs):
@@ -58,11 +71,22 @@ def test_job_request_runs_the_packaged_project_on_spot(configs):
     name = read_jobs_file(JOBS_FILE)[0]
     job = boto3.client("sagemaker").describe_training_job(TrainingJobName=name)
     hyper = job["HyperParameters"]
-    assert {k: hyper[k] for k in ("arch", "mode", "trials", "meta-loops", "seed", "seeding", "weight-decay",
-                                  "dropout")} == {
-        "arch": "1*4", "mode": "output", "trials": "2", "meta-loops": "2", "seed": "0", "seeding": "independent",
-        "weight-decay": "0.0001", "dropout": "0.1"}
-    assert job["CheckpointConfig"] == {"S3Uri": f"s3://{BUCKET}/{PREFIX}/{name}/checkpoints", "LocalPath": "/opt/ml/checkpoints"}
+    assert {
+        k: hyper[k] for k in ("arch", "mode", "trials", "meta-loops", "seed", "seeding", "weight-decay", "dropout")
+    } == {
+        "arch": "1*4",
+        "mode": "output",
+        "trials": "2",
+        "meta-loops": "2",
+        "seed": "0",
+        "seeding": "independent",
+        "weight-decay": "0.0001",
+        "dropout": "0.1",
+    }
+    assert job["CheckpointConfig"] == {
+        "S3Uri": f"s3://{BUCKET}/{PREFIX}/{name}/checkpoints",
+        "LocalPath": "/opt/ml/checkpoints",
+    }
     assert job["InputDataConfig"][0]["ChannelName"] == "training"
     image = job["AlgorithmSpecification"]["TrainingImage"]
     assert image.startswith(f"763104351884.dkr.ecr.{REGION}.amazonaws.com/pytorch-training:")
@@ -79,7 +103,13 @@ def test_job_request_runs_the_packaged_project_on_spot(configs):
     archive = boto3.client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read()
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         names = set(tar.getnames())
-    assert {"psa_entry.py", "requirements.txt", "psa/cloud/job.py", "psa/batched/loop.py", "psa/published/configurations.txt"} <= names
+    assert {
+        "psa_entry.py",
+        "requirements.txt",
+        "psa/cloud/job.py",
+        "psa/batched/loop.py",
+        "psa/published/configurations.txt",
+    } <= names
 
 
 def test_packaged_entry_script_runs_the_job_command_without_aws_libraries(tmp_path):
@@ -88,11 +118,14 @@ def test_packaged_entry_script_runs_the_job_command_without_aws_libraries(tmp_pa
     code = tmp_path / "code"
     with tarfile.open(fileobj=io.BytesIO(launch.source_archive())) as tar:
         tar.extractall(code, filter="data")
-    blocked = ("import runpy, sys; sys.modules.update(boto3=None, botocore=None, dotenv=None); "
-               "sys.argv = ['psa_entry.py', '--help']; runpy.run_path('psa_entry.py', run_name='__main__')")
+    blocked = (
+        "import runpy, sys; sys.modules.update(boto3=None, botocore=None, dotenv=None); "
+        "sys.argv = ['psa_entry.py', '--help']; runpy.run_path('psa_entry.py', run_name='__main__')"
+    )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    done = subprocess.run([sys.executable, "-c", blocked], cwd=code, env=env, capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", blocked], cwd=code, env=env, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     assert "--meta-loops" in done.stdout and "--model-dir" in done.stdout
     assert "torch" in (code / "requirements.txt").read_text()

@@ -3,8 +3,8 @@ import re
 from pathlib import Path
 
 import pytest
-
 from cloud_helpers import JOBS, LOOPS, put_logs, run_cli
+
 from psa.cloud.logparse import parse_log
 from psa.series import read_series
 
@@ -27,10 +27,13 @@ def logged(job_runs):
     a second stream; job hidden's only stream ends mid-trial."""
     none, hidden = job_runs["none"][1], job_runs["hidden"][1]
     cut_none = next(i for i, line in enumerate(none) if f"Loop {LOOPS}/" in line) + 1
-    put_logs(JOBS["none"], {
-        "algo-1-1754945940": [f"pip: installing dependency {i}" for i in range(NOISE)] + none[:cut_none],
-        "algo-1-1754949999": none,
-    })
+    put_logs(
+        JOBS["none"],
+        {
+            "algo-1-1754945940": [f"pip: installing dependency {i}" for i in range(NOISE)] + none[:cut_none],
+            "algo-1-1754949999": none,
+        },
+    )
     cut_hidden = next(i for i, line in enumerate(hidden) if f"Loop {LOOPS}/" in line)
     put_logs(JOBS["hidden"], {"algo-1-1754945950": hidden[:cut_hidden]})
     Path("jobs.txt").write_text("\n".join([JOBS["none"], JOBS["hidden"], NO_LOGS, HOSTILE]) + "\n")
@@ -47,8 +50,9 @@ def test_logs_are_downloaded_once_and_parsed_into_tables(logged, capsys, fixture
     first, second = sorted(none_dir.glob("*.log"))
     assert first.name == "algo-1-1754945940.log"
     assert len(first.read_text().splitlines()) > NOISE  # every page of the stream
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00 PSA job \| 1\*4 x none .*",
-                        second.read_text().splitlines()[0])  # the event's own time, to the millisecond
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00 PSA job \| 1\*4 x none .*", second.read_text().splitlines()[0]
+    )  # the event's own time, to the millisecond
     published = fixtures / "logs"
     summary = json.loads((none_dir / "summary.json").read_text())
     assert summary.keys() == json.loads(next(published.glob("psa-*/summary.json")).read_text()).keys()
@@ -75,10 +79,13 @@ def test_logs_are_downloaded_once_and_parsed_into_tables(logged, capsys, fixture
     study = {r.mode: r for r in read_series("results/psa_simplemlp_trials_convergence.md")}
     assert set(study) == {"none", "hidden"} and {r.trial for r in study.values()} == {None}
     assert study["none"].values == [max(a, b) for a, b in zip(rows["none", 1].values, rows["none", 2].values)]
-    lkg_max = [max(lkgs) for lkgs in zip(*([round(loop["lkg_score"], 2) for loop in t["loops"]]
-                                           for t in history(logged["none"][0])))]
-    assert {r.mode: r for r in read_series("results/psa_simplemlp_trials_lkg_growth.md")}["none"].values == \
-        pytest.approx([0.0] + [b - a for a, b in zip(lkg_max, lkg_max[1:])])
+    lkg_max = [
+        max(lkgs)
+        for lkgs in zip(*([round(loop["lkg_score"], 2) for loop in t["loops"]] for t in history(logged["none"][0])))
+    ]
+    assert {r.mode: r for r in read_series("results/psa_simplemlp_trials_lkg_growth.md")}[
+        "none"
+    ].values == pytest.approx([0.0] + [b - a for a, b in zip(lkg_max, lkg_max[1:])])
     folder = logged["none"][0]
     for trial, record in enumerate(history(folder), start=1):
         scores = [round(loop["score"], 2) for loop in record["loops"]]

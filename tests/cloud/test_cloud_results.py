@@ -5,8 +5,8 @@ from pathlib import Path
 
 import boto3
 import pytest
-
 from cloud_helpers import BUCKET, JOBS, PREFIX, model_archive, put_archive, run_cli, sagemaker_jobs
+
 from helpers import subset
 from psa.cloud import collect, job
 from psa.cloud.files import read_jobs_file
@@ -43,11 +43,15 @@ def test_results_parser_reads_the_latest_job_of_each_cell(published, tmp_path):
 
 
 def test_comprehensive_results_win_over_results_txt_and_are_read_not_extracted(tmp_path):
-    archive = tar({
-        "./comprehensive_results.json": json.dumps([{"bounty": 97.5}, {"best_validation_accuracy": 96.25}]).encode(),
-        "results.txt": b"1.00\n",
-        "../escaped.txt": b"must not be written anywhere",
-    })
+    archive = tar(
+        {
+            "./comprehensive_results.json": json.dumps(
+                [{"bounty": 97.5}, {"best_validation_accuracy": 96.25}]
+            ).encode(),
+            "results.txt": b"1.00\n",
+            "../escaped.txt": b"must not be written anywhere",
+        }
+    )
     assert collect.bounties(archive) == [97.5, 96.25]
     damaged = tar({"comprehensive_results.json": b"{not json", "results.txt": b"90.10\n91.20\n"})
     assert collect.bounties(damaged) == [90.1, 91.2]  # falls back to results.txt
@@ -57,10 +61,12 @@ def test_comprehensive_results_win_over_results_txt_and_are_read_not_extracted(t
 def test_broken_cells_are_reported_and_the_rest_is_tabled(published, capsys):
     boto3.client("sagemaker").create_training_job(
         TrainingJobName=(failed := "psa-2x3-none-2025-08-11-19-50-00-000"),
-        AlgorithmSpecification={"TrainingImage": "image", "TrainingInputMode": "File"}, RoleArn="arn:aws:iam::1:role/r",
+        AlgorithmSpecification={"TrainingImage": "image", "TrainingInputMode": "File"},
+        RoleArn="arn:aws:iam::1:role/r",
         OutputDataConfig={"S3OutputPath": f"s3://{BUCKET}/{PREFIX}"},
         ResourceConfig={"InstanceType": "ml.g4dn.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30},
-        StoppingCondition={"MaxRuntimeInSeconds": 3600})
+        StoppingCondition={"MaxRuntimeInSeconds": 3600},
+    )
     sagemaker_jobs()[failed].training_job_status = "Failed"
     sagemaker_jobs()[failed].failure_reason = "AlgorithmError: CUDA out of memory"
     s3 = boto3.client("s3")
@@ -105,12 +111,20 @@ def test_a_launched_job_runs_as_sagemaker_would_and_its_results_are_read(mnist, 
     """launch -> the job run with the hyperparameters SageMaker holds for it, its model folder
     packed and stored at the job's ModelArtifacts -> results parser."""
     Path("configs.txt").write_text("1*4\n")
-    assert run_cli("cloud", "launch", "--configs", "configs.txt", "--modes", "dropout", "--trials", "2",
-                   "--meta-loops", "1") == 0
+    assert (
+        run_cli(
+            "cloud", "launch", "--configs", "configs.txt", "--modes", "dropout", "--trials", "2", "--meta-loops", "1"
+        )
+        == 0
+    )
     (name,) = read_jobs_file("aws/sagemaker/requested-jobs.txt")
     described = boto3.client("sagemaker").describe_training_job(TrainingJobName=name)
-    argv = [part for key, value in described["HyperParameters"].items() if not key.startswith("sagemaker_")
-            for part in (f"--{key}", value)]  # how the training toolkit hands them to the entry script
+    argv = [
+        part
+        for key, value in described["HyperParameters"].items()
+        if not key.startswith("sagemaker_")
+        for part in (f"--{key}", value)
+    ]  # how the training toolkit hands them to the entry script
     monkeypatch.setattr("psa.data.load_mnist", lambda data_dir=None: subset(mnist, train=2000, val=1000))
     monkeypatch.setenv("SM_MODEL_DIR", str(tmp_path / "model"))
     job.main(argv + ["--device", "cpu"])

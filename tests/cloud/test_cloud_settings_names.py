@@ -1,8 +1,8 @@
 from pathlib import Path
 
 import pytest
-
 from cloud_helpers import JOBS, SECRET, run_cli
+
 from psa import PSAError
 from psa.architecture import Architecture
 from psa.cloud import names
@@ -34,12 +34,12 @@ def test_malformed_settings_are_named(monkeypatch):
     monkeypatch.setenv("MAX_RUN_SECONDS", "1h")
     settings = load_settings()
     with pytest.raises(PSAError, match="USE_SPOT_INSTANCES must be true or false"):
-        settings.use_spot
+        _ = settings.use_spot
     with pytest.raises(PSAError, match="MAX_RUN_SECONDS must be a whole number"):
-        settings.max_run_seconds
+        _ = settings.max_run_seconds
     monkeypatch.delenv("AWS_SAGEMAKER_ROLE")
     with pytest.raises(PSAError, match="missing setting AWS_SAGEMAKER_ROLE"):
-        settings.role_arn
+        _ = settings.role_arn
 
 
 def test_no_credential_is_ever_printed(published, monkeypatch, capsys, tmp_path):
@@ -51,8 +51,9 @@ def test_no_credential_is_ever_printed(published, monkeypatch, capsys, tmp_path)
     assert run_cli("cloud", "reconstruct-jobs") == 2
     out = capsys.readouterr()
     assert "NoSuchBucket" in out.err
-    assert SECRET not in out.out + out.err + "".join(p.read_text() for p in tmp_path.rglob("*") if p.is_file()
-                                                     and p.suffix in (".json", ".log", ".md", ".txt"))
+    assert SECRET not in out.out + out.err + "".join(
+        p.read_text() for p in tmp_path.rglob("*") if p.is_file() and p.suffix in (".json", ".log", ".md", ".txt")
+    )
 
 
 def test_job_names_round_trip_and_reject_paths():
@@ -61,8 +62,13 @@ def test_job_names_round_trip_and_reject_paths():
     assert name == "psa-4x4-2x8-hidden-2025-08-11-20-56-40-261"
     assert names.cell(name) == ("4*4,2*8", "hidden")
     assert names.cell(JOBS["none"]) == ("1*4", "none")
-    for bad in ("psa-1x4-none-2025-08-11-19-46-41-617/../x", "../psa-1x4-none-2025-08-11-19-46-41-617",
-                "psa-1x4-sideways-2025-08-11-19-46-41-617", "psa-1x4-none", "x" * 64):
+    for bad in (
+        "psa-1x4-none-2025-08-11-19-46-41-617/../x",
+        "../psa-1x4-none-2025-08-11-19-46-41-617",
+        "psa-1x4-sideways-2025-08-11-19-46-41-617",
+        "psa-1x4-none",
+        "x" * 64,
+    ):
         with pytest.raises(PSAError, match="invalid job name"):
             names.check(bad)
     with pytest.raises(PSAError, match="invalid job name"):

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import boto3
 import pytest
-
 from cloud_helpers import BUCKET, PREFIX, model_archive, run_cli, sagemaker_jobs
+
 from helpers import subset
 from psa import costmodel, published
 from psa.architecture import read_configurations
@@ -48,7 +48,9 @@ def test_the_balanced_split_puts_the_costliest_architectures_apart():
     assert max(plan.seconds) / min(plan.seconds) < 1.2  # balanced within 20%
     heaviest = {"115*115", "91*91", "4*632", "2*939"}
     assert all(len(heaviest & set(shard)) == 1 for shard in plan.shards)
-    assert plan.id == shards.split(archs, ("none", "full"), 10, 100, 4, 0.1, {"seed": "0"}).id  # the split is not the id
+    assert (
+        plan.id == shards.split(archs, ("none", "full"), 10, 100, 4, 0.1, {"seed": "0"}).id
+    )  # the split is not the id
     assert plan.id != shards.split(archs, ("none", "full"), 10, 100, 3, 1.0, {"seed": "0"}).id
     # The model reproduces the H100 full-grid estimate it was fitted to (3,044 s measured).
     assert 2900 < sum(costmodel.arch_seconds(a, 60, 100, 1.0) for a in archs) < 3200
@@ -62,8 +64,10 @@ def test_launch_shards_once_with_data_channel_and_checkpoints(configs):
     assert {job["HyperParameters"]["arch"] for job in jobs.values()} == {"1*4", "2*3", "3*2"}
     for k, job in by_shard.items():
         assert job["HyperParameters"]["mode"] == "none,hidden" and job["HyperParameters"]["seeding"] == "independent"
-        assert job["CheckpointConfig"] == {"S3Uri": f"s3://{BUCKET}/{PREFIX}/checkpoints/{plan_id}/shard-{k}",
-                                           "LocalPath": "/opt/ml/checkpoints"}
+        assert job["CheckpointConfig"] == {
+            "S3Uri": f"s3://{BUCKET}/{PREFIX}/checkpoints/{plan_id}/shard-{k}",
+            "LocalPath": "/opt/ml/checkpoints",
+        }
         channel = job["InputDataConfig"][0]
         assert channel["ChannelName"] == "training"
         assert channel["DataSource"]["S3DataSource"]["S3Uri"] == f"s3://{BUCKET}/{PREFIX}/data/{FOLDER}/"
@@ -85,8 +89,19 @@ def run_shard(job: dict, folder: Path, mnist, monkeypatch) -> Path:
     args = [f"--{k}={v}" for k, v in job["HyperParameters"].items() if not k.startswith("sagemaker_")]
     with monkeypatch.context() as patch, contextlib.redirect_stdout(io.StringIO()):
         patch.setattr("psa.sweep.load_mnist", lambda data_dir=None: subset(mnist, train=600, val=300))
-        main(["cloud", "job", *args, "--device", "cpu", "--model-dir", str(folder / "model"),
-              "--checkpoint-dir", str(folder / "checkpoints")])
+        main(
+            [
+                "cloud",
+                "job",
+                *args,
+                "--device",
+                "cpu",
+                "--model-dir",
+                str(folder / "model"),
+                "--checkpoint-dir",
+                str(folder / "checkpoints"),
+            ]
+        )
     return folder
 
 
@@ -98,22 +113,34 @@ def test_collect_merges_finished_and_running_shards_once(configs, tmp_path, mnis
         folder = run_shard(job, tmp_path / name, mnist, monkeypatch)
         if "-3-of-3-" in name:  # still running: its last checkpoint is all there is
             sagemaker_jobs()[name].training_job_status = "InProgress"
-            s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/checkpoints/{plan_id}/shard-3/psa.sqlite",
-                          Body=(folder / "checkpoints" / "psa.sqlite").read_bytes())
+            s3.put_object(
+                Bucket=BUCKET,
+                Key=f"{PREFIX}/checkpoints/{plan_id}/shard-3/psa.sqlite",
+                Body=(folder / "checkpoints" / "psa.sqlite").read_bytes(),
+            )
         else:
-            s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/{name}/output/model.tar.gz", Body=model_archive(folder / "model"))
+            s3.put_object(
+                Bucket=BUCKET, Key=f"{PREFIX}/{name}/output/model.tar.gz", Body=model_archive(folder / "model")
+            )
     capsys.readouterr()
     assert run_cli("cloud", "collect", "--plan", plan_id, "--store", "merged.sqlite") == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "12 trials added" in out and "12 of 12 trials complete" in out
-    first = sqlite3.connect("merged.sqlite").execute(
-        "SELECT arch, mode, trial, seed, bounty, test_accuracy, job FROM trials ORDER BY arch, mode, trial").fetchall()
+    first = (
+        sqlite3.connect("merged.sqlite")
+        .execute("SELECT arch, mode, trial, seed, bounty, test_accuracy, job FROM trials ORDER BY arch, mode, trial")
+        .fetchall()
+    )
     assert {row[-1] for row in first} == set(jobs) and len(first) == 12
     assert run_cli("cloud", "collect", "--plan", plan_id, "--store", "merged.sqlite") == 0
     assert "0 trials added" in " ".join(capsys.readouterr().out.split())
     db = sqlite3.connect("merged.sqlite")
-    assert db.execute("SELECT arch, mode, trial, seed, bounty, test_accuracy, job FROM trials "
-                      "ORDER BY arch, mode, trial").fetchall() == first
+    assert (
+        db.execute(
+            "SELECT arch, mode, trial, seed, bounty, test_accuracy, job FROM trials ORDER BY arch, mode, trial"
+        ).fetchall()
+        == first
+    )
     assert db.execute("SELECT COUNT(*) FROM loops").fetchone() == (12 * 2,)
     assert run_cli("export", "--store", "merged.sqlite", "--out", "exported") == 0
     assert Path("exported/psa_simplemlp_trials_convergence.md").is_file()
@@ -124,10 +151,34 @@ def test_collect_merges_finished_and_running_shards_once(configs, tmp_path, mnis
 def test_a_killed_shard_resumes_from_its_checkpoint_folder(tmp_path):
     def job(name: str) -> subprocess.Popen:
         return subprocess.Popen(
-            [sys.executable, "-m", "psa", "cloud", "job", "--arch", "1*8,2*8", "--mode", "none,full", "--trials", "3",
-             "--meta-loops", "6", "--device", "cpu", "--checkpoint-every", "0", "--model-dir", str(tmp_path / name / "model"),
-             "--checkpoint-dir", str(tmp_path / name / "checkpoints")],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            [
+                sys.executable,
+                "-m",
+                "psa",
+                "cloud",
+                "job",
+                "--arch",
+                "1*8,2*8",
+                "--mode",
+                "none,full",
+                "--trials",
+                "3",
+                "--meta-loops",
+                "6",
+                "--device",
+                "cpu",
+                "--checkpoint-every",
+                "0",
+                "--model-dir",
+                str(tmp_path / name / "model"),
+                "--checkpoint-dir",
+                str(tmp_path / name / "checkpoints"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
 
     assert job("whole").wait(timeout=300) == 0
     snapshot = tmp_path / "killed" / "checkpoints" / "psa.sqlite"
@@ -155,9 +206,18 @@ def test_a_killed_shard_resumes_from_its_checkpoint_folder(tmp_path):
     def results(name: str) -> list:
         store = Store(tmp_path / name / "model" / "psa.sqlite")
         try:
-            return sorted((r["arch"], r["mode"], r["trial"], r["seed"], r["bounty"], r["test_accuracy"],
-                           tuple((h.loop, h.score, h.lkg_score) for h in store.history(r["id"])))
-                          for r in store.completed())
+            return sorted(
+                (
+                    r["arch"],
+                    r["mode"],
+                    r["trial"],
+                    r["seed"],
+                    r["bounty"],
+                    r["test_accuracy"],
+                    tuple((h.loop, h.score, h.lkg_score) for h in store.history(r["id"])),
+                )
+                for r in store.completed()
+            )
         finally:
             store.close()
 

@@ -3,10 +3,10 @@ from pathlib import Path
 
 import boto3
 import pytest
-
 from cloud_helpers import BUCKET, JOBS, PREFIX, REGION, run_cli, sagemaker_jobs
-from psa.published import COST_REPORT
+
 from psa.cloud.storage import category, human
+from psa.published import COST_REPORT
 
 MISSING = "psa-2x3-none-2025-08-11-19-50-00-000"  # in the jobs file, never run
 
@@ -47,7 +47,12 @@ def test_storage_report_has_the_published_shape_and_adds_up(jobs_file, fixtures,
 
 def test_file_categories_and_human_sizes():
     assert [category(k) for k in ("a/model.tar.gz", "b.json", "c.txt", "d.log", "e.ts")] == [
-        "model_archives", "json_files", "text_files", "log_files", "other"]
+        "model_archives",
+        "json_files",
+        "text_files",
+        "log_files",
+        "other",
+    ]
     assert (human(14136878773), human(14136878773 / 588), human(512)) == ("13.17 GB", "22.93 MB", "512.00 B")
 
 
@@ -55,11 +60,13 @@ def test_cost_report_prices_billable_time(tmp_path, fixtures, capsys):
     sagemaker = boto3.client("sagemaker")
     for job in JOBS.values():
         sagemaker.create_training_job(
-            TrainingJobName=job, RoleArn="arn:aws:iam::123456789012:role/r",
+            TrainingJobName=job,
+            RoleArn="arn:aws:iam::123456789012:role/r",
             AlgorithmSpecification={"TrainingImage": "image", "TrainingInputMode": "File"},
             OutputDataConfig={"S3OutputPath": f"s3://{BUCKET}/{PREFIX}"},
             ResourceConfig={"InstanceType": "ml.g4dn.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30},
-            StoppingCondition={"MaxRuntimeInSeconds": 3600})
+            StoppingCondition={"MaxRuntimeInSeconds": 3600},
+        )
     sagemaker_jobs()[JOBS["none"]].billable_time_in_seconds = 1557
     sagemaker_jobs()[JOBS["hidden"]].billable_time_in_seconds = 3600
     sagemaker_jobs()[JOBS["hidden"]].training_job_status = "Failed"

@@ -76,15 +76,20 @@ class GraphSteps(Steps):
         self.use_graphs = device.type == "cuda" and _switch("PSA_CUDA_GRAPHS") if graphs is None else graphs
         use_fused = _switch("PSA_FUSED") if fused is None else fused
         tf32 = self.mode == "tf32"
-        self.passes = [(functools.partial(kernels.forward, tf32=tf32), functools.partial(kernels.backward, tf32=tf32))
-                       if use_fused and kernels.supported(stack) else (ops.forward, ops.backward) for stack in stacks]
+        self.passes = [
+            (functools.partial(kernels.forward, tf32=tf32), functools.partial(kernels.backward, tf32=tf32))
+            if use_fused and kernels.supported(stack)
+            else (ops.forward, ops.backward)
+            for stack in stacks
+        ]
         self.pending, self.pinned = {}, []
         self.graphs, self.pool, self.streams = {}, None, None
 
     def prefetch(self, loop: int) -> None:
         if loop not in self.pending:
-            self.pending[loop] = [_workers.submit(loop_inputs, stack, loop, self.n, len(self.batches))
-                                  for stack in self.stacks]
+            self.pending[loop] = [
+                _workers.submit(loop_inputs, stack, loop, self.n, len(self.batches)) for stack in self.stacks
+            ]
 
     def inputs(self, loop: int) -> list:
         self.prefetch(loop)
@@ -128,8 +133,11 @@ class GraphSteps(Steps):
         capture."""
         if self.streams is None:
             self.streams = [torch.cuda.Stream() for _ in self.stacks]
-        state = [t for stack, epoch in zip(self.stacks, self.epochs)
-                 for t in (stack.active, epoch.m, epoch.v, epoch.updates, epoch.step)]
+        state = [
+            t
+            for stack, epoch in zip(self.stacks, self.epochs)
+            for t in (stack.active, epoch.m, epoch.v, epoch.updates, epoch.step)
+        ]
         saved = [t.clone() for t in state]
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())

@@ -86,10 +86,27 @@ if triton is not None:
         return tl.sum(g[:, :, None] * x[:, None, :], axis=0)
 
     @triton.jit
-    def _chain_forward(src, dst, chain, masks, n_layers, batch, src_stride, dst_stride, param_stride,
-                       units, drop_lo, drop_hi, W, BW: tl.constexpr, BB: tl.constexpr,
-                       DOT: tl.constexpr, DROPOUT: tl.constexpr, STORE: tl.constexpr,
-                       PRECISION: tl.constexpr):
+    def _chain_forward(
+        src,
+        dst,
+        chain,
+        masks,
+        n_layers,
+        batch,
+        src_stride,
+        dst_stride,
+        param_stride,
+        units,
+        drop_lo,
+        drop_hi,
+        W,
+        BW: tl.constexpr,
+        BB: tl.constexpr,
+        DOT: tl.constexpr,
+        DROPOUT: tl.constexpr,
+        STORE: tl.constexpr,
+        PRECISION: tl.constexpr,
+    ):
         """src (T, B, W): output of hidden layer 0. With STORE, dst[t, l] receives the output of
         hidden layer l + 1 for every l (the tape backward reads); else dst[t, 0] the last one."""
         t = tl.program_id(0)
@@ -100,24 +117,43 @@ if triton is not None:
         here = rows[:, None] * W + cols[None, :]
         dropping = (t >= drop_lo) & (t < drop_hi)
         h = tl.load(src + t * src_stride + here, mask=inside, other=0.0)
-        for l in range(n_layers):
-            layer = chain + t * param_stride + l * (W * W + W)
+        for li in range(n_layers):
+            layer = chain + t * param_stride + li * (W * W + W)
             w = tl.load(layer + cols[:, None] * W + cols[None, :], mask=square, other=0.0)
             b = tl.load(layer + W * W + cols, mask=cols < W, other=0.0)
             h = tl.maximum(_times_wt(h, w, DOT, PRECISION) + b[None, :], 0.0)
             if DROPOUT:
-                keep = tl.load(masks + ((t - drop_lo) * batch + rows[:, None]) * units + (l + 1) * W + cols[None, :],
-                               mask=inside & dropping, other=1.0)
+                keep = tl.load(
+                    masks + ((t - drop_lo) * batch + rows[:, None]) * units + (li + 1) * W + cols[None, :],
+                    mask=inside & dropping,
+                    other=1.0,
+                )
                 h = h * keep
             if STORE:
-                tl.store(dst + t * dst_stride + l * batch * W + here, h, mask=inside)
+                tl.store(dst + t * dst_stride + li * batch * W + here, h, mask=inside)
         if not STORE:
             tl.store(dst + t * dst_stride + here, h, mask=inside)
 
     @triton.jit
-    def _chain_backward(grad, acts, chain, masks, partial, n_layers, batch, param_stride, units,
-                        drop_lo, drop_hi, W, BW: tl.constexpr, BB: tl.constexpr,
-                        DOT: tl.constexpr, DROPOUT: tl.constexpr, PRECISION: tl.constexpr):
+    def _chain_backward(
+        grad,
+        acts,
+        chain,
+        masks,
+        partial,
+        n_layers,
+        batch,
+        param_stride,
+        units,
+        drop_lo,
+        drop_hi,
+        W,
+        BW: tl.constexpr,
+        BB: tl.constexpr,
+        DOT: tl.constexpr,
+        DROPOUT: tl.constexpr,
+        PRECISION: tl.constexpr,
+    ):
         """grad (T, B, W): in, d loss / d output of the last hidden layer; out, d loss / d output
         of hidden layer 0. acts (T, n_layers + 1, B, W): every hidden layer's output. partial
         (T, blocks, n_layers, W * W + W): this block's share of each chain layer's dW and db."""
@@ -132,20 +168,23 @@ if triton is not None:
         dropping = (t >= drop_lo) & (t < drop_hi)
         g = tl.load(grad + t * plane + here, mask=inside, other=0.0)
         for i in range(n_layers):
-            l = n_layers - i  # hidden layer l, parameters of chain layer l - 1
-            h = tl.load(acts + (t * (n_layers + 1) + l) * plane + here, mask=inside, other=0.0)
-            x = tl.load(acts + (t * (n_layers + 1) + l - 1) * plane + here, mask=inside, other=0.0)
+            hl = n_layers - i  # hidden layer hl, parameters of chain layer hl - 1
+            h = tl.load(acts + (t * (n_layers + 1) + hl) * plane + here, mask=inside, other=0.0)
+            x = tl.load(acts + (t * (n_layers + 1) + hl - 1) * plane + here, mask=inside, other=0.0)
             if DROPOUT:
-                keep = tl.load(masks + ((t - drop_lo) * batch + rows[:, None]) * units + l * W + cols[None, :],
-                               mask=inside & dropping, other=1.0)
+                keep = tl.load(
+                    masks + ((t - drop_lo) * batch + rows[:, None]) * units + hl * W + cols[None, :],
+                    mask=inside & dropping,
+                    other=1.0,
+                )
                 g = g * keep
             # A kept unit's output is positive exactly where its pre-activation is; a dropped
             # unit's gradient is already zero.
             g = tl.where(h > 0, g, 0.0)
-            out = partial + ((t * tl.num_programs(1) + block) * n_layers + l - 1) * (W * W + W)
+            out = partial + ((t * tl.num_programs(1) + block) * n_layers + hl - 1) * (W * W + W)
             tl.store(out + cols[:, None] * W + cols[None, :], _gt_times(g, x, DOT, PRECISION), mask=square)
             tl.store(out + W * W + cols, tl.sum(g, axis=0), mask=cols < W)
-            layer = chain + t * param_stride + (l - 1) * (W * W + W)
+            layer = chain + t * param_stride + (hl - 1) * (W * W + W)
             w = tl.load(layer + cols[:, None] * W + cols[None, :], mask=square, other=0.0)
             g = _times_w(g, w, DOT, PRECISION)
         tl.store(grad + t * plane + here, g, mask=inside)
@@ -161,8 +200,7 @@ def _precision(dtype: torch.dtype, tf32: bool) -> str:
     return "tf32" if tf32 and dtype == torch.float32 else "ieee"
 
 
-def forward(stack: Stack, x: torch.Tensor, masks=None, flat=None, tape: bool = True,
-            tf32: bool = False):
+def forward(stack: Stack, x: torch.Tensor, masks=None, flat=None, tape: bool = True, tf32: bool = False):
     """ops.forward for a fusable SimpleMLP stack, with the parameters in `flat` (default:
     stack.active). The tape holds every hidden layer's output; `tape=False` (evaluation) keeps
     only the last one."""
@@ -186,15 +224,30 @@ def forward(stack: Stack, x: torch.Tensor, masks=None, flat=None, tape: bool = T
         acts, dst = None, torch.empty_like(src)
     masks_arg, units, lo, hi, dropout = _dropout_args(stack, masks, src)
     grid = (trials, triton.cdiv(size, config["BB"]))
-    _chain_forward[grid](src, dst, weights[1][0], masks_arg, n_layers, size, src.stride(0), dst.stride(0),
-                         flat.stride(0), units, lo, hi, W=width, DROPOUT=dropout, STORE=tape,
-                         PRECISION=_precision(flat.dtype, tf32), **config)
+    _chain_forward[grid](
+        src,
+        dst,
+        weights[1][0],
+        masks_arg,
+        n_layers,
+        size,
+        src.stride(0),
+        dst.stride(0),
+        flat.stride(0),
+        units,
+        lo,
+        hi,
+        W=width,
+        DROPOUT=dropout,
+        STORE=tape,
+        PRECISION=_precision(flat.dtype, tf32),
+        **config,
+    )
     last = acts[:, -1] if tape else dst
     return ops.linear(last, *weights[-1]), last, (x, acts)
 
 
-def backward(stack: Stack, g: torch.Tensor, last: torch.Tensor, tape, masks=None,
-             tf32: bool = False) -> None:
+def backward(stack: Stack, g: torch.Tensor, last: torch.Tensor, tape, masks=None, tf32: bool = False) -> None:
     """ops.backward for a stack run through forward() above: gradients into stack.grad."""
     x, acts = tape
     layout, weights = stack.layout, stack.weights
@@ -206,9 +259,23 @@ def backward(stack: Stack, g: torch.Tensor, last: torch.Tensor, tape, masks=None
     blocks = triton.cdiv(size, config["BB"])
     partial = g.new_empty(trials, blocks, n_layers, width * width + width)
     masks_arg, units, lo, hi, dropout = _dropout_args(stack, masks, g)
-    _chain_backward[(trials, blocks)](g, acts, weights[1][0], masks_arg, partial, n_layers, size,
-                                      stack.active.stride(0), units, lo, hi, W=width, DROPOUT=dropout,
-                                      PRECISION=_precision(stack.active.dtype, tf32), **config)
+    _chain_backward[(trials, blocks)](
+        g,
+        acts,
+        weights[1][0],
+        masks_arg,
+        partial,
+        n_layers,
+        size,
+        stack.active.stride(0),
+        units,
+        lo,
+        hi,
+        W=width,
+        DROPOUT=dropout,
+        PRECISION=_precision(stack.active.dtype, tf32),
+        **config,
+    )
     stack.grad[:, layout.offsets[1] : layout.offsets[-1]].copy_(partial.sum(1).view(trials, -1))
     if masks is not None:
         g[stack.drop] *= masks[:, :, :width]

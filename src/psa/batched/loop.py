@@ -26,8 +26,14 @@ def runner(stacks: list[Stack], data: MNIST):
 
 
 @torch.no_grad()
-def train_stacks(groups: list[list[TrialSpec]], data: MNIST, meta_loops: int, reporter: Reporter | None = None,
-                 on_loop=None, saved: dict[TrialSpec, Saved] | None = None) -> list[list[TrialResult]]:
+def train_stacks(
+    groups: list[list[TrialSpec]],
+    data: MNIST,
+    meta_loops: int,
+    reporter: Reporter | None = None,
+    on_loop=None,
+    saved: dict[TrialSpec, Saved] | None = None,
+) -> list[list[TrialResult]]:
     """Meta-loops up to `meta_loops` of every trial, each list of `groups` as one stack (one
     architecture and family; lr and batch size shared by all), the stacks side by side. With
     `saved`, every trial goes on from its saved state (all saved after the same loop). `data` is
@@ -41,8 +47,9 @@ def train_stacks(groups: list[list[TrialSpec]], data: MNIST, meta_loops: int, re
     started = time.perf_counter()
     stacks = [Stack.of(specs, device, dtype, saved) for specs in groups]
     starts = {state.loops_done for state in (saved or {}).values()}
-    assert len(starts) <= 1 and len(saved or {}) in (0, sum(map(len, groups))), \
+    assert len(starts) <= 1 and len(saved or {}) in (0, sum(map(len, groups))), (
         "every trial of a group goes on from the same loop"
+    )
     steps, accuracy = runner(stacks, data)
     histories = [[[] for _ in stack.specs] for stack in stacks]
     for loop in range(max(starts, default=0) + 1, meta_loops + 1):
@@ -57,8 +64,10 @@ def train_stacks(groups: list[list[TrialSpec]], data: MNIST, meta_loops: int, re
             steps(batch)
             reporter.step()
         # Validation; strict improvement makes a candidate its trial's LKG.
-        records = [promote(stack, loop, accuracy(stack, stack.active, data.x_val, data.y_val, EVAL_CHUNK), chosen)
-                   for stack, chosen in zip(stacks, choices)]
+        records = [
+            promote(stack, loop, accuracy(stack, stack.active, data.x_val, data.y_val, EVAL_CHUNK), chosen)
+            for stack, chosen in zip(stacks, choices)
+        ]
         for stack_histories, stack_records in zip(histories, records):
             for history, record in zip(stack_histories, stack_records):
                 history.append(record)
@@ -69,14 +78,27 @@ def train_stacks(groups: list[list[TrialSpec]], data: MNIST, meta_loops: int, re
     results = []
     for stack, stack_histories in zip(stacks, histories):
         tests = accuracy(stack, stack.lkg, data.x_test, data.y_test, EVAL_CHUNK)
-        results.append([TrialResult(spec, stack.bounty[t], stack.bounty_loop[t], tests[t], stack_histories[t],
-                                    seconds, str(device)) for t, spec in enumerate(stack.specs)])
+        results.append(
+            [
+                TrialResult(
+                    spec, stack.bounty[t], stack.bounty_loop[t], tests[t], stack_histories[t], seconds, str(device)
+                )
+                for t, spec in enumerate(stack.specs)
+            ]
+        )
     return results
 
 
-def train_trials(specs: list[TrialSpec], data: MNIST, meta_loops: int, device: str = "cpu",
-                 memory_bytes: int = 2 << 30, dtype=torch.float32, reporter: Reporter | None = None,
-                 on_loop=None) -> list[TrialResult]:
+def train_trials(
+    specs: list[TrialSpec],
+    data: MNIST,
+    meta_loops: int,
+    device: str = "cpu",
+    memory_bytes: int = 2 << 30,
+    dtype=torch.float32,
+    reporter: Reporter | None = None,
+    on_loop=None,
+) -> list[TrialResult]:
     """Train trials of one architecture and family in stacks that fit `memory_bytes`, one stack
     at a time; results come back in the order of `specs`."""
     data = data.to(device, dtype)

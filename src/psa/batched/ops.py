@@ -70,23 +70,23 @@ def forward(stack: Stack, x: torch.Tensor, masks=None, weights=None):
         dropped[stack.drop] *= masks[:, :, offsets[point] : offsets[point] + a.shape[2]]
         return dropped
 
-    for point, (kind, l) in enumerate(top.plan):
-        a = torch.relu(linear(x, *weights[l]))
+    for point, (kind, li) in enumerate(top.plan):
+        a = torch.relu(linear(x, *weights[li]))
         if kind == "linear":
             tape.append((x, a, None))
             x = drop(a, point)
         else:
             d = drop(a, point)
-            s = torch.relu(x + linear(d, *weights[l + 1]))
+            s = torch.relu(x + linear(d, *weights[li + 1]))
             tape.append((x, a, (d, s)))
             x = s
     return linear(x, *weights[-1]), x, tape
 
 
-def layer_grads(stack: Stack, l: int, g: torch.Tensor, inputs: torch.Tensor) -> None:
-    """Weight and bias gradients of linear layer `l` into stack.grad, from g = dloss/d(output)
+def layer_grads(stack: Stack, li: int, g: torch.Tensor, inputs: torch.Tensor) -> None:
+    """Weight and bias gradients of linear layer `li` into stack.grad, from g = dloss/d(output)
     (T, B, out) and the layer's inputs (T, B, in), or (G, B, in) when shared."""
-    weight, bias = stack.grads[l]
+    weight, bias = stack.grads[li]
     if inputs.shape[0] != g.shape[0]:
         _shared_weight_grad(g, inputs, weight)
     else:  # computing into a fresh tensor and copying is ~10x faster than bmm(out=strided view)
@@ -107,20 +107,20 @@ def backward(stack: Stack, g: torch.Tensor, last: torch.Tensor, tape, masks=None
     layer_grads(stack, len(weights) - 1, g, last)
     g = bmm(g, weights[-1][0])
     for point in range(len(top.plan) - 1, -1, -1):
-        kind, l = top.plan[point]
+        kind, li = top.plan[point]
         x, a, block = tape[point]
         if kind == "linear":
             g = relu_backward(undrop(g, point), a)
-            layer_grads(stack, l, g, x)
-            if l > 0:
-                g = bmm(g, weights[l][0])
+            layer_grads(stack, li, g, x)
+            if li > 0:
+                g = bmm(g, weights[li][0])
         else:
             d, s = block
             g_s = relu_backward(g, s)
-            layer_grads(stack, l + 1, g_s, d)
-            g_z = relu_backward(undrop(bmm(g_s, weights[l + 1][0]), point), a)
-            layer_grads(stack, l, g_z, x)
-            g = g_s + bmm(g_z, weights[l][0]) if l > 0 else None
+            layer_grads(stack, li + 1, g_s, d)
+            g_z = relu_backward(undrop(bmm(g_s, weights[li + 1][0]), point), a)
+            layer_grads(stack, li, g_z, x)
+            g = g_s + bmm(g_z, weights[li][0]) if li > 0 else None
 
 
 def cross_entropy_grad(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -142,8 +142,21 @@ def adamw_step(stack: Stack, m: torch.Tensor, v: torch.Tensor, step: torch.Tenso
         stack.active[stack.decaying].mul_(stack.shrink)
     step.add_(1)
     b1, b2 = BETAS
-    torch._fused_adamw_([stack.active], [stack.grad], [m], [v], [], [step], lr=lr, beta1=b1, beta2=b2,
-                        weight_decay=0.0, eps=EPS, amsgrad=False, maximize=False)
+    torch._fused_adamw_(
+        [stack.active],
+        [stack.grad],
+        [m],
+        [v],
+        [],
+        [step],
+        lr=lr,
+        beta1=b1,
+        beta2=b2,
+        weight_decay=0.0,
+        eps=EPS,
+        amsgrad=False,
+        maximize=False,
+    )
 
 
 def shares_samples(stack: Stack, samples: int) -> bool:

@@ -53,8 +53,10 @@ class Layout:
         `hidden` mode its outgoing column in the next layer."""
         fan_in, fan_out = self.shapes[layer]
         start = self.offsets[layer]
-        parts = [torch.arange(start + unit * fan_in, start + (unit + 1) * fan_in),
-                 torch.tensor([start + fan_in * fan_out + unit])]
+        parts = [
+            torch.arange(start + unit * fan_in, start + (unit + 1) * fan_in),
+            torch.tensor([start + fan_in * fan_out + unit]),
+        ]
         if mode == "hidden":
             next_in, next_out = self.shapes[layer + 1]
             parts.append(self.offsets[layer + 1] + torch.arange(next_out) * next_in + unit)
@@ -123,9 +125,12 @@ class Stack:
         seeded initial weights as LKG)."""
         arch, family = specs[0].arch, specs[0].family
         layout, saved = Layout.of(arch, family), saved or {}
-        rows = [saved[s].lkg.to(dtype) if s in saved else
-                torch.cat([torch.cat([w.reshape(-1), b]) for w, b in initial_parameters(arch, family, s.seed, dtype)])
-                for s in specs]
+        rows = [
+            saved[s].lkg.to(dtype)
+            if s in saved
+            else torch.cat([torch.cat([w.reshape(-1), b]) for w, b in initial_parameters(arch, family, s.seed, dtype)])
+            for s in specs
+        ]
         lkg = torch.stack(rows).to(device)
         column = lambda values: torch.tensor(values, dtype=dtype, device=device).view(-1, 1)  # noqa: E731
         lr = specs[0].hyper.lr
@@ -138,13 +143,20 @@ class Stack:
         plan, shapes = layout.topology.plan, layout.shapes
         first_layer_narrow = plan[0][0] == "linear" and shapes[0][1] <= specs[0].hyper.batch_size
         return cls(
-            specs, layout, lkg, lkg.clone(), torch.zeros_like(lkg),
+            specs,
+            layout,
+            lkg,
+            lkg.clone(),
+            torch.zeros_like(lkg),
             lkg_score=[saved[s].lkg_score if s in saved else -1.0 for s in specs],
             bounty=[saved[s].bounty if s in saved else -1.0 for s in specs],
             bounty_loop=[saved[s].bounty_loop if s in saved else 0 for s in specs],
-            decaying=decaying, shrink=shrink[decaying] if decaying else None,
-            drop=_span(dropping), drop_p=column([specs[i].hyper.dropout for i in dropping]).view(-1, 1, 1) if dropping else None,
-            seeds=seeds, fan_out=torch.arange(len(specs), device=device) % len(seeds),
+            decaying=decaying,
+            shrink=shrink[decaying] if decaying else None,
+            drop=_span(dropping),
+            drop_p=column([specs[i].hyper.dropout for i in dropping]).view(-1, 1, 1) if dropping else None,
+            seeds=seeds,
+            fan_out=torch.arange(len(specs), device=device) % len(seeds),
             share_inputs=regular and first_layer_narrow,
         )
 
@@ -177,6 +189,7 @@ def promote(stack: Stack, loop: int, scores: list[float], choices: list) -> list
             stack.lkg_score[t] = scores[t]
             if scores[t] > stack.bounty[t]:
                 stack.bounty[t], stack.bounty_loop[t] = scores[t], loop
-        records.append(LoopRecord(loop, scores[t], stack.lkg_score[t], stack.bounty[t], improved[t],
-                                  ablation.describe(choices[t])))
+        records.append(
+            LoopRecord(loop, scores[t], stack.lkg_score[t], stack.bounty[t], improved[t], ablation.describe(choices[t]))
+        )
     return records

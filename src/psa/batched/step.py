@@ -21,8 +21,9 @@ def loop_inputs(stack: Stack, loop: int, n: int, steps: int):
     if stack.drop is None:
         return orders, None
     dropping = stack.specs[stack.drop]
-    keys = torch.tensor([[randomness.dropout_key(s.seed, loop, step) for s in dropping] for step in range(steps)],
-                        dtype=torch.int64)
+    keys = torch.tensor(
+        [[randomness.dropout_key(s.seed, loop, step) for s in dropping] for step in range(steps)], dtype=torch.int64
+    )
     return orders, keys
 
 
@@ -50,13 +51,19 @@ class Epoch:
         dropping = stack.drop is not None
         return cls(
             orders=torch.zeros(len(stack.seeds), n, dtype=torch.int64, device=device),
-            keys=torch.zeros(steps, len(stack.specs[stack.drop]), dtype=torch.int64, device=device) if dropping else None,
-            grid=randomness.counter_grid(hyper.batch_size, stack.layout.topology.dropout_units, device) if dropping else None,
-            m=torch.zeros_like(stack.active), v=torch.zeros_like(stack.active),
+            keys=torch.zeros(steps, len(stack.specs[stack.drop]), dtype=torch.int64, device=device)
+            if dropping
+            else None,
+            grid=randomness.counter_grid(hyper.batch_size, stack.layout.topology.dropout_units, device)
+            if dropping
+            else None,
+            m=torch.zeros_like(stack.active),
+            v=torch.zeros_like(stack.active),
             updates=torch.zeros((), dtype=torch.float32, device=device),
             step=torch.zeros((), dtype=torch.int64, device=device),
             inputs=torch.empty(len(stack.seeds) * hyper.batch_size, INPUTS, dtype=stack.active.dtype, device=device),
-            batch_size=hyper.batch_size, lr=hyper.lr,
+            batch_size=hyper.batch_size,
+            lr=hyper.lr,
         )
 
     def begin(self, orders: torch.Tensor, keys: torch.Tensor | None) -> None:

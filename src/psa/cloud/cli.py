@@ -34,6 +34,7 @@ def _aws(run):
             run(args)
         except (ClientError, BotoCoreError) as error:
             raise PSAError(f"AWS: {describe(error)}") from None
+
     return guarded
 
 
@@ -61,16 +62,27 @@ def _reconstruct(args, settings, cloud) -> None:
 
 # ------------------------------------------------------------------------------------ tools
 
+
 def _split(args, shards_count: int, instance_type: str) -> shards.Plan:
     """The sharded plan of the command line's grid (the split by the cost model, or by a bench file)."""
     measured = costmodel.read_measured(args.cost_model) if args.cost_model else None
     speed = costmodel.INSTANCE_SPEED.get(instance_type)
     if speed is None and not measured:
-        raise PSAError(f"no speed known for {instance_type}: pass --cost-model (a `psa bench --estimate-sweep --json` "
-                       f"file measured on its GPU)")
+        raise PSAError(
+            f"no speed known for {instance_type}: pass --cost-model (a `psa bench --estimate-sweep --json` "
+            f"file measured on its GPU)"
+        )
     run = launch.Run(args.trials, args.meta_loops, args.seed, args.seeding, options.hyper(args))
-    return shards.split(read_configurations(args.configs), parse_modes(args.modes), args.trials, args.meta_loops,
-                        shards_count, speed or 1.0, run.arguments(), measured)
+    return shards.split(
+        read_configurations(args.configs),
+        parse_modes(args.modes),
+        args.trials,
+        args.meta_loops,
+        shards_count,
+        speed or 1.0,
+        run.arguments(),
+        measured,
+    )
 
 
 @_aws
@@ -82,8 +94,10 @@ def run_launch(args) -> None:
         if not args.dry_run:
             plan = shards.settle(cloud, settings.bucket, settings.prefix, plan)
         steps = launch.shard_steps(plan, settings.bucket, settings.prefix)
-        console.print(f"plan {plan.id}: {len(plan.archs)} architectures in {len(plan.shards)} shards "
-                      f"(collect with `psa cloud collect --plan {plan.id}`)")
+        console.print(
+            f"plan {plan.id}: {len(plan.archs)} architectures in {len(plan.shards)} shards "
+            f"(collect with `psa cloud collect --plan {plan.id}`)"
+        )
     else:
         steps = launch.cell_steps(read_configurations(args.configs), parse_modes(args.modes))
     launch.look_up(cloud, steps, args.force_rerun)
@@ -95,8 +109,10 @@ def run_launch(args) -> None:
     console.print(launch.table(steps, "Launch"))
     failed = [s for s in steps if s.error]
     _problems([f"{' '.join(s.what)}: {s.error}" for s in failed], "jobs")
-    console.print(f"{sum(s.job is not None for s in steps)} launched, {sum(not s.launch for s in steps)} skipped, "
-                  f"{len(failed)} not launched; job names in {args.jobs_file}")
+    console.print(
+        f"{sum(s.job is not None for s in steps)} launched, {sum(not s.launch for s in steps)} skipped, "
+        f"{len(failed)} not launched; job names in {args.jobs_file}"
+    )
     if failed:
         raise PSAError(f"{len(failed)} of {len(steps)} jobs could not be launched (see the table); run again to retry")
 
@@ -137,8 +153,10 @@ def run_logs(args) -> None:
     results = logs.download(cloud, read_jobs_file(args.jobs_file), args.output_dir, args.force)
     _problems([r.error for r in results if r.error], "jobs")
     done = [r for r in results if not r.error]
-    console.print(f"{len(done)} jobs downloaded ({sum(r.skipped for r in done)} already there), "
-                  f"{sum(len(r.files) for r in done)} log files in {args.output_dir}")
+    console.print(
+        f"{len(done)} jobs downloaded ({sum(r.skipped for r in done)} already there), "
+        f"{sum(len(r.files) for r in done)} log files in {args.output_dir}"
+    )
 
 
 def run_parse_logs(args) -> None:
@@ -199,42 +217,69 @@ def run_cost(args) -> None:
 
 # ----------------------------------------------------------------------------------- parser
 
+
 def configure(parser) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--env-file", default=None, help="settings file (default: .env, then aws/sagemaker/.env)")
     jobs = argparse.ArgumentParser(add_help=False)
-    jobs.add_argument("--jobs-file", type=Path, default=DEFAULT_JOBS_FILE,
-                      help=f"job names, one a line (default: {DEFAULT_JOBS_FILE})")
+    jobs.add_argument(
+        "--jobs-file",
+        type=Path,
+        default=DEFAULT_JOBS_FILE,
+        help=f"job names, one a line (default: {DEFAULT_JOBS_FILE})",
+    )
     grid = argparse.ArgumentParser(add_help=False)
-    grid.add_argument("--configs", type=Path, default=CONFIGURATIONS, help="architectures (default: the published study's 98)")
+    grid.add_argument(
+        "--configs", type=Path, default=CONFIGURATIONS, help="architectures (default: the published study's 98)"
+    )
     grid.add_argument("--modes", default="all", help="comma-separated modes (default: all six)")
     job.add_hyperparameters(grid)
     grid.add_argument("--instance-type", default=None, help="default: the INSTANCE_TYPE setting (ml.g4dn.xlarge)")
-    grid.add_argument("--cost-model", type=Path, default=None,
-                      help="`psa bench --estimate-sweep --json` file measured on the instance's GPU (default: the "
-                           "H100-fitted model scaled by the GPU's speed, psa.costmodel)")
+    grid.add_argument(
+        "--cost-model",
+        type=Path,
+        default=None,
+        help="`psa bench --estimate-sweep --json` file measured on the instance's GPU (default: the "
+        "H100-fitted model scaled by the GPU's speed, psa.costmodel)",
+    )
     fleet_plan = argparse.ArgumentParser(add_help=False)
     fleet_plan.add_argument("--plan", required=True, help="the plan's id, as `launch --shards` printed it")
-    fleet_plan.add_argument("--price-per-hour", type=options.POSITIVE, default=None,
-                            help="USD per hour (default: the known price of the INSTANCE_TYPE setting)")
+    fleet_plan.add_argument(
+        "--price-per-hour",
+        type=options.POSITIVE,
+        default=None,
+        help="USD per hour (default: the known price of the INSTANCE_TYPE setting)",
+    )
     sub = parser.add_subparsers(dest="cloud_command", required=True, metavar="TOOL")
 
-    p = sub.add_parser("launch", parents=[common, jobs, grid],
-                       help="the study's jobs (one per architecture x mode), or N shards of the grid (--shards)")
-    p.add_argument("--shards", type=options.whole(1), default=None,
-                   help="split the grid into this many jobs of whole architectures, balanced by estimated cost")
+    p = sub.add_parser(
+        "launch",
+        parents=[common, jobs, grid],
+        help="the study's jobs (one per architecture x mode), or N shards of the grid (--shards)",
+    )
+    p.add_argument(
+        "--shards",
+        type=options.whole(1),
+        default=None,
+        help="split the grid into this many jobs of whole architectures, balanced by estimated cost",
+    )
     options.add_data_dir(p)
     p.add_argument("--force-rerun", action="store_true", help="launch even cells whose latest job completed or runs")
     p.add_argument("--dry-run", action="store_true", help="print the plan, launch nothing")
-    p.add_argument("--retry-wait", type=options.NON_NEGATIVE, default=30.0,
-                   help="first wait (s) after throttling or ResourceLimitExceeded, doubled each retry (default: 30)")
+    p.add_argument(
+        "--retry-wait",
+        type=options.NON_NEGATIVE,
+        default=30.0,
+        help="first wait (s) after throttling or ResourceLimitExceeded, doubled each retry (default: 30)",
+    )
     p.set_defaults(func=run_launch)
 
     job.configure(sub.add_parser("job", help="the training job's entry point: train the trials, write /opt/ml/model"))
 
     p = sub.add_parser("results", parents=[common], help="summary and trials tables from the jobs' model.tar.gz")
-    p.add_argument("--configs", type=Path, default=None,
-                   help="architectures expected, in table order (default: the ones found)")
+    p.add_argument(
+        "--configs", type=Path, default=None, help="architectures expected, in table order (default: the ones found)"
+    )
     p.add_argument("--output-dir", type=Path, default=Path("results"), help="default: results")
     p.set_defaults(func=run_results)
 
@@ -257,21 +302,34 @@ def configure(parser) -> None:
     p.add_argument("--output-dir", type=Path, default=Path("results"), help="default: results")
     p.set_defaults(func=run_parse_logs)
 
-    p = sub.add_parser("cost", parents=[common, jobs, grid],
-                       help="billable time and cost of the jobs, or (--plan) of a sharded plan before launch")
+    p = sub.add_parser(
+        "cost",
+        parents=[common, jobs, grid],
+        help="billable time and cost of the jobs, or (--plan) of a sharded plan before launch",
+    )
     p.add_argument("--plan", action="store_true", help="estimate the sharded plan of the grid instead (no AWS needed)")
-    p.add_argument("--shards", type=lambda text: [options.whole(1)(n) for n in text.split(",")], default=[1, 4, 16],
-                   help="with --plan: shard counts to compare (default: 1,4,16)")
-    p.add_argument("--price-per-hour", type=options.POSITIVE, default=None,
-                   help="USD per hour (default: the known price of ml.g4dn.xlarge)")
+    p.add_argument(
+        "--shards",
+        type=lambda text: [options.whole(1)(n) for n in text.split(",")],
+        default=[1, 4, 16],
+        help="with --plan: shard counts to compare (default: 1,4,16)",
+    )
+    p.add_argument(
+        "--price-per-hour",
+        type=options.POSITIVE,
+        default=None,
+        help="USD per hour (default: the known price of ml.g4dn.xlarge)",
+    )
     p.add_argument("--output", type=Path, default=cost.DEFAULT_REPORT, help=f"default: {cost.DEFAULT_REPORT}")
     p.set_defaults(func=run_cost)
 
-    p = sub.add_parser("collect", parents=[common, fleet_plan],
-                       help="merge a sharded plan's results stores (finished or running) into one local store")
+    p = sub.add_parser(
+        "collect",
+        parents=[common, fleet_plan],
+        help="merge a sharded plan's results stores (finished or running) into one local store",
+    )
     p.add_argument("--store", default=DEFAULT_STORE, help=f"local results store (default: {DEFAULT_STORE})")
     p.set_defaults(func=run_collect)
 
     p = sub.add_parser("status", parents=[common, fleet_plan], help="a sharded plan's jobs: trials done, cost so far")
     p.set_defaults(func=run_status)
-

@@ -10,8 +10,14 @@ import boto3
 from botocore.exceptions import ClientError
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
-THROTTLED = {"Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException",
-             "RequestLimitExceeded", "SlowDown"}
+THROTTLED = {
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "SlowDown",
+}
 
 
 def error_code(error: Exception) -> str:
@@ -53,7 +59,7 @@ class Cloud:
     def folders(self, bucket: str, prefix: str) -> list[str]:
         """Names of the 'folders' directly under `prefix` (which ends with '/')."""
         pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/")
-        return [p["Prefix"][len(prefix):].rstrip("/") for page in pages for p in page.get("CommonPrefixes", [])]
+        return [p["Prefix"][len(prefix) :].rstrip("/") for page in pages for p in page.get("CommonPrefixes", [])]
 
     def read(self, bucket: str, key: str) -> bytes:
         return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
@@ -91,7 +97,8 @@ class Cloud:
     def log_streams(self, job: str) -> list[str]:
         """Names of the job's log streams (`<job>/algo-1-<epoch>`), oldest name first."""
         pages = self.logs.get_paginator("describe_log_streams").paginate(
-            logGroupName=LOG_GROUP, logStreamNamePrefix=f"{job}/")
+            logGroupName=LOG_GROUP, logStreamNamePrefix=f"{job}/"
+        )
         return sorted(s["logStreamName"] for page in pages for s in page["logStreams"])
 
     def log_events(self, stream: str) -> Iterator[dict]:
@@ -104,4 +111,3 @@ class Cloud:
             if page["nextForwardToken"] == request.get("nextToken"):
                 return
             request["nextToken"] = page["nextForwardToken"]
-

@@ -52,8 +52,9 @@ def bounties(archive: bytes) -> list[float]:
         raise ValueError(f"corrupt model.tar.gz ({error})") from None
     if comprehensive is not None:
         try:
-            values = [float(trial.get("bounty", trial.get("best_validation_accuracy")))
-                      for trial in json.loads(comprehensive)]
+            values = [
+                float(trial.get("bounty", trial.get("best_validation_accuracy"))) for trial in json.loads(comprehensive)
+            ]
         except (ValueError, TypeError, AttributeError):
             values = None  # unreadable: fall back to results.txt
         if values:

@@ -95,19 +95,25 @@ def estimate(cloud: Cloud, jobs: list[str], instance_type: str, price: float) ->
 
 
 def table(report: dict) -> Table:
-    out = Table(title=f"SageMaker cost ({report['metadata']['instance_type']}, "
-                      f"USD {report['metadata']['cost_per_hour']}/h)")
+    out = Table(
+        title=f"SageMaker cost ({report['metadata']['instance_type']}, USD {report['metadata']['cost_per_hour']}/h)"
+    )
     for column in ("Group", "Jobs", "Billable hours", "Cost (USD)"):
         out.add_column(column, justify="left" if column == "Group" else "right")
     breakdown = report["breakdown"]
-    rows = [("Total", breakdown["total"])] + [(f"status {k}", v) for k, v in breakdown["by_status"].items()] + [
-        (f"mode {k}", v) for k, v in breakdown["by_mode"].items()]
+    rows = (
+        [("Total", breakdown["total"])]
+        + [(f"status {k}", v) for k, v in breakdown["by_status"].items()]
+        + [(f"mode {k}", v) for k, v in breakdown["by_mode"].items()]
+    )
     for label, group in rows:
         out.add_row(label, str(group["jobs"]), f"{group['billable_hours']:.2f}", f"{group['cost']:.2f}")
     concurrency = breakdown["concurrency"]
     if concurrency["max_wall_clock_job"]:
-        out.caption = (f"longest job {concurrency['max_wall_clock_job']}: "
-                       f"{concurrency['max_wall_clock_hours']:.2f} h (about the study's wall clock)")
+        out.caption = (
+            f"longest job {concurrency['max_wall_clock_job']}: "
+            f"{concurrency['max_wall_clock_hours']:.2f} h (about the study's wall clock)"
+        )
     return out
 
 
@@ -122,12 +128,25 @@ def plan_table(plans: list, instance_type: str, price: float, startup: float, me
     for plan in plans:
         hours = (sum(plan.seconds) + startup * len(plan.shards)) / 3600
         wall = (max(plan.seconds) + startup) / 3600
-        out.add_row(f"{len(plan.shards)} shard(s), plan {plan.id}", str(len(plan.shards)), f"{hours:.1f}",
-                    f"{wall:.1f}", f"{hours * price:.2f}")
-    out.add_row("published run (a job per cell, trials one at a time)", str(published["total"]["jobs"]),
-                f"{published['total']['billable_hours']:.1f}", f"{published['concurrency']['max_wall_clock_hours']:.1f}",
-                f"{published['total']['cost']:.2f}", style="dim")
-    source = ("measured on the instance's GPU (--cost-model)" if measured
-              else "psa.costmodel, fitted to an H100 in float32 and scaled by the GPU's assumed speed")
+        out.add_row(
+            f"{len(plan.shards)} shard(s), plan {plan.id}",
+            str(len(plan.shards)),
+            f"{hours:.1f}",
+            f"{wall:.1f}",
+            f"{hours * price:.2f}",
+        )
+    out.add_row(
+        "published run (a job per cell, trials one at a time)",
+        str(published["total"]["jobs"]),
+        f"{published['total']['billable_hours']:.1f}",
+        f"{published['concurrency']['max_wall_clock_hours']:.1f}",
+        f"{published['total']['cost']:.2f}",
+        style="dim",
+    )
+    source = (
+        "measured on the instance's GPU (--cost-model)"
+        if measured
+        else "psa.costmodel, fitted to an H100 in float32 and scaled by the GPU's assumed speed"
+    )
     out.caption = f"training time: {source}; plus {startup:.0f} s of start-up per job"
     return out

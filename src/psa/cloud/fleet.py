@@ -108,15 +108,24 @@ def _billable(info: dict) -> float:
 
 
 def table(plan: Plan, shards: list[Shard], price: float) -> Table:
-    out = Table(title=f"Plan {plan.id}: {len(plan.archs)} architectures x {len(plan.modes)} modes x {plan.trials} "
-                      f"trials in {len(plan.shards)} shards")
+    out = Table(
+        title=f"Plan {plan.id}: {len(plan.archs)} architectures x {len(plan.modes)} modes x {plan.trials} "
+        f"trials in {len(plan.shards)} shards"
+    )
     for column in ("Shard", "Architectures", "Job", "Status", "Trials done", "Store from", "Hours", "Cost (USD)"):
         out.add_column(column, justify="right" if column in ("Trials done", "Hours", "Cost (USD)") else "left")
     for s in shards:
         archs = ", ".join(s.archs[:4]) + (f" +{len(s.archs) - 4}" if len(s.archs) > 4 else "")
-        out.add_row(f"{s.k}/{len(plan.shards)}", archs, s.job or "-", s.status or s.problem or "-",
-                    f"{s.done}/{s.trials}", s.source or s.problem or "-", f"{s.seconds / 3600:.2f}",
-                    f"{s.seconds / 3600 * price:.2f}")
+        out.add_row(
+            f"{s.k}/{len(plan.shards)}",
+            archs,
+            s.job or "-",
+            s.status or s.problem or "-",
+            f"{s.done}/{s.trials}",
+            s.source or s.problem or "-",
+            f"{s.seconds / 3600:.2f}",
+            f"{s.seconds / 3600 * price:.2f}",
+        )
     done, total = sum(s.done for s in shards), sum(s.trials for s in shards)
     hours = sum(s.seconds for s in shards) / 3600
     out.caption = f"{done} of {total} trials complete; {hours:.2f} billable hours, USD {hours * price:.2f} so far"

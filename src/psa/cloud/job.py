@@ -67,8 +67,16 @@ class TrialLog:
                 print(self.tag(spec) + log_line(record, loop, self.meta_loops), flush=True)
 
 
-def run(cells: Grid, meta_loops: int, out_dir: Path, checkpoint_dir: Path, data_dir=None, device=None,
-        work_dir: Path | None = None, checkpoint_every: float | None = None) -> list[dict]:
+def run(
+    cells: Grid,
+    meta_loops: int,
+    out_dir: Path,
+    checkpoint_dir: Path,
+    data_dir=None,
+    device=None,
+    work_dir: Path | None = None,
+    checkpoint_every: float | None = None,
+) -> list[dict]:
     """Train the grid into a store resumed from `checkpoint_dir` if it holds one; write the model
     folder; the trials' rows."""
     # torch comes in here, not whenever a `psa cloud` tool starts.
@@ -88,11 +96,23 @@ def run(cells: Grid, meta_loops: int, out_dir: Path, checkpoint_dir: Path, data_
             store.release()  # claims of the interrupted run: this job is its store's only writer
         archs = ", ".join(str(arch) for arch in cells.cells)
         modes = ", ".join(dict.fromkeys(spec.mode for spec in cells.specs))
-        print(f"PSA job | {archs} x {modes} | {len(cells.specs)} trials x {meta_loops} meta-loops | device {device}"
-              + (f" | resuming from {snapshot}" if resumed else ""), flush=True)
-        run_sweep(store, cells, meta_loops, device, memory_budget(device, None), command="psa cloud job",
-                  data_dir=data_dir, checkpoint_every=CHECKPOINT_EVERY if checkpoint_every is None else checkpoint_every,
-                  snapshot=snapshot, log=TrialLog(cells, meta_loops))
+        print(
+            f"PSA job | {archs} x {modes} | {len(cells.specs)} trials x {meta_loops} meta-loops | device {device}"
+            + (f" | resuming from {snapshot}" if resumed else ""),
+            flush=True,
+        )
+        run_sweep(
+            store,
+            cells,
+            meta_loops,
+            device,
+            memory_budget(device, None),
+            command="psa cloud job",
+            data_dir=data_dir,
+            checkpoint_every=CHECKPOINT_EVERY if checkpoint_every is None else checkpoint_every,
+            snapshot=snapshot,
+            log=TrialLog(cells, meta_loops),
+        )
         return write_outputs(store, cells, meta_loops, out_dir)
     finally:
         store.close()
@@ -107,17 +127,42 @@ def write_outputs(store, cells: Grid, meta_loops: int, out_dir: Path) -> list[di
     mine = [(spec, rows[key(spec, meta_loops)]) for spec in cells.specs]
     log = TrialLog(cells, meta_loops)
     for spec, r in mine:
-        print(f"{log.tag(spec)}Result | Bounty: {r['bounty']:.2f}% (loop {r['bounty_loop']}) | "
-              f"Final Test: {r['test_accuracy']:.2f}% | seed {spec.seed}", flush=True)
+        print(
+            f"{log.tag(spec)}Result | Bounty: {r['bounty']:.2f}% (loop {r['bounty_loop']}) | "
+            f"Final Test: {r['test_accuracy']:.2f}% | seed {spec.seed}",
+            flush=True,
+        )
     write_text(out_dir / "results.txt", "".join(f"{r['bounty']:.2f}\n" for _, r in mine))
-    write_json(out_dir / "comprehensive_results.json", [{
-        "trial": spec.trial + 1, "arch": str(spec.arch), "mode": spec.mode, "seed": spec.seed, "seeding": cells.seeding,
-        "meta_loops": meta_loops, "bounty": r["bounty"], "best_validation_accuracy": r["bounty"],
-        "best_validation_epoch": r["bounty_loop"], "final_test_accuracy": r["test_accuracy"],
-        "seconds": r["seconds"], "device": r["device"],
-    } for spec, r in mine])
-    history = [{"trial": spec.trial + 1, "arch": str(spec.arch), "mode": spec.mode, "seed": spec.seed,
-                "loops": [vars(x) for x in store.history(r["id"])]} for spec, r in mine]
+    write_json(
+        out_dir / "comprehensive_results.json",
+        [
+            {
+                "trial": spec.trial + 1,
+                "arch": str(spec.arch),
+                "mode": spec.mode,
+                "seed": spec.seed,
+                "seeding": cells.seeding,
+                "meta_loops": meta_loops,
+                "bounty": r["bounty"],
+                "best_validation_accuracy": r["bounty"],
+                "best_validation_epoch": r["bounty_loop"],
+                "final_test_accuracy": r["test_accuracy"],
+                "seconds": r["seconds"],
+                "device": r["device"],
+            }
+            for spec, r in mine
+        ],
+    )
+    history = [
+        {
+            "trial": spec.trial + 1,
+            "arch": str(spec.arch),
+            "mode": spec.mode,
+            "seed": spec.seed,
+            "loops": [vars(x) for x in store.history(r["id"])],
+        }
+        for spec, r in mine
+    ]
     write_text(out_dir / "history.json", json.dumps(history) + "\n")
     store.snapshot(out_dir / STORE)
     export(store, out_dir / "results", [str(arch) for arch in cells.cells])
@@ -129,8 +174,12 @@ def add_hyperparameters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trials", type=options.whole(1), default=10, help="trials per cell (default: 10)")
     parser.add_argument("--meta-loops", type=options.whole(1), default=100, help="meta-loops per trial (default: 100)")
     parser.add_argument("--seed", type=options.whole(0), default=0, help="base seed of the trial seeds (default: 0)")
-    parser.add_argument("--seeding", choices=SEEDINGS, default=SEEDINGS[0],
-                        help="independent (as in the study) or paired seeds (docs/DESIGN.md section 5)")
+    parser.add_argument(
+        "--seeding",
+        choices=SEEDINGS,
+        default=SEEDINGS[0],
+        help="independent (as in the study) or paired seeds (docs/DESIGN.md section 5)",
+    )
     options.add_hyper(parser)
 
 
@@ -139,22 +188,50 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", dest="modes", required=True, help='modes, e.g. "none" or "none,full" or "all"')
     add_hyperparameters(parser)
     parser.add_argument("--model-dir", default=None, help="output folder (default: $SM_MODEL_DIR, else /opt/ml/model)")
-    parser.add_argument("--checkpoint-dir", default=CHECKPOINTS,
-                        help=f"where the store's copy is kept and resumed from (default: {CHECKPOINTS})")
-    parser.add_argument("--work-dir", type=Path, default=None, help="the live store's folder (default: a new temporary one)")
-    parser.add_argument("--checkpoint-every", type=options.NON_NEGATIVE, default=None,
-                        help="seconds between commits of progress (default: as psa sweep)")
-    parser.add_argument("--data-dir", type=Path, default=os.environ.get("SM_CHANNEL_TRAINING"),
-                        help="folder with the MNIST IDX files (default: the `training` channel, $SM_CHANNEL_TRAINING)")
+    parser.add_argument(
+        "--checkpoint-dir",
+        default=CHECKPOINTS,
+        help=f"where the store's copy is kept and resumed from (default: {CHECKPOINTS})",
+    )
+    parser.add_argument(
+        "--work-dir", type=Path, default=None, help="the live store's folder (default: a new temporary one)"
+    )
+    parser.add_argument(
+        "--checkpoint-every",
+        type=options.NON_NEGATIVE,
+        default=None,
+        help="seconds between commits of progress (default: as psa sweep)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=os.environ.get("SM_CHANNEL_TRAINING"),
+        help="folder with the MNIST IDX files (default: the `training` channel, $SM_CHANNEL_TRAINING)",
+    )
     options.add_device(parser)
     parser.set_defaults(func=run_from_args)
 
 
 def run_from_args(args) -> None:
-    cells = grid(parse_list(args.arch), parse_modes(args.modes), args.trials, FAMILY, args.seed, options.hyper(args),
-                 args.seeding)
-    run(cells, args.meta_loops, Path(args.model_dir) if args.model_dir else model_dir(), Path(args.checkpoint_dir),
-        args.data_dir, args.device, args.work_dir, args.checkpoint_every)
+    cells = grid(
+        parse_list(args.arch),
+        parse_modes(args.modes),
+        args.trials,
+        FAMILY,
+        args.seed,
+        options.hyper(args),
+        args.seeding,
+    )
+    run(
+        cells,
+        args.meta_loops,
+        Path(args.model_dir) if args.model_dir else model_dir(),
+        Path(args.checkpoint_dir),
+        args.data_dir,
+        args.device,
+        args.work_dir,
+        args.checkpoint_every,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

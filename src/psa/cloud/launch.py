@@ -34,8 +34,8 @@ from psa.architecture import Architecture
 from psa.cloud import files, names
 from psa.cloud.client import THROTTLED, Cloud, describe, error_code
 from psa.cloud.job import CHECKPOINTS
-from psa.cloud.shards import Plan
 from psa.cloud.settings import Settings
+from psa.cloud.shards import Plan
 from psa.trial import Hyper
 
 SKIP = ("Completed", "InProgress", "Stopping")  # any other status (Failed, Stopped) or none: launch
@@ -80,8 +80,13 @@ class Run:
 
     def arguments(self) -> dict[str, str]:
         """As SageMaker hyperparameters: the job's `--name value` pairs."""
-        values = {"trials": self.trials, "meta-loops": self.meta_loops, "seed": self.seed, "seeding": self.seeding,
-                  **{f.name.replace("_", "-"): getattr(self.hyper, f.name) for f in fields(Hyper)}}
+        values = {
+            "trials": self.trials,
+            "meta-loops": self.meta_loops,
+            "seed": self.seed,
+            "seeding": self.seeding,
+            **{f.name.replace("_", "-"): getattr(self.hyper, f.name) for f in fields(Hyper)},
+        }
         return {name: str(value) for name, value in values.items()}
 
 
@@ -102,8 +107,11 @@ def source_archive() -> bytes:
     """The job's code as a gzipped tar, byte for byte the same for the same sources (fixed
     timestamps and order), so that its hash names it and an unchanged project is uploaded once."""
     package = Path(psa.__file__).parent
-    members = {f"psa/{p.relative_to(package).as_posix()}": p.read_bytes() for p in package.rglob("*")
-               if p.is_file() and "__pycache__" not in p.parts}
+    members = {
+        f"psa/{p.relative_to(package).as_posix()}": p.read_bytes()
+        for p in package.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
     members["requirements.txt"] = _requirements().encode()
     members[ENTRY] = ENTRY_SCRIPT.encode()
     buffer = io.BytesIO()
@@ -117,18 +125,30 @@ def source_archive() -> bytes:
 
 def cell_steps(archs: list[Architecture], modes: tuple[str, ...]) -> list[Step]:
     """The study's plan: a step per architecture x mode."""
-    return [Step((str(arch), mode), f"psa-{arch.job_token.replace('_', '-')}-{mode}-{{stamp}}",
-                 {"arch": str(arch), "mode": mode}, None)
-            for arch in dict.fromkeys(archs) for mode in modes]  # a repeated line must not launch a cell twice
+    return [
+        Step(
+            (str(arch), mode),
+            f"psa-{arch.job_token.replace('_', '-')}-{mode}-{{stamp}}",
+            {"arch": str(arch), "mode": mode},
+            None,
+        )
+        for arch in dict.fromkeys(archs)
+        for mode in modes
+    ]  # a repeated line must not launch a cell twice
 
 
 def shard_steps(plan: Plan, bucket: str, prefix: str) -> list[Step]:
     """A step per shard of a sharded plan, each with its checkpoint folder."""
     n = len(plan.shards)
-    return [Step((f"plan {plan.id}", f"shard {k}/{n}"), f"psa-shard-{plan.id}-{k}-of-{n}-{{stamp}}",
-                 {"arch": ",".join(archs), "mode": ",".join(plan.modes)},
-                 f"s3://{bucket}/{prefix}/checkpoints/{plan.id}/shard-{k}")
-            for k, archs in enumerate(plan.shards, start=1)]
+    return [
+        Step(
+            (f"plan {plan.id}", f"shard {k}/{n}"),
+            f"psa-shard-{plan.id}-{k}-of-{n}-{{stamp}}",
+            {"arch": ",".join(archs), "mode": ",".join(plan.modes)},
+            f"s3://{bucket}/{prefix}/checkpoints/{plan.id}/shard-{k}",
+        )
+        for k, archs in enumerate(plan.shards, start=1)
+    ]
 
 
 def look_up(cloud: Cloud, steps: list[Step], force: bool) -> list[Step]:
@@ -161,13 +181,25 @@ def job_template(settings: Settings, run: Run, source: str, data: str, instance_
         "RoleArn": settings.role_arn,
         "HyperParameters": {
             **run.arguments(),
-            "sagemaker_program": ENTRY, "sagemaker_submit_directory": source,
-            "sagemaker_region": settings.region, "sagemaker_container_log_level": "20",
+            "sagemaker_program": ENTRY,
+            "sagemaker_submit_directory": source,
+            "sagemaker_region": settings.region,
+            "sagemaker_container_log_level": "20",
         },
         # SageMaker writes /opt/ml/model to <S3OutputPath>/<job>/output/model.tar.gz.
         "OutputDataConfig": {"S3OutputPath": f"s3://{settings.bucket}/{settings.prefix}"},
-        "InputDataConfig": [{"ChannelName": "training", "DataSource": {"S3DataSource": {
-            "S3DataType": "S3Prefix", "S3Uri": data, "S3DataDistributionType": "FullyReplicated"}}}],
+        "InputDataConfig": [
+            {
+                "ChannelName": "training",
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri": data,
+                        "S3DataDistributionType": "FullyReplicated",
+                    }
+                },
+            }
+        ],
         "ResourceConfig": {"InstanceType": instance_type, "InstanceCount": 1, "VolumeSizeInGB": 30},
         "StoppingCondition": stopping,
         "EnableManagedSpotTraining": settings.use_spot,
@@ -176,8 +208,12 @@ def job_template(settings: Settings, run: Run, source: str, data: str, instance_
 
 def job_request(template: dict, name: str, step: Step, bucket: str, prefix: str) -> dict:
     checkpoint = step.checkpoint or f"s3://{bucket}/{prefix}/{name}/checkpoints"
-    return {**template, "TrainingJobName": name, "HyperParameters": {**template["HyperParameters"], **step.arguments},
-            "CheckpointConfig": {"S3Uri": checkpoint, "LocalPath": CHECKPOINTS}}
+    return {
+        **template,
+        "TrainingJobName": name,
+        "HyperParameters": {**template["HyperParameters"], **step.arguments},
+        "CheckpointConfig": {"S3Uri": checkpoint, "LocalPath": CHECKPOINTS},
+    }
 
 
 def create(cloud: Cloud, request: dict, retry_wait: float) -> None:
@@ -193,8 +229,16 @@ def create(cloud: Cloud, request: dict, retry_wait: float) -> None:
             time.sleep(retry_wait * 2**attempt)
 
 
-def launch(cloud: Cloud, settings: Settings, steps: list[Step], run: Run, jobs_file: Path, retry_wait: float,
-           instance_type: str | None = None, data_dir=None) -> None:
+def launch(
+    cloud: Cloud,
+    settings: Settings,
+    steps: list[Step],
+    run: Run,
+    jobs_file: Path,
+    retry_wait: float,
+    instance_type: str | None = None,
+    data_dir=None,
+) -> None:
     """Create the job of every step marked `launch`, recording each outcome in its step, and add
     the names created to `jobs_file`."""
     todo = [step for step in steps if step.launch]
@@ -204,8 +248,9 @@ def launch(cloud: Cloud, settings: Settings, steps: list[Step], run: Run, jobs_f
 
     archive = source_archive()
     key = f"{settings.prefix}/source/{hashlib.sha256(archive).hexdigest()[:16]}/sourcedir.tar.gz"
-    template = job_template(settings, run, f"s3://{settings.bucket}/{key}",
-                            dataset.uri(settings.bucket, settings.prefix), instance_type)
+    template = job_template(
+        settings, run, f"s3://{settings.bucket}/{key}", dataset.uri(settings.bucket, settings.prefix), instance_type
+    )
     if not cloud.exists(settings.bucket, key):
         cloud.write(settings.bucket, key, archive)
     dataset.upload_mnist(cloud, settings.bucket, settings.prefix, data_dir)
@@ -230,6 +275,12 @@ def table(steps: list[Step], title: str) -> Table:
         out.add_column(column)
     for step in steps:
         action = step.outcome or ("launch" if step.launch else "skip")
-        out.add_row(*step.what, step.previous or "-", step.status or "-", action, step.job or "-",
-                    style="red" if step.error else "")
+        out.add_row(
+            *step.what,
+            step.previous or "-",
+            step.status or "-",
+            action,
+            step.job or "-",
+            style="red" if step.error else "",
+        )
     return out

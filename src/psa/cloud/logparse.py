@@ -31,8 +31,14 @@ class TrialLog:
     final_test: float | None = None
 
     def curve(self, arch: str, mode: str) -> Curve:
-        return Curve(arch, mode, self.number, [score for _, score, _ in self.loops], [lkg for _, _, lkg in self.loops],
-                     self.final_test)
+        return Curve(
+            arch,
+            mode,
+            self.number,
+            [score for _, score, _ in self.loops],
+            [lkg for _, _, lkg in self.loops],
+            self.final_test,
+        )
 
 
 def parse_log(lines: list[str]) -> list[TrialLog]:
@@ -76,14 +82,19 @@ def parse_logs(logs_dir: Path | str) -> tuple[list[Curve], list[str]]:
     curves = []
     for job, folder in track(list(jobs.items()), description="Parsing logs"):
         arch, mode = names.cell(job)
-        lines = [line for path in sorted(folder.glob("*.log"))
-                 for line in path.read_text(encoding="utf-8", errors="replace").splitlines()]
+        lines = [
+            line
+            for path in sorted(folder.glob("*.log"))
+            for line in path.read_text(encoding="utf-8", errors="replace").splitlines()
+        ]
         trials = parse_log(lines)
         if not trials:
             problems.append(f"{job}: no meta-loop lines in its logs")
         for trial in trials:
             if len(trial.loops) < trial.expected:
-                problems.append(f"{job}: trial {trial.number} ends after {len(trial.loops)} of "
-                                f"{trial.expected} meta-loops (log cut off mid-trial)")
+                problems.append(
+                    f"{job}: trial {trial.number} ends after {len(trial.loops)} of "
+                    f"{trial.expected} meta-loops (log cut off mid-trial)"
+                )
             curves.append(trial.curve(arch, mode))
     return curves, problems

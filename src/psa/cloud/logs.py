@@ -59,8 +59,16 @@ def download_job(cloud: Cloud, job: str, out_dir: Path, force: bool) -> Download
         write_text(path, "".join(_line(event) for event in cloud.log_events(stream)))
         files.append(path)
     result = Download(job, [str(p) for p in files], sum(p.stat().st_size for p in files))
-    write_json(summary, {"job_name": job, "timestamp": datetime.now().isoformat(), "log_files": result.files,
-                         "total_files": len(files), "total_size": result.size})
+    write_json(
+        summary,
+        {
+            "job_name": job,
+            "timestamp": datetime.now().isoformat(),
+            "log_files": result.files,
+            "total_files": len(files),
+            "total_size": result.size,
+        },
+    )
     return result
 
 
@@ -77,16 +85,19 @@ def download(cloud: Cloud, jobs: list[str], out_dir: Path | str, force: bool = F
             results.append(Download(job, error=f"{job}: {describe(error)}"))
     done = [r for r in results if r.error is None]
     size = sum(r.size for r in done)
-    write_json(out_dir / "download_summary.json", {
-        "timestamp": datetime.now().isoformat(),
-        "region": cloud.region,
-        "output_directory": str(out_dir.resolve()),
-        "total_jobs": len(jobs),
-        "successful_downloads": len(done),
-        "failed_downloads": len(results) - len(done),
-        "skipped_downloads": sum(r.skipped for r in done),
-        "total_log_files": sum(len(r.files) for r in done),
-        "total_size_bytes": size,
-        "total_size_mb": size / 1024**2,
-    })
+    write_json(
+        out_dir / "download_summary.json",
+        {
+            "timestamp": datetime.now().isoformat(),
+            "region": cloud.region,
+            "output_directory": str(out_dir.resolve()),
+            "total_jobs": len(jobs),
+            "successful_downloads": len(done),
+            "failed_downloads": len(results) - len(done),
+            "skipped_downloads": sum(r.skipped for r in done),
+            "total_log_files": sum(len(r.files) for r in done),
+            "total_size_bytes": size,
+            "total_size_mb": size / 1024**2,
+        },
+    )
     return results

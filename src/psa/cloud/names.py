@@ -38,8 +38,10 @@ def check(name: str) -> str:
     if not _SAGEMAKER_NAME.match(name):
         raise PSAError(f"invalid job name {name!r}: SageMaker names are 1-63 letters, digits and hyphens")
     if not (_PSA_NAME.match(name) or _SHARD_NAME.match(name)):
-        raise PSAError(f"invalid job name {name!r}: expected psa-<L>x<W>-<mode>-<YYYY-MM-DD-HH-MM-SS-mmm> "
-                       f"or psa-shard-<plan>-<k>-of-<N>-<YYYY-MM-DD-HH-MM-SS-mmm>")
+        raise PSAError(
+            f"invalid job name {name!r}: expected psa-<L>x<W>-<mode>-<YYYY-MM-DD-HH-MM-SS-mmm> "
+            f"or psa-shard-<plan>-<k>-of-<N>-<YYYY-MM-DD-HH-MM-SS-mmm>"
+        )
     return name
 
 
@@ -74,4 +76,3 @@ def latest_per_cell(names: list[str]) -> dict[tuple[str, str], str]:
     for name in sorted((n for n in names if shard(n) is None), key=stamp):
         latest[cell(name)] = name
     return latest
-

@@ -12,6 +12,7 @@ from psa.architecture import Architecture
 from psa.cloud.client import Cloud
 from psa.costmodel import arch_seconds
 
+
 @dataclass(frozen=True)
 class Plan:
     archs: tuple[str, ...]
@@ -33,13 +34,26 @@ class Plan:
     @classmethod
     def from_json(cls, text: str) -> "Plan":
         data = json.loads(text)
-        return cls(tuple(data["archs"]), tuple(data["modes"]), data["trials"],
-                   tuple(tuple(pair) for pair in data["arguments"]), tuple(tuple(s) for s in data["shards"]),
-                   tuple(data["seconds"]))
+        return cls(
+            tuple(data["archs"]),
+            tuple(data["modes"]),
+            data["trials"],
+            tuple(tuple(pair) for pair in data["arguments"]),
+            tuple(tuple(s) for s in data["shards"]),
+            tuple(data["seconds"]),
+        )
 
 
-def split(archs: list[Architecture], modes, trials: int, loops: int, shards: int, speed: float,
-          arguments: dict[str, str], measured: dict | None = None) -> Plan:
+def split(
+    archs: list[Architecture],
+    modes,
+    trials: int,
+    loops: int,
+    shards: int,
+    speed: float,
+    arguments: dict[str, str],
+    measured: dict | None = None,
+) -> Plan:
     """N shards of whole architectures, balanced by estimated cost: the costliest architecture
     first, each to the shard with the least work so far (longest-processing-time first)."""
     if shards < 1:
@@ -54,8 +68,14 @@ def split(archs: list[Architecture], modes, trials: int, loops: int, shards: int
         k = min(range(shards), key=lambda i: (loads[i], i))
         members[k].append(arch)
         loads[k] += cost[arch]
-    return Plan(tuple(str(a) for a in unique), tuple(modes), trials, tuple(sorted(arguments.items())),
-                tuple(tuple(str(a) for a in sorted(m, key=unique.index)) for m in members), tuple(loads))
+    return Plan(
+        tuple(str(a) for a in unique),
+        tuple(modes),
+        trials,
+        tuple(sorted(arguments.items())),
+        tuple(tuple(str(a) for a in sorted(m, key=unique.index)) for m in members),
+        tuple(loads),
+    )
 
 
 def plan_key(prefix: str, plan_id: str) -> str:

@@ -84,8 +84,14 @@ def tables(report: dict, detailed: bool) -> list[Table]:
     summary = Table(title="S3 storage")
     summary.add_column("Measure")
     summary.add_column("Value", justify="right")
-    for label, key in (("Bucket", "bucket"), ("Prefix", "prefix"), ("Jobs", "total_jobs"), ("Files", "total_files"),
-                       ("Total", "total_storage_human"), ("Average per job", "average_per_job")):
+    for label, key in (
+        ("Bucket", "bucket"),
+        ("Prefix", "prefix"),
+        ("Jobs", "total_jobs"),
+        ("Files", "total_files"),
+        ("Total", "total_storage_human"),
+        ("Average per job", "average_per_job"),
+    ):
         summary.add_row(label, str(report[key]))
     total = report["total_storage_bytes"] or 1
     types = Table(title="By file type")
@@ -99,7 +105,11 @@ def tables(report: dict, detailed: bool) -> list[Table]:
         for column in ("Job", "Files", "Size", *(kind.replace("_", " ") for kind in FILE_TYPES)):
             jobs.add_column(column, justify="left" if column == "Job" else "right")
         for d in report["job_details"]:
-            jobs.add_row(d["job_name"], str(d["file_count"]), human(d["total_size"]),
-                         *(human(d["file_types"][kind]) for kind in FILE_TYPES))
+            jobs.add_row(
+                d["job_name"],
+                str(d["file_count"]),
+                human(d["total_size"]),
+                *(human(d["file_types"][kind]) for kind in FILE_TYPES),
+            )
         out.append(jobs)
     return out

@@ -52,5 +52,7 @@ def add_family_and_zeror(parser) -> None:
     from psa import options
 
     options.add_family(parser, "--family")
-    parser.add_argument("--zeror", type=options.PERCENT, help="ZeroR line / failure threshold, percent (default: from MNIST)")
+    parser.add_argument(
+        "--zeror", type=options.PERCENT, help="ZeroR line / failure threshold, percent (default: from MNIST)"
+    )
     options.add_data_dir(parser)

@@ -79,8 +79,15 @@ def late_breakthroughs(rows: list[SeriesRow], regimes: dict[str, str], count: in
     return sorted(chaotic or gains, key=lambda arch: (-gains[arch], arch))[:count]
 
 
-def panels_figure(rows: list[SeriesRow], targets: list[str], output_file, zeror: float, regimes: dict[str, str],
-                  spread: bool = False, paired: bool = False) -> Path:
+def panels_figure(
+    rows: list[SeriesRow],
+    targets: list[str],
+    output_file,
+    zeror: float,
+    regimes: dict[str, str],
+    spread: bool = False,
+    paired: bool = False,
+) -> Path:
     """The targets' curves in stacked panels, each under its regime's box, one legend on top."""
     caption = [PAIRED] * paired + ["Lines: mean over trials; bands: one standard deviation."] * spread
     rows = rows if spread else study_rows(rows)
@@ -94,17 +101,43 @@ def panels_figure(rows: list[SeriesRow], targets: list[str], output_file, zeror:
         ax.set_title(f"Architecture {arch}", loc="right", pad=4)
         if arch in regimes:
             name, colour = REGIMES[regimes[arch]]
-            ax.text(0, 1.0, name, transform=ax.transAxes, ha="left", va="bottom", fontweight="bold", fontsize=9.5,
-                    bbox={"boxstyle": "round,pad=0.25", "facecolor": to_rgba(colour, 0.25), "edgecolor": colour})
+            ax.text(
+                0,
+                1.0,
+                name,
+                transform=ax.transAxes,
+                ha="left",
+                va="bottom",
+                fontweight="bold",
+                fontsize=9.5,
+                bbox={"boxstyle": "round,pad=0.25", "facecolor": to_rgba(colour, 0.25), "edgecolor": colour},
+            )
     ax.set_xlabel("Meta-Loop")
-    handles = [Line2D([], [], color=colour, linestyle=style, marker=marker, markersize=4, label=name,
-                      linewidth=_width(mode)) for mode, (name, colour, style, marker) in MODE_STYLE.items()]
+    handles = [
+        Line2D([], [], color=colour, linestyle=style, marker=marker, markersize=4, label=name, linewidth=_width(mode))
+        for mode, (name, colour, style, marker) in MODE_STYLE.items()
+    ]
     handles.append(Line2D([], [], **ZEROR_STYLE, label=f"ZeroR Baseline ({zeror:.2f}%)"))
-    fig.legend(handles=handles, ncol=3, loc="upper center", bbox_to_anchor=(0.5, 1 - 0.04 / height), frameon=False,
-               columnspacing=1.5, handlelength=2.6, labelspacing=0.3)
+    fig.legend(
+        handles=handles,
+        ncol=3,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 1 - 0.04 / height),
+        frameon=False,
+        columnspacing=1.5,
+        handlelength=2.6,
+        labelspacing=0.3,
+    )
     for line, text in enumerate(caption):
-        fig.text(0.5, 1 - (LEGEND + LINE * (line + 0.6)) / height, text, ha="center", va="center", fontsize=8.5,
-                 style="italic")
+        fig.text(
+            0.5,
+            1 - (LEGEND + LINE * (line + 0.6)) / height,
+            text,
+            ha="center",
+            va="center",
+            fontsize=8.5,
+            style="italic",
+        )
     return save(fig, output_file)
 
 
@@ -117,9 +150,19 @@ def _panel(ax, by_mode: dict, zeror: float) -> None:
         every = max(1, round(len(curve) / MARKS))
         # Where curves coincide, the control's wide line shows on both sides of the others, their
         # markers are staggered along the curve and, drawn one size smaller each, nest.
-        ax.plot(loops, curve, color=colour, alpha=0.85, linestyle=style, linewidth=_width(mode),
-                marker=marker, markersize=6 - 0.6 * k, markevery=(k * every // len(MODE_STYLE), every),
-                markeredgecolor="0.25", markeredgewidth=0.4)
+        ax.plot(
+            loops,
+            curve,
+            color=colour,
+            alpha=0.85,
+            linestyle=style,
+            linewidth=_width(mode),
+            marker=marker,
+            markersize=6 - 0.6 * k,
+            markevery=(k * every // len(MODE_STYLE), every),
+            markeredgecolor="0.25",
+            markeredgewidth=0.4,
+        )
         if std is not None:
             ax.fill_between(loops, curve - std, curve + std, color=colour, alpha=0.12, linewidth=0)
             curve = np.concatenate([curve - std, curve + std])
@@ -139,8 +182,9 @@ def _panel(ax, by_mode: dict, zeror: float) -> None:
     ax.grid(True, color="0.9", linewidth=0.6)
 
 
-def study_figures(convergence_file, output_dir, family: str, zeror: float, archs: list[str],
-                  trials_file=None) -> list[Path]:
+def study_figures(
+    convergence_file, output_dir, family: str, zeror: float, archs: list[str], trials_file=None
+) -> list[Path]:
     """Both figures of a study's exports (`psa reproduce`): the paper's architectures where the
     grid has them all, else one per regime and the largest late gains."""
     rows = read_series(convergence_file)
@@ -148,10 +192,24 @@ def study_figures(convergence_file, output_dir, family: str, zeror: float, archs
     paired = tables.read_settings(convergence_file).get("seeding") == "paired"
     breakthroughs = list(BREAKTHROUGHS) if set(BREAKTHROUGHS) <= set(archs) else late_breakthroughs(rows, regimes)
     title = FAMILY_TITLES[family]
-    return [panels_figure(rows, representatives(archs, regimes), Path(output_dir) / f"{title}_Plot_Convergence.png",
-                          zeror, regimes, paired=paired),
-            panels_figure(rows, breakthroughs, Path(output_dir) / f"{title}_Plot_Late_Breakthroughs.png", zeror,
-                          regimes, paired=paired)]
+    return [
+        panels_figure(
+            rows,
+            representatives(archs, regimes),
+            Path(output_dir) / f"{title}_Plot_Convergence.png",
+            zeror,
+            regimes,
+            paired=paired,
+        ),
+        panels_figure(
+            rows,
+            breakthroughs,
+            Path(output_dir) / f"{title}_Plot_Late_Breakthroughs.png",
+            zeror,
+            regimes,
+            paired=paired,
+        ),
+    ]
 
 
 def _width(mode: str) -> float:
@@ -171,40 +229,73 @@ def run(args) -> None:
     kind = "trials_convergence_per_trial" if args.spread else "trials_convergence"
     source = args.convergence_file or default_path(kind, args.family)
     if args.spread and not Path(source).is_file():
-        raise PSAError(f"--spread needs the per-trial convergence table, and {source} does not exist "
-                       "(psa export writes it)")
+        raise PSAError(
+            f"--spread needs the per-trial convergence table, and {source} does not exist (psa export writes it)"
+        )
     rows = read_series(source)
     if args.spread and all(row.trial is None for row in rows):
-        raise PSAError(f"{source} has no per-trial rows; --spread needs the per-trial convergence table "
-                       f"({default_path('trials_convergence_per_trial', args.family).name})")
+        raise PSAError(
+            f"{source} has no per-trial rows; --spread needs the per-trial convergence table "
+            f"({default_path('trials_convergence_per_trial', args.family).name})"
+        )
     zeror = resolve_zeror(args.zeror, args.data_dir)
     trials_file = args.trials_file or default_path("trials", args.family)
     regimes = regime_labels(trials_file if args.trials_file or trials_file.is_file() else None, zeror)
     paired = tables.read_settings(source).get("seeding") == "paired"
     title = FAMILY_TITLES[args.family]
-    print(panels_figure(rows, _targets(args.targets, rows, source), args.output_dir / f"{title}_Plot_Convergence.png",
-                        zeror, regimes, args.spread, paired))
-    chosen = (late_breakthroughs(rows, regimes) if args.breakthrough_targets == "auto"
-              else _targets(args.breakthrough_targets, rows, source))
-    print(panels_figure(rows, chosen, args.output_dir / f"{title}_Plot_Late_Breakthroughs.png", zeror, regimes,
-                        args.spread, paired))
+    print(
+        panels_figure(
+            rows,
+            _targets(args.targets, rows, source),
+            args.output_dir / f"{title}_Plot_Convergence.png",
+            zeror,
+            regimes,
+            args.spread,
+            paired,
+        )
+    )
+    chosen = (
+        late_breakthroughs(rows, regimes)
+        if args.breakthrough_targets == "auto"
+        else _targets(args.breakthrough_targets, rows, source)
+    )
+    print(
+        panels_figure(
+            rows, chosen, args.output_dir / f"{title}_Plot_Late_Breakthroughs.png", zeror, regimes, args.spread, paired
+        )
+    )
 
 
 def configure(parser) -> None:
-    parser.add_argument("--targets", default=",".join(TARGETS),
-                        help=f'architectures to stack (default: the paper\'s, "{",".join(TARGETS)}")')
-    parser.add_argument("--breakthrough-targets", default=",".join(BREAKTHROUGHS),
-                        help=f'architectures of the late-breakthrough figure (default: the paper\'s, '
-                             f'"{",".join(BREAKTHROUGHS)}"); "auto": the four chaotic ones that gained most after '
-                             "the first quarter of the meta-loops")
-    parser.add_argument("--spread", action="store_true",
-                        help="mean over the trials with a band of one standard deviation, instead of the study's "
-                             "per-loop maximum over the trials; needs the per-trial table")
-    parser.add_argument("--convergence-file", type=Path,
-                        help="default: results/psa_<family>_trials_convergence.md, with --spread "
-                             "results/psa_<family>_trials_convergence_per_trial.md")
-    parser.add_argument("--trials-file", type=Path,
-                        help="for each panel's regime (default: results/psa_<family>_trials.md when present)")
+    parser.add_argument(
+        "--targets",
+        default=",".join(TARGETS),
+        help=f'architectures to stack (default: the paper\'s, "{",".join(TARGETS)}")',
+    )
+    parser.add_argument(
+        "--breakthrough-targets",
+        default=",".join(BREAKTHROUGHS),
+        help=f"architectures of the late-breakthrough figure (default: the paper's, "
+        f'"{",".join(BREAKTHROUGHS)}"); "auto": the four chaotic ones that gained most after '
+        "the first quarter of the meta-loops",
+    )
+    parser.add_argument(
+        "--spread",
+        action="store_true",
+        help="mean over the trials with a band of one standard deviation, instead of the study's "
+        "per-loop maximum over the trials; needs the per-trial table",
+    )
+    parser.add_argument(
+        "--convergence-file",
+        type=Path,
+        help="default: results/psa_<family>_trials_convergence.md, with --spread "
+        "results/psa_<family>_trials_convergence_per_trial.md",
+    )
+    parser.add_argument(
+        "--trials-file",
+        type=Path,
+        help="for each panel's regime (default: results/psa_<family>_trials.md when present)",
+    )
     parser.add_argument("--output-dir", type=Path, default=Path("results"))
     add_family_and_zeror(parser)
     parser.set_defaults(func=run)

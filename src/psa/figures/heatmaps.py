@@ -25,11 +25,16 @@ from psa.topology import parameter_count
 # The paper's colour maps, their stops sampled from its colour bars.
 BASELINE_MAP = LinearSegmentedColormap.from_list("baseline", ["#1565c0", "#4caf50"])
 INSTABILITY_MAP = LinearSegmentedColormap.from_list(
-    "instability", ["#1b5e20", "#7cb342", "#ffeb3b", "#ff8a65", "#e53935"])
+    "instability", ["#1b5e20", "#7cb342", "#ffeb3b", "#ff8a65", "#e53935"]
+)
 PARAMETER_MAP = LinearSegmentedColormap.from_list(
-    "parameters", [(0.0, "black"), (0.2, "red"), (0.6, "yellow"), (0.8, "lime"), (1.0, "cyan")])
-EFFECTS = {"beneficial": ("Beneficial", "#4caf50"), "harmful": ("Harmful", "#e53935"),
-           "neutral": ("Neutral", "#a1887f")}
+    "parameters", [(0.0, "black"), (0.2, "red"), (0.6, "yellow"), (0.8, "lime"), (1.0, "cyan")]
+)
+EFFECTS = {
+    "beneficial": ("Beneficial", "#4caf50"),
+    "harmful": ("Harmful", "#e53935"),
+    "neutral": ("Neutral", "#a1887f"),
+}
 SIGNIFICANCE = 0.05
 INSTABILITY_CAP = 5.0  # points of standard deviation at which the instability colour saturates, as the paper's bar
 DOT, SMALL_DOT = 46.0, 26.0  # marker areas, points squared
@@ -68,12 +73,28 @@ def ablation_effect(control: list[float], ablated: list[float]) -> tuple[str, fl
 
 
 def dot(colour: str, label: str, size: float = 7.0, marker: str = "o") -> Line2D:
-    return Line2D([], [], marker=marker, linestyle="", markersize=size, markerfacecolor=colour,
-                  markeredgecolor="black", markeredgewidth=0.5, label=label)
+    return Line2D(
+        [],
+        [],
+        marker=marker,
+        linestyle="",
+        markersize=size,
+        markerfacecolor=colour,
+        markeredgecolor="black",
+        markeredgewidth=0.5,
+        label=label,
+    )
 
 
-def heatmap_figures(config_file, trials_file, output_dir, family: str = "simplemlp", zeror: float | None = None,
-                    asymmetric_file=ASYMMETRIC, bootstrap: int = 0) -> list[Path]:
+def heatmap_figures(
+    config_file,
+    trials_file,
+    output_dir,
+    family: str = "simplemlp",
+    zeror: float | None = None,
+    asymmetric_file=ASYMMETRIC,
+    bootstrap: int = 0,
+) -> list[Path]:
     """The six maps of the configuration's architectures that the trials file holds (the others
     are left out, with a note); with `bootstrap`, the regime map rings the architectures whose
     regime fewer than 90% of that many resamples of their trials keep (psa.regimes.stability)."""
@@ -84,8 +105,10 @@ def heatmap_figures(config_file, trials_file, output_dir, family: str = "simplem
     metrics = calculate_summary_metrics(trials)
     missing = [str(a) for a in archs if any(metrics.get(str(a), {}).get(m) is None for m in MODES)]
     if missing:
-        raise PSAError(f"{trials_file}: no results for every mode of {', '.join(missing[:8])}"
-                       f"{' ...' if len(missing) > 8 else ''}; heat maps need all six modes")
+        raise PSAError(
+            f"{trials_file}: no results for every mode of {', '.join(missing[:8])}"
+            f"{' ...' if len(missing) > 8 else ''}; heat maps need all six modes"
+        )
     z = resolve_zeror(zeror)
     stats = [metrics[str(a)] for a in archs]
     regimes = [classify_regime(str(a), metrics, z) for a in archs]
@@ -111,9 +134,19 @@ def heatmap_figures(config_file, trials_file, output_dir, family: str = "simplem
         fragile = [a for a in archs if shares[str(a)] < FRAGILE]
         if fragile:
             scatter(ax, fragile, "none", DOT * 3.2, edgecolors=FRAGILE_RING, linewidths=1.4)
-            handles.append(Line2D([], [], marker="o", linestyle="", markersize=11, markerfacecolor="none",
-                                  markeredgecolor=FRAGILE_RING, markeredgewidth=1.4,
-                                  label=f"kept by < {FRAGILE:.0%} of {bootstrap} resamples"))
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    marker="o",
+                    linestyle="",
+                    markersize=11,
+                    markerfacecolor="none",
+                    markeredgecolor=FRAGILE_RING,
+                    markeredgewidth=1.4,
+                    label=f"kept by < {FRAGILE:.0%} of {bootstrap} resamples",
+                )
+            )
     legend_above(fig, ax, handles, f"Training Regime (failure threshold: ZeroR {z:.2f}%)", ncol=2)
     label_archs(ax, archs, [marker_radius(DOT) + 0.5] * len(archs))
     outputs.append(save(fig, f"{prefix}_Regimes.png"))
@@ -123,32 +156,55 @@ def heatmap_figures(config_file, trials_file, output_dir, family: str = "simplem
     norm = Normalize(z, 100.0)
     scatter(ax, alive, [BASELINE_MAP(norm(metrics[str(a)]["none"].mean)) for a in alive], SMALL_DOT * 1.4, alpha=0.8)
     legend_above(fig, ax, untrainable(ax, SMALL_DOT * 1.4, alpha=0.7))
-    fig.colorbar(plt.cm.ScalarMappable(norm, BASELINE_MAP), cax=key_axes(fig, ax),
-                 label="Baseline Accuracy (%), mean of Control (None)")
+    fig.colorbar(
+        plt.cm.ScalarMappable(norm, BASELINE_MAP),
+        cax=key_axes(fig, ax),
+        label="Baseline Accuracy (%), mean of Control (None)",
+    )
     outputs.append(save(fig, f"{prefix}_Baseline_Performance.png"))
 
     fig, ax = map_figure("Ablation Effects (Statistical Significance)", legend_rows=2, keyed=True)
-    effects = [ablation_effect(*[[v for v in trials[str(a)][m] if v is not None] for m in ("none", "full")])
-               for a in alive]
+    effects = [
+        ablation_effect(*[[v for v in trials[str(a)][m] if v is not None] for m in ("none", "full")]) for a in alive
+    ]
     areas = [EFFECT_AREA * min(abs(d), 2 * EFFECT_KEY[-1]) + EFFECT_FLOOR for _, d in effects]
     fit_axes(ax, archs, reach=float(marker_radius(max(areas, default=0.0))) / 72)
     scatter(ax, alive, [EFFECTS[kind][1] for kind, _ in effects], areas, alpha=0.7, linewidths=0)
     dark = untrainable(ax, SMALL_DOT, alpha=0.7)
-    legend_above(fig, ax, [dot(colour, name) for name, colour in EFFECTS.values()] + dark,
-                 f"Full Ablation vs Control (None): Welch's t-test, p < {SIGNIFICANCE:g}")
-    fig.legend(handles=[dot("0.6", f"{d:g}", math.sqrt(EFFECT_AREA * d + EFFECT_FLOOR)) for d in EFFECT_KEY],
-               title="Effect size\n|Cohen's d|", loc="center left", bbox_to_anchor=key_anchor(fig, ax), frameon=False,
-               labelspacing=1.6, borderpad=0.2)
+    legend_above(
+        fig,
+        ax,
+        [dot(colour, name) for name, colour in EFFECTS.values()] + dark,
+        f"Full Ablation vs Control (None): Welch's t-test, p < {SIGNIFICANCE:g}",
+    )
+    fig.legend(
+        handles=[dot("0.6", f"{d:g}", math.sqrt(EFFECT_AREA * d + EFFECT_FLOOR)) for d in EFFECT_KEY],
+        title="Effect size\n|Cohen's d|",
+        loc="center left",
+        bbox_to_anchor=key_anchor(fig, ax),
+        frameon=False,
+        labelspacing=1.6,
+        borderpad=0.2,
+    )
     outputs.append(save(fig, f"{prefix}_Ablation_Effects.png"))
 
     fig, ax = map_figure("Instability (Max Std across Six Ablation Modes)", legend_rows=1, keyed=True)
     fit_axes(ax, archs)
     norm = Normalize(0.0, INSTABILITY_CAP, clip=True)
-    scatter(ax, alive, [INSTABILITY_MAP(norm(max(metrics[str(a)][m].std for m in MODES))) for a in alive],
-            SMALL_DOT * 1.4, alpha=0.8)
+    scatter(
+        ax,
+        alive,
+        [INSTABILITY_MAP(norm(max(metrics[str(a)][m].std for m in MODES))) for a in alive],
+        SMALL_DOT * 1.4,
+        alpha=0.8,
+    )
     legend_above(fig, ax, untrainable(ax, SMALL_DOT * 1.4, alpha=0.7))
-    fig.colorbar(plt.cm.ScalarMappable(norm, INSTABILITY_MAP), cax=key_axes(fig, ax), extend="max",
-                 label="Max Standard Deviation (%)")
+    fig.colorbar(
+        plt.cm.ScalarMappable(norm, INSTABILITY_MAP),
+        cax=key_axes(fig, ax),
+        extend="max",
+        label="Max Standard Deviation (%)",
+    )
     outputs.append(save(fig, f"{prefix}_Instability.png"))
 
     # Peak performance, as the paper's map: the mode whose best trial scored highest.
@@ -158,8 +214,12 @@ def heatmap_figures(config_file, trials_file, output_dir, family: str = "simplem
     fit_axes(ax, archs)
     scatter(ax, alive, [MODE_STYLE[w][1] for w, d in zip(winners, dead) if not d], DOT, **EDGE)
     dark = untrainable(ax, **EDGE)
-    legend_above(fig, ax, dark + [dot(MODE_STYLE[m][1], MODE_STYLE[m][0]) for m in present],
-                 "Winning Mode (highest peak accuracy of any trial)")
+    legend_above(
+        fig,
+        ax,
+        dark + [dot(MODE_STYLE[m][1], MODE_STYLE[m][0]) for m in present],
+        "Winning Mode (highest peak accuracy of any trial)",
+    )
     outputs.append(save(fig, f"{prefix}_Winning_Strategy.png"))
 
     fig, ax = map_figure(f"{title} Design Space: Parameter Matching & Asymmetries", legend_rows=1, keyed=True)
@@ -181,12 +241,19 @@ def parameter_matching(fig, ax, archs: list[Architecture], family: str, asymmetr
     shapes = []
     for shape, name, picked in (("o", "Matched (circle)", ~odd), ("^", "Asymmetric (triangle)", odd)):
         if picked.any():
-            scatter(ax, [a for a, p in zip(archs, picked) if p], PARAMETER_MAP(norm(counts[picked])), sizes[picked],
-                    marker=shape, **EDGE)
+            scatter(
+                ax,
+                [a for a, p in zip(archs, picked) if p],
+                PARAMETER_MAP(norm(counts[picked])),
+                sizes[picked],
+                marker=shape,
+                **EDGE,
+            )
             shapes.append(dot("0.5", name, marker=shape))
     legend_above(fig, ax, shapes, ncol=2)
-    bar = fig.colorbar(plt.cm.ScalarMappable(norm, PARAMETER_MAP), cax=key_axes(fig, ax),
-                       label="Parameter Count (Logarithmic)")
+    bar = fig.colorbar(
+        plt.cm.ScalarMappable(norm, PARAMETER_MAP), cax=key_axes(fig, ax), label="Parameter Count (Logarithmic)"
+    )
     decades = [10.0**k for k in range(math.ceil(math.log10(norm.vmin)), math.floor(math.log10(norm.vmax)) + 1)]
     # The extremes are ticked too, unless a decade tick sits so close that the numbers would touch.
     ends = [v for v in (norm.vmin, norm.vmax) if all(abs(math.log10(v / d)) > 0.12 for d in decades)]
@@ -207,21 +274,33 @@ def count_text(count: float) -> str:
 def run(args) -> None:
     trials_file = args.trials_file or default_path("trials", args.family)
     zeror = resolve_zeror(args.zeror, args.data_dir)
-    for path in heatmap_figures(args.config_file, trials_file, args.output_dir, args.family, zeror,
-                                args.asymmetric_file, args.bootstrap):
+    for path in heatmap_figures(
+        args.config_file, trials_file, args.output_dir, args.family, zeror, args.asymmetric_file, args.bootstrap
+    ):
         print(path)
 
 
 def configure(parser) -> None:
-    parser.add_argument("--config-file", type=Path, default=CONFIGURATIONS,
-                        help="architectures, one L*W per line (default: the published study's)")
-    parser.add_argument("--asymmetric-file", type=Path, default=ASYMMETRIC,
-                        help="the architectures outside the parameter-matching design, drawn as triangles "
-                             "(default: the published study's)")
+    parser.add_argument(
+        "--config-file",
+        type=Path,
+        default=CONFIGURATIONS,
+        help="architectures, one L*W per line (default: the published study's)",
+    )
+    parser.add_argument(
+        "--asymmetric-file",
+        type=Path,
+        default=ASYMMETRIC,
+        help="the architectures outside the parameter-matching design, drawn as triangles "
+        "(default: the published study's)",
+    )
     parser.add_argument("--trials-file", type=Path, help="default: results/psa_<family>_trials.md")
     parser.add_argument("--output-dir", type=Path, default=Path("results"))
-    parser.add_argument("--bootstrap", type=options.whole(0), default=0,
-                        help="ring the regimes that fewer than 90%% of this many resamples of the trials keep "
-                             "(default: 0, none)")
+    parser.add_argument(
+        "--bootstrap",
+        type=options.whole(0),
+        default=0,
+        help="ring the regimes that fewer than 90%% of this many resamples of the trials keep (default: 0, none)",
+    )
     add_family_and_zeror(parser)
     parser.set_defaults(func=run)

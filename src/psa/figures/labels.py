@@ -78,8 +78,9 @@ class Layout:
         self.per_x = box.width * fig.get_figwidth() / math.log10(x1 / x0)  # inches per decade
         self.per_y = box.height * fig.get_figheight() / math.log10(y1 / y0)
         self.origin = (x0, y0)
-        self.points = [(math.log10(a.depth / x0) * self.per_x, math.log10(max(a.widths) / y0) * self.per_y)
-                       for a in archs]
+        self.points = [
+            (math.log10(a.depth / x0) * self.per_x, math.log10(max(a.widths) / y0) * self.per_y) for a in archs
+        ]
         self.texts = texts
         self.sizes = []
         for text in texts:
@@ -104,8 +105,12 @@ class Layout:
     def around(self, i: int) -> list[Label]:
         """Above, right of, below and left of the marker."""
         (u, v), r = self.points[i], self.reach[i]
-        return [self.label(i, (u, v + r), "center", "bottom"), self.label(i, (u + r, v), "left", "center"),
-                self.label(i, (u, v - r), "center", "top"), self.label(i, (u - r, v), "right", "center")]
+        return [
+            self.label(i, (u, v + r), "center", "bottom"),
+            self.label(i, (u + r, v), "left", "center"),
+            self.label(i, (u, v - r), "center", "top"),
+            self.label(i, (u - r, v), "right", "center"),
+        ]
 
     def first_free(self, i: int) -> bool:
         for label in self.around(i):
@@ -153,11 +158,21 @@ def label_archs(ax, archs: list[Architecture], radii: list[float], texts: list[s
         else:
             diagonal.append(i)
     for lane in rows.values():
-        layout.lane(lane, lambda i, p: ((p, points[i][1] - reach[i]), "center", "top"), lambda i: points[i][0],
-                    lambda i: sizes[i][0] + 2 * PAD, slide=False)
+        layout.lane(
+            lane,
+            lambda i, p: ((p, points[i][1] - reach[i]), "center", "top"),
+            lambda i: points[i][0],
+            lambda i: sizes[i][0] + 2 * PAD,
+            slide=False,
+        )
     for lane in columns.values():
-        layout.lane(lane, lambda i, p: ((points[i][0], p), "center", "bottom"), lambda i: points[i][1] + reach[i],
-                    lambda i: sizes[i][1] + PAD / 2, slide=False)
+        layout.lane(
+            lane,
+            lambda i, p: ((points[i][0], p), "center", "bottom"),
+            lambda i: points[i][1] + reach[i],
+            lambda i: sizes[i][1] + PAD / 2,
+            slide=False,
+        )
 
     # A square architecture is crowded when a neighbour on the diagonal is less than 2.5 labels'
     # heights away: labels beside their markers would hardly fit. The crowded ones take the lanes
@@ -174,8 +189,13 @@ def label_archs(ax, archs: list[Architecture], radii: list[float], texts: list[s
 
     for side in (1, -1):  # below-right first, as the paper's fan
         lane = crowded[(1 - side) // 2 :: 2]
-        layout.lane(lane, lambda i, p, s=side: beside(i, p, s), lambda i: points[i][1],
-                    lambda i: sizes[i][1] + PAD / 2, slide=True)
+        layout.lane(
+            lane,
+            lambda i, p, s=side: beside(i, p, s),
+            lambda i: points[i][1],
+            lambda i: sizes[i][1] + PAD / 2,
+            slide=True,
+        )
     for i in diagonal:
         if i not in crowded and not layout.first_free(i):
             layout.lane([i], beside, lambda i: points[i][1], lambda i: sizes[i][1], slide=True)
@@ -185,8 +205,18 @@ def label_archs(ax, archs: list[Architecture], radii: list[float], texts: list[s
         near = math.dist(label.point, label.anchor) < 1.2 * r  # right beside its marker: no leader needed
         anchor = (x0 * 10 ** (label.anchor[0] / per_x), y0 * 10 ** (label.anchor[1] / per_y))
         leader = {"arrowstyle": "-", "color": "0.55", "linewidth": 0.4, "shrinkA": 0, "shrinkB": 2}
-        ax.annotate(label.text, (arch.depth, max(arch.widths)), anchor, ha=label.ha, va=label.va, fontsize=FONT,
-                    color="0.15", zorder=5, annotation_clip=False, arrowprops=None if near else leader)
+        ax.annotate(
+            label.text,
+            (arch.depth, max(arch.widths)),
+            anchor,
+            ha=label.ha,
+            va=label.va,
+            fontsize=FONT,
+            color="0.15",
+            zorder=5,
+            annotation_clip=False,
+            arrowprops=None if near else leader,
+        )
 
 
 def marker_radius(size: float | np.ndarray) -> float | np.ndarray:

@@ -42,8 +42,16 @@ def legend_above(fig, ax, handles: list, title: str | None = None, ncol: int = 4
     if not handles:
         return
     box = ax.get_position()
-    fig.legend(handles=handles, title=title, ncol=ncol, loc="lower center", frameon=False, handletextpad=0.3,
-                      columnspacing=1.2, bbox_to_anchor=(box.x0 + box.width / 2, box.y1 + 0.04 / fig.get_figheight()))
+    fig.legend(
+        handles=handles,
+        title=title,
+        ncol=ncol,
+        loc="lower center",
+        frameon=False,
+        handletextpad=0.3,
+        columnspacing=1.2,
+        bbox_to_anchor=(box.x0 + box.width / 2, box.y1 + 0.04 / fig.get_figheight()),
+    )
 
 
 def key_axes(fig, ax):
@@ -109,8 +117,9 @@ def diagonal(ax) -> None:
 
 
 def scatter(ax, archs: list[Architecture], colours, sizes, marker: str = "o", **style):
-    return ax.scatter([a.depth for a in archs], [max(a.widths) for a in archs], s=sizes, c=colours, marker=marker,
-                      zorder=3, **style)
+    return ax.scatter(
+        [a.depth for a in archs], [max(a.widths) for a in archs], s=sizes, c=colours, marker=marker, zorder=3, **style
+    )
 
 
 def design_space_figure(config_file: Path | str, output_file: Path | str, family: str = "simplemlp") -> Path:
@@ -119,11 +128,22 @@ def design_space_figure(config_file: Path | str, output_file: Path | str, family
     fit_axes(ax, archs, from_origin=True)
     # Largest first, so the smaller rectangles' edges stay visible on top of the larger ones.
     for arch in sorted(archs, key=lambda a: -a.depth * max(a.widths)):
-        ax.add_patch(Rectangle((1, 1), arch.depth - 1, max(arch.widths) - 1, facecolor="cyan", alpha=0.3,
-                               edgecolor="blue", linewidth=0.5, zorder=2))
+        ax.add_patch(
+            Rectangle(
+                (1, 1),
+                arch.depth - 1,
+                max(arch.widths) - 1,
+                facecolor="cyan",
+                alpha=0.3,
+                edgecolor="blue",
+                linewidth=0.5,
+                zorder=2,
+            )
+        )
     corner = 12.0  # points squared: the dot marking each rectangle's far corner
-    ax.scatter([a.depth for a in archs], [max(a.widths) for a in archs], s=corner, color="#0d47a1", zorder=4,
-               linewidths=0)
+    ax.scatter(
+        [a.depth for a in archs], [max(a.widths) for a in archs], s=corner, color="#0d47a1", zorder=4, linewidths=0
+    )
     label_archs(ax, archs, [math.sqrt(corner) / 2] * len(archs), [a.label for a in archs])
     return save(fig, output_file)
 
@@ -134,8 +154,12 @@ def run(args) -> None:
 
 
 def configure(parser) -> None:
-    parser.add_argument("--config-file", type=Path, default=CONFIGURATIONS,
-                        help="architectures, one L*W per line (default: the published study's)")
+    parser.add_argument(
+        "--config-file",
+        type=Path,
+        default=CONFIGURATIONS,
+        help="architectures, one L*W per line (default: the published study's)",
+    )
     parser.add_argument("--output-file", type=Path, help="default: results/<Family>_Testing_Design_Space.png")
     options.add_family(parser, "--family")
     parser.set_defaults(func=run)
