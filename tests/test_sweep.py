@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -8,25 +9,27 @@ from psa.architecture import Architecture
 from psa.cli import main
 from psa.export import export
 from psa.series import read_series
+from psa.settings import RunSettings
 from psa.store import Store
 from psa.sweep import run_sweep
 from psa.topology import parameter_count
-from psa.trial import Hyper, grid
+from psa.trial import Hyper
 
 HYPER = Hyper(lr=2e-3, batch_size=100)
 
 
-def small_grid(archs=("1*4", "2*3"), modes=("none", "hidden", "dropout"), trials=2, seeding="independent"):
-    return grid([Architecture.parse(a) for a in archs], modes, trials, "simplemlp", 11, HYPER, seeding)
+def small_run(archs=("1*4", "2*3"), modes=("none", "hidden", "dropout"), trials=2, meta_loops=3, seeding="independent"):
+    archs = tuple(Architecture.parse(a) for a in archs)
+    return RunSettings(archs, modes, trials, meta_loops, seed=11, seeding=seeding, hyper=HYPER)
 
 
 def test_sweep_skips_completed_trials_and_exports_the_study_formats(tmp_path, mnist):
     data = subset(mnist, train=600, val=300)
     store = Store(tmp_path / "psa.sqlite")
-    cells = small_grid()
-    assert run_sweep(store, cells, 3, "cpu", 2 << 30, data) == {"total": 12, "trained": 12, "loops": 36}
-    assert run_sweep(store, cells, 3, "cpu", 2 << 30, data) == {"total": 12, "trained": 0, "loops": 0}
-    assert run_sweep(store, small_grid(trials=3), 3, "cpu", 2 << 30, data)["trained"] == 6
+    run = small_run()
+    assert run_sweep(store, run, "cpu", 2 << 30, data) == {"total": 12, "trained": 12, "loops": 36}
+    assert run_sweep(store, run, "cpu", 2 << 30, data) == {"total": 12, "trained": 0, "loops": 0}
+    assert run_sweep(store, small_run(trials=3), "cpu", 2 << 30, data)["trained"] == 6
     assert store.counts() == {"complete": 18}
     rows = store.completed()
     assert all(len(store.history(r["id"])) == 3 for r in rows)
@@ -80,8 +83,8 @@ def test_decay_is_a_copy_of_none_only_with_paired_seeds(tmp_path, mnist):
     by_seeding = {}
     for seeding in ("independent", "paired"):
         store = Store(tmp_path / f"{seeding}.sqlite")
-        cells = grid([Architecture.parse("1*6")], ("none", "decay"), 2, "simplemlp", 5, Hyper(batch_size=100), seeding)
-        run_sweep(store, cells, 2, "cpu", 2 << 30, data)
+        run = RunSettings((Architecture.parse("1*6"),), ("none", "decay"), 2, 2, seed=5, seeding=seeding)
+        run_sweep(store, replace(run, hyper=Hyper(batch_size=100)), "cpu", 2 << 30, data)
         rows = {(r["mode"], r["trial"]): r for r in store.completed()}
         by_seeding[seeding] = [
             (
@@ -99,7 +102,7 @@ def test_export_never_mixes_settings(tmp_path, mnist):
     data = subset(mnist, train=300, val=200)
     store = Store(tmp_path / "psa.sqlite")
     for loops in (2, 3):
-        run_sweep(store, small_grid(archs=("1*4",), modes=("none",)), loops, "cpu", 2 << 30, data)
+        run_sweep(store, small_run(archs=("1*4",), modes=("none",), meta_loops=loops), "cpu", 2 << 30, data)
     with pytest.raises(
         PSAError, match=r"2 settings \(meta_loops 2 \(2 trials\); meta_loops 3 \(2 trials\)\).*--meta-loops"
     ):
@@ -149,7 +152,9 @@ def test_packed_sweep_stores_the_same_trials(tmp_path, mnist):
     for pack in (1, 3):
         store = Store(tmp_path / f"pack{pack}.sqlite")
         assert (
-            run_sweep(store, small_grid(archs=("1*4", "2*3", "3*2")), 2, "cpu", 2 << 30, data, pack=pack)["trained"]
+            run_sweep(store, small_run(archs=("1*4", "2*3", "3*2"), meta_loops=2), "cpu", 2 << 30, data, pack=pack)[
+                "trained"
+            ]
             == 18
         )
         stored.append(
@@ -166,9 +171,10 @@ def test_trials_committed_at_different_loops_go_on_in_turns(tmp_path, mnist):
     from psa.batched.stack import Layout
 
     data = subset(mnist, train=300, val=200)
-    cells = small_grid(archs=("1*6",), modes=("none", "full"), trials=2)
+    run = small_run(archs=("1*6",), modes=("none", "full"), trials=2)
+    specs = run.grid().specs
     per_trial = Layout.of(Architecture.parse("1*6"), "simplemlp").memory_per_trial(100, 1000, 4)
-    assert chunk_size(cells.specs, 2 * per_trial) == 2
+    assert chunk_size(specs, 2 * per_trial) == 2
 
     def stop(stacks, loop, records):
         if loop == 2:
@@ -176,8 +182,8 @@ def test_trials_committed_at_different_loops_go_on_in_turns(tmp_path, mnist):
 
     store = Store(tmp_path / "psa.sqlite")
     with pytest.raises(KeyboardInterrupt):
-        run_sweep(store, cells, 3, "cpu", 2 * per_trial, data, checkpoint_every=0, log=stop)
-    assert sorted(loops for _, loops in store.status(cells.specs, 3).values()) == [2, 2]
-    assert run_sweep(store, cells, 3, "cpu", 2 << 30, data) == {"total": 4, "trained": 4, "loops": 1 + 1 + 3 + 3}
+        run_sweep(store, run, "cpu", 2 * per_trial, data, checkpoint_every=0, log=stop)
+    assert sorted(loops for _, loops in store.status(specs, 3).values()) == [2, 2]
+    assert run_sweep(store, run, "cpu", 2 << 30, data) == {"total": 4, "trained": 4, "loops": 1 + 1 + 3 + 3}
     assert store.counts() == {"complete": 4} and all(len(store.history(r["id"])) == 3 for r in store.completed())
     store.close()

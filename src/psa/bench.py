@@ -29,10 +29,11 @@ from psa.device import memory_budget, pick_device, set_threads
 from psa.files import write_json
 from psa.modes import MODES
 from psa.published import CONFIGURATIONS
+from psa.settings import RunSettings
 from psa.store import Store
 from psa.sweep import pack_limit, run_sweep
 from psa.topology import parameter_count
-from psa.trial import SEEDINGS, Hyper, grid
+from psa.trial import SEEDINGS
 
 GRID_MODES, GRID_TRIALS, GRID_LOOPS = MODES, 10, 100
 MIN_TIMED_SECONDS, MIN_STEPS, MAX_STEPS = 0.5, 6, 50
@@ -88,7 +89,7 @@ def engine_groups(archs: list[Architecture], memory_bytes: int, pack: int, seedi
     of an architecture split into several: [(group, scale)], scale = trials the group stands for
     over trials timed (1 but where a split architecture's first stack is timed)."""
     firsts = [
-        plan.stacks_of(grid([arch], GRID_MODES, GRID_TRIALS, "simplemlp", 0, Hyper(), seeding).specs, memory_bytes)[0]
+        plan.stacks_of(RunSettings((arch,), GRID_MODES, GRID_TRIALS, seeding=seeding).grid().specs, memory_bytes)[0]
         for arch in archs
     ]
     cells = len(GRID_MODES) * GRID_TRIALS
@@ -230,11 +231,11 @@ def validate(
     for group, scale in engine_groups(archs, memory_bytes, pack, seeding):
         engine = time_engine(group, scale, data, steps, val_samples, whole_loops)
         estimated += engine["setup"] + 2 * engine["loop"]
-    cells = grid(archs, GRID_MODES, GRID_TRIALS, "simplemlp", 0, Hyper(), seeding)
+    run = RunSettings(tuple(archs), GRID_MODES, GRID_TRIALS, meta_loops=2, seeding=seeding)
     with tempfile.TemporaryDirectory() as folder:
         store = Store(Path(folder) / "validate.sqlite")
         started = time.perf_counter()
-        run_sweep(store, cells, 2, device, memory_bytes, data, "psa bench --validate", console, pack)
+        run_sweep(store, run, device, memory_bytes, data, "psa bench --validate", console, pack)
         measured = time.perf_counter() - started
         store.close()
     error = (estimated - measured) / measured

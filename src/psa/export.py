@@ -11,23 +11,13 @@ from pathlib import Path
 
 from rich.console import Console
 
-from psa import PSAError, options, results, series
+from psa import PSAError, results, series, settings
 from psa.architecture import Architecture, read_configurations
 from psa.files import write_atomic
 from psa.modes import MODES
+from psa.settings import COMPARABLE
 from psa.store import DEFAULT_STORE, Store
-from psa.trial import SEEDINGS
 
-# What makes trials comparable: store column -> the export filter that selects it.
-SETTINGS = {
-    "seeding": "--seeding",
-    "base_seed": "--seed",
-    "meta_loops": "--meta-loops",
-    "lr": "--lr",
-    "batch_size": "--batch-size",
-    "weight_decay": "--weight-decay",
-    "dropout": "--dropout",
-}
 TRIAL_FIELDS = [
     "family",
     "arch",
@@ -45,11 +35,26 @@ TRIAL_FIELDS = [
     "bounty_loop",
     "test_accuracy",
     "device",
+    "threads",
+    "engine",
     "seconds",
     "job",
     "updated",
 ]
-LOOP_FIELDS = ["family", "arch", "mode", "trial", "seed", "loop", "score", "lkg", "bounty", "improved", "ablated"]
+LOOP_FIELDS = [
+    "family",
+    "arch",
+    "mode",
+    "trial",
+    "seed",
+    "loop",
+    "score",
+    "lkg",
+    "bounty",
+    "improved",
+    "ablated",
+    "loss",
+]
 
 
 def _arch_order(arch: str):
@@ -64,25 +69,25 @@ def select(rows: list[dict], wanted: dict, store: Path) -> list[dict]:
         kinds: dict[tuple, int] = {}
         for r in rows:
             if r["family"] == family:
-                setting = tuple(r[name] for name in SETTINGS)
+                setting = tuple(r[name] for name in COMPARABLE)
                 kinds[setting] = kinds.get(setting, 0) + 1
         if len(kinds) > 1:
-            differ = [i for i, name in enumerate(SETTINGS) if len({k[i] for k in kinds}) > 1]
-            names = list(SETTINGS)
+            differ = [i for i, name in enumerate(COMPARABLE) if len({k[i] for k in kinds}) > 1]
+            names = list(COMPARABLE)
             listed = "; ".join(
                 ", ".join(f"{names[i]} {k[i]}" for i in differ) + f" ({n} trials)" for k, n in kinds.items()
             )
             raise PSAError(
                 f"results store {store} holds {family} trials of {len(kinds)} settings ({listed}): "
-                f"choose one with {', '.join(SETTINGS[names[i]] for i in differ)}"
+                f"choose one with {', '.join(COMPARABLE[names[i]] for i in differ)}"
             )
     return rows
 
 
-def settings_of(rows: list[dict]) -> dict:
-    """The settings line of an export: what its trials share."""
+def shared_settings(rows: list[dict]) -> dict:
+    """The `Settings:` line of an export: what its trials share."""
     first = rows[0]
-    return {name.replace("_", "-"): first[name] for name in SETTINGS}
+    return {name.replace("_", "-"): first[name] for name in COMPARABLE}
 
 
 def _write_csv(path: Path, fields: list[str], rows: list[dict]) -> Path:
@@ -140,10 +145,11 @@ def export(store: Store, out_dir: Path | str, archs: list[str] | None = None, wa
                     "bounty": h.bounty,
                     "improved": int(h.improved),
                     "ablated": h.ablated,
+                    "loss": h.loss,
                 }
                 for h in history
             ]
-        settings = settings_of(mine)
+        shared = shared_settings(mine)
         paths = {
             kind: results.default_path(kind, family, out_dir)
             for kind in (
@@ -155,12 +161,12 @@ def export(store: Store, out_dir: Path | str, archs: list[str] | None = None, wa
                 "trials_lkg_growth_per_trial",
             )
         }
-        results.write_summary(paths["summary"], trials, family, settings)
-        results.write_trials(paths["trials"], trials, family, settings)
+        results.write_summary(paths["summary"], trials, family, shared)
+        results.write_trials(paths["trials"], trials, family, shared)
         for rows_of, suffix in ((series.study(curves), ""), (series.per_trial(curves), "_per_trial")):
             convergence, growth = rows_of
-            series.write_series(paths[f"trials_convergence{suffix}"], convergence, "convergence", family, settings)
-            series.write_series(paths[f"trials_lkg_growth{suffix}"], growth, "lkg_growth", family, settings)
+            series.write_series(paths[f"trials_convergence{suffix}"], convergence, "convergence", family, shared)
+            series.write_series(paths[f"trials_lkg_growth{suffix}"], growth, "lkg_growth", family, shared)
         written += paths.values()
         written.append(
             _write_csv(
@@ -175,15 +181,7 @@ def run(args) -> None:
     if not Path(args.store).is_file():
         raise PSAError(f"results store {args.store} not found; run `psa sweep` first")
     archs = [str(a) for a in read_configurations(args.configs)] if args.configs else None
-    wanted = {
-        "seeding": args.seeding,
-        "base_seed": args.seed,
-        "meta_loops": args.meta_loops,
-        "lr": args.lr,
-        "batch_size": args.batch_size,
-        "weight_decay": args.weight_decay,
-        "dropout": args.dropout,
-    }
+    wanted = settings.filters(args)
     store = Store(args.store)
     try:
         for path in export(store, Path(args.out), archs, wanted):
@@ -197,8 +195,5 @@ def configure(parser) -> None:
     parser.add_argument("--out", default="results", help="output folder (default: results/)")
     parser.add_argument("--configs", default=None, help="configurations file: only its architectures, in its order")
     filters = parser.add_argument_group("which trials, where the store holds several settings (default: any)")
-    filters.add_argument("--seeding", choices=SEEDINGS, default=None)
-    filters.add_argument("--seed", type=options.whole(0), default=None, help="base seed of the sweep")
-    filters.add_argument("--meta-loops", type=options.whole(1), default=None)
-    options.add_hyper(filters, defaults=False)
+    settings.add_filters(filters)
     parser.set_defaults(func=run)

@@ -8,17 +8,17 @@ from pathlib import Path
 
 from rich.console import Console
 
-from psa import options, regimes, report
+from psa import regimes, report, settings
 from psa.analysis import validation_zeror
 from psa.architecture import FAMILY_TITLES
 from psa.export import export
 from psa.figures import convergence, heatmaps, space
 from psa.files import write_text
-from psa.modes import MODES, parse_modes
+from psa.modes import MODES
 from psa.published import ASYMMETRIC, CONFIGURATIONS
 from psa.results import default_path, read_summary
 from psa.store import Store
-from psa.sweep import add_grid_arguments, grid_from_args, sweep
+from psa.sweep import add_arguments, sweep
 
 QUICK_ARCHS = "1*32,2*16,4*8,8*4,16*2"  # small, parameter-matched-ish, one per depth regime
 
@@ -67,25 +67,20 @@ def reproduce(args) -> None:
         f"{args.trials} trials x {args.meta_loops} meta-loops per cell"
     )
     sweep(args)
-    archs = [str(a) for a in grid_from_args(args).cells]
-    wanted = {
-        "seeding": args.seeding,
-        "base_seed": args.seed,
-        "meta_loops": args.meta_loops,
-        **vars(options.hyper(args)),
-    }
+    run = settings.from_args(args)
+    archs = [str(a) for a in dict.fromkeys(run.archs)]
     store = Store(args.store)
     try:
-        written = export(store, Path(args.out), archs, wanted)
+        written = export(store, Path(args.out), archs, run.comparable())
     finally:
         store.close()
-    written += publish(Path(args.out), args.family, archs, set(parse_modes(args.modes)) == set(MODES), args.data_dir)
+    written += publish(Path(args.out), args.family, archs, set(run.modes) == set(MODES), args.data_dir)
     for path in written:
         console.print(f"wrote {path}")
 
 
 def configure(parser) -> None:
-    add_grid_arguments(parser, trials=3, meta_loops=10, store=None)
+    add_arguments(parser, trials=3, meta_loops=10, store=None)
     parser.add_argument(
         "--full",
         action="store_true",

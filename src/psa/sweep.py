@@ -5,31 +5,23 @@ goes on from the last commit; several sweeps on one store share the grid out bet
 
 import functools
 import itertools
-import threading
 import time
 from pathlib import Path
 
 import torch
 from rich.console import Console
 
-from psa import PSAError, options
-from psa.architecture import parse_list, read_configurations
-from psa.batched import plan, train_stacks
-from psa.batched.stack import Saved
+from psa import PSAError, options, settings
+from psa.batched import ENGINE_VERSION, plan, train_stacks
 from psa.data import load_mnist
 from psa.device import memory_budget, pick_device, set_threads
-from psa.modes import parse_modes
 from psa.progress import Reporter
-from psa.published import CONFIGURATIONS
-from psa.store import DEFAULT_STORE, Store, owner_id
-from psa.trial import SEEDINGS, Grid, TrialSpec, grid
+from psa.settings import RunSettings
+from psa.store import DEFAULT_STORE, Finish, Store, Update
+from psa.store.claims import LostClaim, claim, holding, owner_id
+from psa.trial import Grid, Progress, TrialSpec
 
 CHECKPOINT_EVERY = 30.0  # seconds between two commits of a group's progress (the last loop always commits)
-HEARTBEAT = 10.0  # seconds between two renewals of a sweep's claims (store.LEASE lets them lapse)
-
-
-class LostClaim(Exception):
-    """Another sweep took over the trials this one was training (its claim had lapsed)."""
 
 
 class Journal:
@@ -73,23 +65,20 @@ class Journal:
         return share
 
     def commit(self, stacks) -> None:
-        rows, seconds = [], self._share()
+        updates, seconds = [], self._share()
         for stack in stacks:
             changed = [t for t, spec in enumerate(stack.specs) if spec in self.changed]
-            weights = dict(zip(changed, stack.lkg[changed].cpu())) if changed else {}
+            weights = dict(zip(changed, stack.lkg[changed].cpu().numpy())) if changed else {}
             for t, spec in enumerate(stack.specs):
-                row = {
-                    "trial_id": self.ids[spec],
-                    "records": self.records[spec],
-                    "lkg_score": stack.lkg_score[t],
-                    "bounty": stack.bounty[t],
-                    "bounty_loop": stack.bounty_loop[t],
-                    "seconds": seconds,
-                }
-                if t in weights:
-                    row.update(dtype=str(weights[t].dtype).removeprefix("torch."), lkg=weights[t].numpy().tobytes())
-                rows.append(row)
-        if not self.store.commit(self.sweep_id, self.owner, rows):
+                progress = Progress(
+                    self.records[spec][-1].loop,
+                    weights.get(t),
+                    stack.lkg_score[t],
+                    stack.bounty[t],
+                    stack.bounty_loop[t],
+                )
+                updates.append(Update(self.ids[spec], self.records[spec], progress, seconds))
+        if not self.store.commit(self.sweep_id, self.owner, updates):
             raise LostClaim
         self.records = {spec: [] for spec in self.ids}
         self.changed.clear()
@@ -98,26 +87,9 @@ class Journal:
 
     def complete(self, results) -> None:
         seconds = self._share()
-        self.store.complete(
-            self.owner,
-            [
-                {"trial_id": self.ids[r.spec], "test_accuracy": r.test_accuracy, "seconds": seconds, "device": r.device}
-                for r in results
-            ],
-        )
+        self.store.complete(self.owner, [Finish(self.ids[r.spec], r.test_accuracy, seconds, r.device) for r in results])
         if self.snapshot:
             self.store.snapshot(self.snapshot)
-
-
-def saved_states(store: Store, ids: dict[TrialSpec, int]) -> dict[TrialSpec, Saved]:
-    """What the store holds of the trials' progress, for those with committed loops."""
-    saved = {}
-    for spec, trial_id in ids.items():
-        progress = store.progress(trial_id)
-        if progress.loops_done:
-            lkg = torch.frombuffer(bytearray(progress.lkg), dtype=getattr(torch, progress.dtype))
-            saved[spec] = Saved(progress.loops_done, lkg, progress.lkg_score, progress.bounty, progress.bounty_loop)
-    return saved
 
 
 def pack_limit(device: torch.device, value: int | None) -> int:
@@ -126,11 +98,11 @@ def pack_limit(device: torch.device, value: int | None) -> int:
     return value if value is not None else 8 if device.type == "cuda" else 1
 
 
-def plan_groups(cells: Grid, done: dict, memory_bytes: int, pack: int) -> list[list[list[TrialSpec]]]:
+def plan_groups(grid: Grid, done: dict, memory_bytes: int, pack: int) -> list[list[list[TrialSpec]]]:
     """The groups of stacks that train the trials not yet complete: an architecture's trials
     that have committed the same number of loops form stacks, which pack with their like."""
     buckets = {}
-    for spec in cells.specs:
+    for spec in grid.specs:
         status, loops = done.get(spec, ("running", 0))
         if status != "complete":
             buckets.setdefault(loops, {}).setdefault(spec.arch, []).append(spec)
@@ -143,19 +115,9 @@ def plan_groups(cells: Grid, done: dict, memory_bytes: int, pack: int) -> list[l
     ]
 
 
-def _beat(path, owner: str, stop: threading.Event) -> None:
-    store = Store(path, check=False)
-    try:
-        while not stop.wait(HEARTBEAT):
-            store.heartbeat(owner)
-    finally:
-        store.close()
-
-
 def run_sweep(
     store: Store,
-    cells: Grid,
-    meta_loops: int,
+    run: RunSettings,
     device: torch.device,
     memory_bytes: int,
     data=None,
@@ -167,13 +129,14 @@ def run_sweep(
     snapshot: Path | None = None,
     log=None,
 ) -> dict[str, int]:
-    """Train every trial of the grid that the store lacks and no other live sweep holds, in
+    """Train every trial of the run that the store lacks and no other live sweep holds, in
     stacks that fit `memory_bytes`, up to `pack` small stacks side by side, on `data` (default:
     MNIST from `data_dir` or the usual places). With `snapshot`, a copy of the store replaces
     that file after every commit; `log(stacks, loop, records)` sees every meta-loop. Returns
     counts of what was done."""
     console = console or Console(highlight=False)
-    specs, origin = cells.specs, (cells.seeding, cells.base_seed)
+    grid, meta_loops = run.grid(), run.meta_loops
+    specs = grid.specs
     known = store.status(specs, meta_loops)
     pending = sum(known.get(spec, ("running",))[0] != "complete" for spec in specs)
     resumed = sum(status != "complete" and loops > 0 for status, loops in known.values())
@@ -183,34 +146,28 @@ def run_sweep(
     )
     if not pending:
         return {"total": len(specs), "trained": 0, "loops": 0}
-    sweep_id = store.start_sweep(
-        command, {"meta_loops": meta_loops, "device": str(device), "seeding": origin[0], "base_seed": origin[1]}
-    )
+    threads = torch.get_num_threads()
+    recorded = {"seeding": run.seeding, "base_seed": run.seed, "device": str(device), "threads": threads}
+    recorded["engine"] = ENGINE_VERSION
+    sweep_id = store.start_sweep(command, {"meta_loops": meta_loops, **recorded})
     data = (data or load_mnist(data_dir)).to(device)
     owner, done = owner_id(), {"trained": 0, "loops": 0}
     new_journal = functools.partial(
         Journal, store, sweep_id, owner, meta_loops=meta_loops, every=checkpoint_every, snapshot=snapshot, log=log
     )
-    stop = threading.Event()
-    beating = threading.Thread(target=_beat, args=(store.path, owner, stop), daemon=True)
-    beating.start()
-    try:
-        with Reporter(console, trials=pending) as reporter:
-            # A group another sweep holds is skipped; a second pass takes over any whose claim lapsed.
-            for attempt in range(2):
-                state = known if attempt == 0 else store.status(specs, meta_loops)
-                for group in plan_groups(cells, state, memory_bytes, pack):
-                    trials = [spec for stack in group for spec in stack]
-                    ids = store.claim(sweep_id, trials, meta_loops, origin, str(device), owner)
-                    if ids is None:
-                        continue
-                    for name, count in train_group(
-                        store, group, ids, data, meta_loops, reporter, new_journal, console
-                    ).items():
-                        done[name] += count
-    finally:
-        stop.set()
-        store.release(owner)
+    with holding(store, owner), Reporter(console, trials=pending) as reporter:
+        # A group another sweep holds is skipped; a second pass takes over any whose claim lapsed.
+        for attempt in range(2):
+            state = known if attempt == 0 else store.status(specs, meta_loops)
+            for group in plan_groups(grid, state, memory_bytes, pack):
+                trials = [spec for stack in group for spec in stack]
+                ids = claim(store, sweep_id, trials, meta_loops, recorded, owner)
+                if ids is None:
+                    continue
+                for name, count in train_group(
+                    store, group, ids, data, meta_loops, reporter, new_journal, console
+                ).items():
+                    done[name] += count
     return {"total": len(specs), **done}
 
 
@@ -218,20 +175,24 @@ def train_group(
     store: Store, group, ids, data, meta_loops: int, reporter: Reporter, new_journal, console
 ) -> dict[str, int]:
     """Train one claimed group to the end, committing as it goes through new_journal(ids) (a
-    Journal); the trials it completed and the trial-loops it ran."""
-    saved = saved_states(store, ids)
+    Journal); the trials it completed and the trial-loops it ran. A trial resumes with the thread
+    count it was trained with, since float32 sums depend on how the work is split."""
+    saved = {spec: progress for spec, trial_id in ids.items() if (progress := store.progress(trial_id)).loops_done}
     # Trials claimed together but committed at different loops (another sweep's leftovers) go on
     # in turns, each turn from one loop.
     turns = itertools.groupby(
         sorted(ids, key=lambda s: -saved[s].loops_done if s in saved else 0),
         key=lambda s: saved[s].loops_done if s in saved else 0,
     )
-    done = {"trained": 0, "loops": 0}
+    done, threads = {"trained": 0, "loops": 0}, torch.get_num_threads()
     for start, members in turns:
         members = set(members)
         stacks = [[spec for spec in stack if spec in members] for stack in group]
         stacks = [stack for stack in stacks if stack]
         names = ", ".join(str(stack[0].arch) for stack in stacks)
+        resumed = {store.trained_with(ids[s]) for s in members if s in saved}
+        check_engine(names, {engine for _, engine in resumed})
+        torch.set_num_threads(next(iter(resumed))[0] or threads if len(resumed) == 1 else threads)
         reporter.group(names, len(members), meta_loops, -(-len(data.x_train) // stacks[0][0].hyper.batch_size), start)
         journal = new_journal({spec: ids[spec] for spec in members})
         try:
@@ -243,26 +204,31 @@ def train_group(
             continue
         finally:
             done["loops"] += journal.trained
+            torch.set_num_threads(threads)
         journal.complete([result for stack_results in results for result in stack_results])
         reporter.group_done()
         done["trained"] += len(members)
     return done
 
 
-def grid_from_args(args) -> Grid:
-    if args.arch and args.configs:
-        raise PSAError("give either --arch or --configs, not both")
-    archs = parse_list(args.arch) if args.arch else read_configurations(args.configs or CONFIGURATIONS)
-    return grid(archs, parse_modes(args.modes), args.trials, args.family, args.seed, options.hyper(args), args.seeding)
+def check_engine(names: str, versions: set) -> None:
+    """A trial goes on only under the engine version that began it: another's float32 arithmetic
+    would give other results than an unbroken run (stores from before versions count as 1)."""
+    other = {version or 1 for version in versions} - {ENGINE_VERSION}
+    if other:
+        raise PSAError(
+            f"{names}: trials in the store were begun by engine version {min(other)}, this psa has version "
+            f"{ENGINE_VERSION}; finish them with that psa, or sweep into a new store"
+        )
 
 
-def settings_of(args) -> str:
+def command_line(args) -> str:
     """The command line as run, for the store's record of its sweeps."""
     return "psa sweep " + " ".join(f"{k}={v}" for k, v in sorted(vars(args).items()) if k != "func")
 
 
 def sweep(args) -> None:
-    cells = grid_from_args(args)
+    run = settings.from_args(args)
     device = pick_device(args.device)
     set_threads(args.threads)
     store = Store(args.store)
@@ -270,11 +236,10 @@ def sweep(args) -> None:
     try:
         done = run_sweep(
             store,
-            cells,
-            args.meta_loops,
+            run,
             device,
             memory_budget(device, args.max_memory),
-            command=settings_of(args),
+            command=command_line(args),
             pack=pack_limit(device, args.pack),
             data_dir=args.data_dir,
             checkpoint_every=args.checkpoint_every,
@@ -288,24 +253,9 @@ def sweep(args) -> None:
     )
 
 
-def add_grid_arguments(parser, trials: int, meta_loops: int, store: str = DEFAULT_STORE) -> None:
-    parser.add_argument(
-        "--configs", default=None, help="configurations file, one L*W per line (default: the published study's 98)"
-    )
-    parser.add_argument("--arch", default=None, help='architectures, e.g. "1*16,2*8" (or "[4*4, 2*8];[1*8]")')
-    parser.add_argument("--modes", default="all", help="comma-separated modes (default: all six)")
-    parser.add_argument("--trials", type=options.whole(1), default=trials, help=f"trials per cell (default: {trials})")
-    parser.add_argument("--meta-loops", type=options.whole(1), default=meta_loops, help=f"default: {meta_loops}")
-    options.add_family(parser)
-    parser.add_argument("--seed", type=options.whole(0), default=2025, help="base seed; trial seeds derive from it")
-    parser.add_argument(
-        "--seeding",
-        choices=SEEDINGS,
-        default=SEEDINGS[0],
-        help="independent: every architecture, mode and trial its own seed, as in the study; "
-        "paired: trial k of every mode shares its seed (docs/DESIGN.md section 5)",
-    )
-    options.add_hyper(parser)
+def add_arguments(parser, trials: int, meta_loops: int, store: str | None = DEFAULT_STORE) -> None:
+    """A run's settings (psa.settings) and how a sweep runs it."""
+    settings.add_arguments(parser, trials, meta_loops)
     options.add_device(parser)
     options.add_threads(parser)
     options.add_data_dir(parser)
@@ -334,5 +284,5 @@ def add_grid_arguments(parser, trials: int, meta_loops: int, store: str = DEFAUL
 
 
 def configure(parser) -> None:
-    add_grid_arguments(parser, trials=10, meta_loops=100)
+    add_arguments(parser, trials=10, meta_loops=100)
     parser.set_defaults(func=sweep)

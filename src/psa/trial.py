@@ -1,10 +1,11 @@
-"""What a trial is (its spec and seed, and the grids of a sweep), what one meta-loop records, and
+"""What a trial is (its spec and seed, and the grid of a run), what one meta-loop records, and
 what a finished trial reports. Shared by both engines, the sweep, the store and the cloud job."""
 
 import hashlib
 from dataclasses import dataclass, field
 
-from psa import PSAError
+import numpy as np
+
 from psa.architecture import Architecture
 
 SEEDINGS = ("independent", "paired")
@@ -48,6 +49,21 @@ class LoopRecord:
     bounty: float
     improved: bool
     ablated: str | None  # what was zeroed before this loop's training, e.g. "L2:17"; None if nothing
+    loss: float | None = None  # mean training loss of the loop's epoch; None where not recorded
+
+
+@dataclass
+class Progress:
+    """Where a trial stands after its committed meta-loops: enough to go on exactly as an
+    unbroken run would, since every loop starts from the LKG with a fresh AdamW. The store keeps
+    it and the batched engine resumes from it; the single-trial engine keeps its own state
+    (engine.TrialState: whole modules, for its safetensors checkpoints)."""
+
+    loops_done: int = 0
+    lkg: np.ndarray | None = None  # (P,) the LKG's parameters, flat as in a stack row; None before loop 1
+    lkg_score: float = -1.0
+    bounty: float = -1.0
+    bounty_loop: int = 0
 
 
 @dataclass
@@ -63,42 +79,20 @@ class TrialResult:
 
 @dataclass(frozen=True)
 class Grid:
-    """The trials of a sweep, per architecture, and how their seeds were drawn."""
+    """The trials of a run (psa.settings.RunSettings.grid), per architecture, and how their seeds
+    were drawn."""
 
-    cells: dict[Architecture, list[TrialSpec]]
+    by_arch: dict[Architecture, list[TrialSpec]]
     seeding: str
     base_seed: int
 
     @property
+    def archs(self) -> list[Architecture]:
+        return list(self.by_arch)
+
+    @property
     def specs(self) -> list[TrialSpec]:
-        return [spec for specs in self.cells.values() for spec in specs]
-
-
-def grid(
-    archs: list[Architecture],
-    modes,
-    trials: int,
-    family: str,
-    base_seed: int,
-    hyper: Hyper = Hyper(),
-    seeding: str = "independent",
-) -> Grid:
-    """The grid of architectures x modes x trials, seeded from `base_seed`."""
-    if seeding not in SEEDINGS:
-        raise PSAError(f"unknown seeding {seeding!r}: choose {' or '.join(SEEDINGS)}")
-    independent = seeding == "independent"
-    return Grid(
-        {
-            arch: [
-                TrialSpec(arch, family, mode, t, trial_seed(base_seed, arch, t, mode if independent else None), hyper)
-                for mode in modes
-                for t in range(trials)
-            ]
-            for arch in archs
-        },
-        seeding,
-        base_seed,
-    )
+        return [spec for specs in self.by_arch.values() for spec in specs]
 
 
 def log_line(record: LoopRecord, index: int, total: int) -> str:

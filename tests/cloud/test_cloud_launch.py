@@ -13,9 +13,9 @@ from moto.sagemaker.models import SageMakerModelBackend
 
 from psa.architecture import Architecture
 from psa.cloud import launch
-from psa.cloud.client import Cloud
+from psa.cloud.aws import Cloud, load_config
 from psa.cloud.files import read_jobs_file
-from psa.cloud.settings import load_settings
+from psa.settings import RunSettings
 
 JOBS_FILE = Path("aws/sagemaker/requested-jobs.txt")
 
@@ -72,13 +72,15 @@ def test_job_request_runs_the_packaged_project_on_spot(configs):
     job = boto3.client("sagemaker").describe_training_job(TrainingJobName=name)
     hyper = job["HyperParameters"]
     assert {
-        k: hyper[k] for k in ("arch", "mode", "trials", "meta-loops", "seed", "seeding", "weight-decay", "dropout")
+        k: hyper[k]
+        for k in ("arch", "modes", "trials", "meta-loops", "model", "seed", "seeding", "weight-decay", "dropout")
     } == {
         "arch": "1*4",
-        "mode": "output",
+        "modes": "output",
         "trials": "2",
         "meta-loops": "2",
-        "seed": "0",
+        "model": "simplemlp",
+        "seed": "2025",
         "seeding": "independent",
         "weight-decay": "0.0001",
         "dropout": "0.1",
@@ -155,9 +157,10 @@ def _failing(monkeypatch, code: str, failures: dict[str, int]):
 @pytest.mark.filterwarnings("ignore:Exception\\(SagemakerClientError\\)")  # moto: not in SageMaker's model
 def test_throttled_job_is_retried_and_launched(monkeypatch):
     _failing(monkeypatch, "ThrottlingException", {"psa-1x4-hidden": 2})
-    settings, cloud = load_settings(), Cloud(REGION)
+    config, cloud = load_config(), Cloud(REGION)
     steps = launch.look_up(cloud, launch.cell_steps([Architecture.parse("1*4")], ("none", "hidden")), force=False)
-    launch.launch(cloud, settings, steps, launch.Run(trials=2, meta_loops=2), JOBS_FILE, retry_wait=0)
+    run = RunSettings((Architecture.parse("1*4"),), trials=2, meta_loops=2)
+    launch.launch(cloud, config, steps, run, JOBS_FILE, retry_wait=0)
     assert [s.outcome for s in steps] == ["launched", "launched"]
     assert len(sagemaker_jobs()) == 2
 

@@ -8,7 +8,7 @@ import pytest
 from cloud_helpers import BUCKET, JOBS, PREFIX, model_archive, put_archive, run_cli, sagemaker_jobs
 
 from helpers import subset
-from psa.cloud import collect, job
+from psa.cloud import job, results
 from psa.cloud.files import read_jobs_file
 from psa.results import read_summary, read_trials
 
@@ -52,9 +52,9 @@ def test_comprehensive_results_win_over_results_txt_and_are_read_not_extracted(t
             "../escaped.txt": b"must not be written anywhere",
         }
     )
-    assert collect.bounties(archive) == [97.5, 96.25]
+    assert results.bounties(archive) == [97.5, 96.25]
     damaged = tar({"comprehensive_results.json": b"{not json", "results.txt": b"90.10\n91.20\n"})
-    assert collect.bounties(damaged) == [90.1, 91.2]  # falls back to results.txt
+    assert results.bounties(damaged) == [90.1, 91.2]  # falls back to results.txt
     assert not (tmp_path.parent / "escaped.txt").exists() and not (tmp_path / "escaped.txt").exists()
 
 

@@ -5,9 +5,8 @@ from cloud_helpers import JOBS, SECRET, run_cli
 
 from psa import PSAError
 from psa.architecture import Architecture
-from psa.cloud import names
-from psa.cloud.client import Cloud
-from psa.cloud.settings import load_settings
+from psa.cloud import layout
+from psa.cloud.aws import Cloud, load_config
 
 
 def test_clients_follow_aws_endpoint_url(aws):
@@ -20,19 +19,19 @@ def test_dotenv_fills_what_the_environment_lacks(monkeypatch, tmp_path):
     monkeypatch.delenv("INSTANCE_TYPE", raising=False)
     Path("aws/sagemaker").mkdir(parents=True)
     Path("aws/sagemaker/.env").write_text("S3_PREFIX=from-dotenv\nS3_BUCKET_NAME=ignored\nUSE_SPOT_INSTANCES=no\n")
-    settings = load_settings()
+    settings = load_config()
     assert (settings.prefix, settings.bucket, settings.use_spot) == ("from-dotenv", "psa-test-bucket", False)
     assert settings.max_wait_seconds == 2 * settings.max_run_seconds
     (tmp_path / "other.env").write_text("INSTANCE_TYPE=ml.m5.large\n")
-    assert load_settings(tmp_path / "other.env").instance_type == "ml.m5.large"
+    assert load_config(tmp_path / "other.env").instance_type == "ml.m5.large"
     with pytest.raises(PSAError, match="settings file not found"):
-        load_settings(tmp_path / "absent.env")
+        load_config(tmp_path / "absent.env")
 
 
 def test_malformed_settings_are_named(monkeypatch):
     monkeypatch.setenv("USE_SPOT_INSTANCES", "maybe")
     monkeypatch.setenv("MAX_RUN_SECONDS", "1h")
-    settings = load_settings()
+    settings = load_config()
     with pytest.raises(PSAError, match="USE_SPOT_INSTANCES must be true or false"):
         _ = settings.use_spot
     with pytest.raises(PSAError, match="MAX_RUN_SECONDS must be a whole number"):
@@ -58,10 +57,10 @@ def test_no_credential_is_ever_printed(published, monkeypatch, capsys, tmp_path)
 
 def test_job_names_round_trip_and_reject_paths():
     arch = Architecture.parse("4*4,2*8")
-    name = names.job_name(arch, "hidden", "2025-08-11-20-56-40-261")
+    name = layout.cell_job_name(arch, "hidden", "2025-08-11-20-56-40-261")
     assert name == "psa-4x4-2x8-hidden-2025-08-11-20-56-40-261"
-    assert names.cell(name) == ("4*4,2*8", "hidden")
-    assert names.cell(JOBS["none"]) == ("1*4", "none")
+    assert layout.cell(name) == ("4*4,2*8", "hidden")
+    assert layout.cell(JOBS["none"]) == ("1*4", "none")
     for bad in (
         "psa-1x4-none-2025-08-11-19-46-41-617/../x",
         "../psa-1x4-none-2025-08-11-19-46-41-617",
@@ -70,13 +69,15 @@ def test_job_names_round_trip_and_reject_paths():
         "x" * 64,
     ):
         with pytest.raises(PSAError, match="invalid job name"):
-            names.check(bad)
+            layout.check(bad)
     with pytest.raises(PSAError, match="invalid job name"):
-        names.job_name(Architecture.parse(",".join(f"1*{w}" for w in range(10, 25))), "none", "2025-08-11-20-56-40-261")
+        layout.cell_job_name(
+            Architecture.parse(",".join(f"1*{w}" for w in range(10, 25))), "none", "2025-08-11-20-56-40-261"
+        )
 
 
 def test_latest_job_per_cell_goes_by_the_timestamp_in_the_name():
     old, new = "psa-1x4-none-2025-08-11-19-46-41-617", "psa-1x4-none-2025-08-12-01-00-00-000"
     other = "psa-1x4-full-2025-08-10-00-00-00-000"
-    assert names.latest_per_cell([new, other, old]) == {("1*4", "none"): new, ("1*4", "full"): other}
-    assert len(names.timestamp()) == len("2025-08-11-19-46-41-617")
+    assert layout.latest_per_cell([new, other, old]) == {("1*4", "none"): new, ("1*4", "full"): other}
+    assert len(layout.timestamp()) == len("2025-08-11-19-46-41-617")

@@ -22,7 +22,7 @@ from psa import costmodel, published
 from psa.architecture import read_configurations
 from psa.cli import main
 from psa.cloud import shards
-from psa.cloud.dataset import FOLDER
+from psa.cloud.layout import MNIST_FOLDER as FOLDER
 from psa.data import SHA256
 from psa.store import Store
 
@@ -63,7 +63,7 @@ def test_launch_shards_once_with_data_channel_and_checkpoints(configs):
     by_shard = {name.split("-")[3]: job for name, job in jobs.items()}
     assert {job["HyperParameters"]["arch"] for job in jobs.values()} == {"1*4", "2*3", "3*2"}
     for k, job in by_shard.items():
-        assert job["HyperParameters"]["mode"] == "none,hidden" and job["HyperParameters"]["seeding"] == "independent"
+        assert job["HyperParameters"]["modes"] == "none,hidden" and job["HyperParameters"]["seeding"] == "independent"
         assert job["CheckpointConfig"] == {
             "S3Uri": f"s3://{BUCKET}/{PREFIX}/checkpoints/{plan_id}/shard-{k}",
             "LocalPath": "/opt/ml/checkpoints",

@@ -9,11 +9,11 @@ import torch
 
 from psa.batched import ops
 from psa.batched.plan import EVAL_CHUNK, stacks_of
-from psa.batched.stack import Saved, Stack, ablate, promote
+from psa.batched.stack import Stack, ablate, promote
 from psa.batched.step import Steps
 from psa.data import MNIST
 from psa.progress import Reporter
-from psa.trial import TrialResult, TrialSpec
+from psa.trial import Progress, TrialResult, TrialSpec
 
 
 def runner(stacks: list[Stack], data: MNIST):
@@ -32,7 +32,7 @@ def train_stacks(
     meta_loops: int,
     reporter: Reporter | None = None,
     on_loop=None,
-    saved: dict[TrialSpec, Saved] | None = None,
+    saved: dict[TrialSpec, Progress] | None = None,
 ) -> list[list[TrialResult]]:
     """Meta-loops up to `meta_loops` of every trial, each list of `groups` as one stack (one
     architecture and family; lr and batch size shared by all), the stacks side by side. With

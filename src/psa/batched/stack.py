@@ -13,7 +13,7 @@ from psa import ablation
 from psa.architecture import INPUTS, Architecture
 from psa.models import initial_parameters
 from psa.topology import Topology, topology
-from psa.trial import LoopRecord, TrialSpec
+from psa.trial import LoopRecord, Progress, TrialSpec
 
 
 @dataclass(frozen=True)
@@ -70,18 +70,6 @@ class Layout:
         return itemsize * (5 * self.size + batch * kept + eval_batch * (INPUTS + 2 * widest))
 
 
-@dataclass
-class Saved:
-    """A trial between two meta-loops, as a checkpoint keeps it: enough to go on exactly as an
-    unbroken run would, since every loop starts from the LKG with a fresh AdamW."""
-
-    loops_done: int
-    lkg: torch.Tensor  # (P,) the LKG's parameters, flat as in a stack row
-    lkg_score: float
-    bounty: float
-    bounty_loop: int
-
-
 def _span(rows: list[int]) -> slice | None:
     return slice(rows[0], rows[-1] + 1) if rows else None
 
@@ -120,13 +108,13 @@ class Stack:
         self.weights, self.grads = self.layout.views(self.active), self.layout.views(self.grad)
 
     @classmethod
-    def of(cls, specs: list[TrialSpec], device, dtype, saved: dict[TrialSpec, Saved] | None = None) -> "Stack":
+    def of(cls, specs: list[TrialSpec], device, dtype, saved: dict[TrialSpec, Progress] | None = None) -> "Stack":
         """The trials in the given order: each from its `saved` state if given, else fresh (its
         seeded initial weights as LKG)."""
         arch, family = specs[0].arch, specs[0].family
         layout, saved = Layout.of(arch, family), saved or {}
         rows = [
-            saved[s].lkg.to(dtype)
+            torch.from_numpy(saved[s].lkg).to(dtype)
             if s in saved
             else torch.cat([torch.cat([w.reshape(-1), b]) for w, b in initial_parameters(arch, family, s.seed, dtype)])
             for s in specs

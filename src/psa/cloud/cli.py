@@ -1,8 +1,8 @@
-"""`psa cloud ...`: the SageMaker tools of the study (their script names: psa.cloud.SCRIPTS) and
-the sharded plan's (launch --shards, collect, status, cost --plan). Each subcommand reads its
-settings, opens one `Cloud`, calls its module and prints rich tables; a per-job problem is
-printed and the run goes on, while an AWS failure that stops the whole tool (no credentials, no
-bucket) is a user error."""
+"""`psa cloud ...`: the wiring of the SageMaker tools of the study (their script names:
+psa.cloud.SCRIPTS) and of the sharded plan's (launch --shards, collect, status, cost --shards).
+Each subcommand reads the AWS configuration, opens one `Cloud`, calls its module and prints rich
+tables; a per-job problem is printed and the run goes on, while an AWS failure that stops the
+whole tool (no credentials, no bucket) is a user error."""
 
 import argparse
 import functools
@@ -11,16 +11,12 @@ from pathlib import Path
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 
-from psa import PSAError, costmodel, options, series
+from psa import PSAError, costmodel, options, series, settings
 from psa.architecture import read_configurations
-from psa.cloud import collect, cost, fleet, job, launch, logparse, logs, shards, storage
-from psa.cloud.client import Cloud, describe
+from psa.cloud import FAMILY, cost, fleet, job, launch, logparse, logs, results, shards, storage
+from psa.cloud.aws import Cloud, describe, load_config
 from psa.cloud.files import DEFAULT_JOBS_FILE, read_jobs_file
-from psa.cloud.job import FAMILY
-from psa.cloud.settings import load_settings
 from psa.files import write_json
-from psa.modes import parse_modes
-from psa.published import CONFIGURATIONS
 from psa.results import default_path, write_summary, write_trials
 from psa.store import DEFAULT_STORE, Store
 
@@ -39,8 +35,8 @@ def _aws(run):
 
 
 def _open(args):
-    settings = load_settings(args.env_file)
-    return settings, Cloud(settings.region)
+    config = load_config(args.env_file)
+    return config, Cloud(config.region)
 
 
 def _problems(problems: list[str], what: str) -> None:
@@ -50,10 +46,10 @@ def _problems(problems: list[str], what: str) -> None:
         console.print(f"[yellow]{len(problems)} {what} had problems (listed above); the rest completed[/]")
 
 
-def _reconstruct(args, settings, cloud) -> None:
-    found, rejected = collect.reconstruct(cloud, settings.bucket, settings.prefix, args.jobs_file)
+def _reconstruct(args, config, cloud) -> None:
+    found, rejected = results.reconstruct(cloud, config.bucket, config.prefix, args.jobs_file)
     _problems(rejected, "job folders")
-    console.print(f"Found {len(found)} jobs under s3://{settings.bucket}/{settings.prefix}/; wrote {args.jobs_file}")
+    console.print(f"Found {len(found)} jobs under s3://{config.bucket}/{config.prefix}/; wrote {args.jobs_file}")
     for name in found[:5]:
         console.print(f"  {name}")
     if len(found) > 5:
@@ -72,40 +68,42 @@ def _split(args, shards_count: int, instance_type: str) -> shards.Plan:
             f"no speed known for {instance_type}: pass --cost-model (a `psa bench --estimate-sweep --json` "
             f"file measured on its GPU)"
         )
-    run = launch.Run(args.trials, args.meta_loops, args.seed, args.seeding, options.hyper(args))
+    run = settings.from_args(args)
     return shards.split(
-        read_configurations(args.configs),
-        parse_modes(args.modes),
-        args.trials,
-        args.meta_loops,
+        list(run.archs),
+        run.modes,
+        run.trials,
+        run.meta_loops,
         shards_count,
         speed or 1.0,
-        run.arguments(),
+        run.job_arguments(),
         measured,
     )
 
 
 @_aws
 def run_launch(args) -> None:
-    settings, cloud = _open(args)
-    instance_type = args.instance_type or settings.instance_type
+    config, cloud = _open(args)
+    instance_type = args.instance_type or config.instance_type
     if args.shards:
         plan = _split(args, args.shards, instance_type)
         if not args.dry_run:
-            plan = shards.settle(cloud, settings.bucket, settings.prefix, plan)
-        steps = launch.shard_steps(plan, settings.bucket, settings.prefix)
+            plan = shards.settle(cloud, config.bucket, config.prefix, plan)
+        steps = launch.shard_steps(plan, config.bucket, config.prefix)
         console.print(
             f"plan {plan.id}: {len(plan.archs)} architectures in {len(plan.shards)} shards "
             f"(collect with `psa cloud collect --plan {plan.id}`)"
         )
     else:
-        steps = launch.cell_steps(read_configurations(args.configs), parse_modes(args.modes))
+        run = settings.from_args(args)
+        steps = launch.cell_steps(list(run.archs), run.modes)
     launch.look_up(cloud, steps, args.force_rerun)
     if args.dry_run:
         console.print(launch.table(steps, "Launch plan (dry run: nothing launched)"))
         return
-    run = launch.Run(args.trials, args.meta_loops, args.seed, args.seeding, options.hyper(args))
-    launch.launch(cloud, settings, steps, run, args.jobs_file, args.retry_wait, instance_type, args.data_dir)
+    launch.launch(
+        cloud, config, steps, settings.from_args(args), args.jobs_file, args.retry_wait, instance_type, args.data_dir
+    )
     console.print(launch.table(steps, "Launch"))
     failed = [s for s in steps if s.error]
     _problems([f"{' '.join(s.what)}: {s.error}" for s in failed], "jobs")
@@ -119,9 +117,9 @@ def run_launch(args) -> None:
 
 @_aws
 def run_results(args) -> None:
-    settings, cloud = _open(args)
+    config, cloud = _open(args)
     archs = [str(a) for a in read_configurations(args.configs)] if args.configs else None
-    trials, problems = collect.collect(cloud, settings.bucket, settings.prefix, archs)
+    trials, problems = results.read_bounties(cloud, config.bucket, config.prefix, archs)
     _problems(problems, "cells")
     summary, table = default_path("summary", FAMILY, args.output_dir), default_path("trials", FAMILY, args.output_dir)
     write_summary(summary, trials, FAMILY)
@@ -136,8 +134,8 @@ def run_reconstruct(args) -> None:
 
 @_aws
 def run_storage(args) -> None:
-    settings, cloud = _open(args)
-    report, problems = storage.estimate(cloud, settings.bucket, settings.prefix, read_jobs_file(args.jobs_file))
+    config, cloud = _open(args)
+    report, problems = storage.estimate(cloud, config.bucket, config.prefix, read_jobs_file(args.jobs_file))
     for table in storage.tables(report, args.detailed):
         console.print(table)
     _problems(problems, "jobs")
@@ -147,9 +145,9 @@ def run_storage(args) -> None:
 
 @_aws
 def run_logs(args) -> None:
-    settings, cloud = _open(args)
+    config, cloud = _open(args)
     if args.reconstruct_jobs:
-        _reconstruct(args, settings, cloud)
+        _reconstruct(args, config, cloud)
     results = logs.download(cloud, read_jobs_file(args.jobs_file), args.output_dir, args.force)
     _problems([r.error for r in results if r.error], "jobs")
     done = [r for r in results if not r.error]
@@ -171,31 +169,31 @@ def run_parse_logs(args) -> None:
 
 @_aws
 def run_collect(args) -> None:
-    settings, cloud = _open(args)
-    plan = shards.load(cloud, settings.bucket, settings.prefix, args.plan)
+    config, cloud = _open(args)
+    plan = shards.load(cloud, config.bucket, config.prefix, args.plan)
     store = Store(args.store)
     try:
         before = store.counts().get("complete", 0)
-        found = fleet.survey(cloud, settings.bucket, settings.prefix, plan, into=store)
+        found = fleet.survey(cloud, config.bucket, config.prefix, plan, into=store)
         added = store.counts().get("complete", 0) - before
     finally:
         store.close()
-    console.print(fleet.table(plan, found, cost.price_per_hour(settings.instance_type, args.price_per_hour)))
+    console.print(fleet.table(plan, found, cost.price_per_hour(config.instance_type, args.price_per_hour)))
     _problems([f"shard {s.k}: {s.problem}" for s in found if s.problem], "shards")
     console.print(f"{added} trials added to {args.store} (export with `psa export --store {args.store}`)")
 
 
 @_aws
 def run_status(args) -> None:
-    settings, cloud = _open(args)
-    plan = shards.load(cloud, settings.bucket, settings.prefix, args.plan)
-    found = fleet.survey(cloud, settings.bucket, settings.prefix, plan)
-    console.print(fleet.table(plan, found, cost.price_per_hour(settings.instance_type, args.price_per_hour)))
+    config, cloud = _open(args)
+    plan = shards.load(cloud, config.bucket, config.prefix, args.plan)
+    found = fleet.survey(cloud, config.bucket, config.prefix, plan)
+    console.print(fleet.table(plan, found, cost.price_per_hour(config.instance_type, args.price_per_hour)))
 
 
 def run_plan_cost(args) -> None:
-    """`cost --plan`: what the sharded plan of the grid would take, before anything is launched."""
-    instance_type = args.instance_type or load_settings(args.env_file).instance_type
+    """`cost --shards`: what sharded plans of the grid would take, before anything is launched."""
+    instance_type = args.instance_type or load_config(args.env_file).instance_type
     price = cost.price_per_hour(instance_type, args.price_per_hour)
     plans = [_split(args, n, instance_type) for n in args.shards]
     console.print(cost.plan_table(plans, instance_type, price, costmodel.STARTUP, bool(args.cost_model)))
@@ -203,10 +201,10 @@ def run_plan_cost(args) -> None:
 
 @_aws
 def run_cost(args) -> None:
-    if args.plan:
+    if args.shards:
         return run_plan_cost(args)
-    settings, cloud = _open(args)
-    instance_type = args.instance_type or settings.instance_type
+    config, cloud = _open(args)
+    instance_type = args.instance_type or config.instance_type
     price = cost.price_per_hour(instance_type, args.price_per_hour)
     report, problems = cost.estimate(cloud, read_jobs_file(args.jobs_file), instance_type, price)
     console.print(cost.table(report))
@@ -229,11 +227,7 @@ def configure(parser) -> None:
         help=f"job names, one a line (default: {DEFAULT_JOBS_FILE})",
     )
     grid = argparse.ArgumentParser(add_help=False)
-    grid.add_argument(
-        "--configs", type=Path, default=CONFIGURATIONS, help="architectures (default: the published study's 98)"
-    )
-    grid.add_argument("--modes", default="all", help="comma-separated modes (default: all six)")
-    job.add_hyperparameters(grid)
+    settings.add_arguments(grid, trials=10, meta_loops=100)
     grid.add_argument("--instance-type", default=None, help="default: the INSTANCE_TYPE setting (ml.g4dn.xlarge)")
     grid.add_argument(
         "--cost-model",
@@ -305,14 +299,13 @@ def configure(parser) -> None:
     p = sub.add_parser(
         "cost",
         parents=[common, jobs, grid],
-        help="billable time and cost of the jobs, or (--plan) of a sharded plan before launch",
+        help="billable time and cost of the jobs, or (--shards) of sharded plans of the grid before launch",
     )
-    p.add_argument("--plan", action="store_true", help="estimate the sharded plan of the grid instead (no AWS needed)")
     p.add_argument(
         "--shards",
         type=lambda text: [options.whole(1)(n) for n in text.split(",")],
-        default=[1, 4, 16],
-        help="with --plan: shard counts to compare (default: 1,4,16)",
+        default=None,
+        help="estimate sharded plans of the grid with these shard counts instead, e.g. 1,4,16 (no AWS needed)",
     )
     p.add_argument(
         "--price-per-hour",

@@ -12,8 +12,8 @@ from rich.progress import track
 from rich.table import Table
 
 from psa import PSAError
-from psa.cloud import names
-from psa.cloud.client import Cloud, describe
+from psa.cloud import layout
+from psa.cloud.aws import Cloud, describe
 from psa.published import COST_REPORT
 
 DEFAULT_REPORT = Path("results/sagemaker_cost_report.json")
@@ -57,12 +57,12 @@ def estimate(cloud: Cloud, jobs: list[str], instance_type: str, price: float) ->
     entries, problems = [], []
     for job in track(jobs, description="Describing jobs"):
         try:
-            entries.append(job_entry(cloud.describe_job(names.check(job)), price))
+            entries.append(job_entry(cloud.describe_job(layout.check(job)), price))
         except PSAError as error:
             problems.append(str(error))
         except ClientError as error:
             problems.append(f"{job}: {describe(error)}")
-    cell = lambda entry: names.group(entry["name"])  # noqa: E731
+    cell = lambda entry: layout.group(entry["name"])  # noqa: E731
     longest = max(entries, key=lambda e: e["billable_hours"], default=None)
     total = _group(entries, lambda e: "total").get("total", {"jobs": 0, "billable_hours": 0.0, "cost": 0.0})
     report = {

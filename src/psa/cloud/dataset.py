@@ -7,20 +7,14 @@ import gzip
 import hashlib
 
 from psa import PSAError
-from psa.cloud.client import Cloud
+from psa.cloud import layout
+from psa.cloud.aws import Cloud
 from psa.data import SHA256, locate
-
-FOLDER = "mnist-" + hashlib.sha256("".join(SHA256[name] for name in sorted(SHA256)).encode()).hexdigest()[:16]
-
-
-def uri(bucket: str, prefix: str) -> str:
-    """The S3 folder of MNIST, the jobs' `training` channel."""
-    return f"s3://{bucket}/{prefix}/data/{FOLDER}/"
 
 
 def upload_mnist(cloud: Cloud, bucket: str, prefix: str, data_dir=None) -> None:
     """Upload the MNIST files that the folder lacks, and check each one uploaded."""
-    folder = f"{prefix}/data/{FOLDER}"
+    folder = layout.mnist_folder(prefix)
     for name, digest in SHA256.items():
         key = f"{folder}/{name}.gz"
         present = cloud.head(bucket, key)

@@ -12,10 +12,9 @@ from pathlib import Path
 from botocore.exceptions import ClientError
 from rich.table import Table
 
-from psa.cloud import names
-from psa.cloud.client import Cloud, describe
-from psa.cloud.collect import member
-from psa.cloud.job import STORE
+from psa.cloud import layout
+from psa.cloud.aws import Cloud, describe
+from psa.cloud.results import member
 from psa.cloud.shards import Plan
 from psa.store import Store
 
@@ -37,7 +36,7 @@ def latest_jobs(cloud: Cloud, plan: Plan) -> dict[int, dict]:
     """The newest job of each shard of the plan, by shard number."""
     latest = {}
     for job in sorted(cloud.training_jobs(f"psa-shard-{plan.id}-"), key=lambda j: j["CreationTime"]):
-        found = names.shard(job["TrainingJobName"])
+        found = layout.shard(job["TrainingJobName"])
         if found and found[0] == plan.id:
             latest[found[1]] = job
     return latest
@@ -48,18 +47,18 @@ def shard_store(cloud: Cloud, bucket: str, prefix: str, plan: Plan, shard: Shard
     last copy in its checkpoint folder; None if there is none yet."""
     path = folder / f"shard-{shard.k}.sqlite"
     if shard.status == "Completed":
-        archive = cloud.read(bucket, f"{prefix}/{shard.job}/output/model.tar.gz")
+        archive = cloud.read(bucket, layout.artifact(prefix, shard.job))
         with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
-            data = member(tar, STORE)
+            data = member(tar, layout.STORE)
         shard.source = "model artifact"
     else:
-        key = f"{prefix}/checkpoints/{plan.id}/shard-{shard.k}/{STORE}"
+        key = f"{layout.shard_checkpoints(prefix, plan.id, shard.k)}/{layout.STORE}"
         if not cloud.exists(bucket, key):
             return None
         data = cloud.read(bucket, key)
         shard.source = "checkpoint"
     if data is None:
-        raise ValueError(f"the model artifact of {shard.job} holds no {STORE}")
+        raise ValueError(f"the model artifact of {shard.job} holds no {layout.STORE}")
     path.write_bytes(data)
     return path
 

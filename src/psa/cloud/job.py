@@ -34,28 +34,24 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from psa import options
-from psa.architecture import parse_list
+from psa import options, settings
+from psa.cloud.layout import CHECKPOINTS, STORE
 from psa.files import write_json, write_text
-from psa.modes import parse_modes
-from psa.trial import SEEDINGS, Grid, grid, log_line
-
-FAMILY = "simplemlp"  # the cloud jobs train SimpleMLP, as the published study did
-CHECKPOINTS = "/opt/ml/checkpoints"  # SageMaker's default CheckpointConfig.LocalPath
-STORE = "psa.sqlite"
+from psa.settings import RunSettings
+from psa.trial import Grid, log_line
 
 
 def model_dir() -> Path:
     return Path(os.environ.get("SM_MODEL_DIR", "/opt/ml/model"))
 
 
-class TrialLog:
+class LoopLines:
     """The per-trial loop lines of the job's log (on_loop's observer)."""
 
-    def __init__(self, cells: Grid, meta_loops: int):
+    def __init__(self, grid: Grid, meta_loops: int):
         self.meta_loops = meta_loops
-        self.tagged = len({(s.arch, s.mode) for s in cells.specs}) > 1
-        self.per_cell = max(s.trial for s in cells.specs) + 1
+        self.tagged = len({(s.arch, s.mode) for s in grid.specs}) > 1
+        self.per_cell = max(s.trial for s in grid.specs) + 1
 
     def tag(self, spec) -> str:
         cell = f"Cell {spec.arch}/{spec.mode} | " if self.tagged else ""
@@ -68,8 +64,7 @@ class TrialLog:
 
 
 def run(
-    cells: Grid,
-    meta_loops: int,
+    run_settings: RunSettings,
     out_dir: Path,
     checkpoint_dir: Path,
     data_dir=None,
@@ -94,38 +89,38 @@ def run(
     try:
         if resumed:
             store.release()  # claims of the interrupted run: this job is its store's only writer
-        archs = ", ".join(str(arch) for arch in cells.cells)
-        modes = ", ".join(dict.fromkeys(spec.mode for spec in cells.specs))
+        grid, meta_loops = run_settings.grid(), run_settings.meta_loops
+        archs = ", ".join(str(arch) for arch in grid.archs)
+        modes = ", ".join(run_settings.modes)
         print(
-            f"PSA job | {archs} x {modes} | {len(cells.specs)} trials x {meta_loops} meta-loops | device {device}"
+            f"PSA job | {archs} x {modes} | {len(grid.specs)} trials x {meta_loops} meta-loops | device {device}"
             + (f" | resuming from {snapshot}" if resumed else ""),
             flush=True,
         )
         run_sweep(
             store,
-            cells,
-            meta_loops,
+            run_settings,
             device,
             memory_budget(device, None),
             command="psa cloud job",
             data_dir=data_dir,
             checkpoint_every=CHECKPOINT_EVERY if checkpoint_every is None else checkpoint_every,
             snapshot=snapshot,
-            log=TrialLog(cells, meta_loops),
+            log=LoopLines(grid, meta_loops),
         )
-        return write_outputs(store, cells, meta_loops, out_dir)
+        return write_outputs(store, grid, meta_loops, out_dir)
     finally:
         store.close()
 
 
-def write_outputs(store, cells: Grid, meta_loops: int, out_dir: Path) -> list[dict]:
+def write_outputs(store, grid: Grid, meta_loops: int, out_dir: Path) -> list[dict]:
     from psa.export import export
-    from psa.store import KEY_COLUMNS, key
+    from psa.store.schema import KEY_COLUMNS, key
 
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = {tuple(r[column] for column in KEY_COLUMNS): r for r in store.completed()}
-    mine = [(spec, rows[key(spec, meta_loops)]) for spec in cells.specs]
-    log = TrialLog(cells, meta_loops)
+    mine = [(spec, rows[key(spec, meta_loops)]) for spec in grid.specs]
+    log = LoopLines(grid, meta_loops)
     for spec, r in mine:
         print(
             f"{log.tag(spec)}Result | Bounty: {r['bounty']:.2f}% (loop {r['bounty_loop']}) | "
@@ -141,7 +136,7 @@ def write_outputs(store, cells: Grid, meta_loops: int, out_dir: Path) -> list[di
                 "arch": str(spec.arch),
                 "mode": spec.mode,
                 "seed": spec.seed,
-                "seeding": cells.seeding,
+                "seeding": grid.seeding,
                 "meta_loops": meta_loops,
                 "bounty": r["bounty"],
                 "best_validation_accuracy": r["bounty"],
@@ -165,28 +160,12 @@ def write_outputs(store, cells: Grid, meta_loops: int, out_dir: Path) -> list[di
     ]
     write_text(out_dir / "history.json", json.dumps(history) + "\n")
     store.snapshot(out_dir / STORE)
-    export(store, out_dir / "results", [str(arch) for arch in cells.cells])
+    export(store, out_dir / "results", [str(arch) for arch in grid.archs])
     return [r for _, r in mine]
 
 
-def add_hyperparameters(parser: argparse.ArgumentParser) -> None:
-    """What a job runs with: the launcher passes these on, the job takes them."""
-    parser.add_argument("--trials", type=options.whole(1), default=10, help="trials per cell (default: 10)")
-    parser.add_argument("--meta-loops", type=options.whole(1), default=100, help="meta-loops per trial (default: 100)")
-    parser.add_argument("--seed", type=options.whole(0), default=0, help="base seed of the trial seeds (default: 0)")
-    parser.add_argument(
-        "--seeding",
-        choices=SEEDINGS,
-        default=SEEDINGS[0],
-        help="independent (as in the study) or paired seeds (docs/DESIGN.md section 5)",
-    )
-    options.add_hyper(parser)
-
-
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--arch", required=True, help='architectures, e.g. "1*2048" or "1*2048,2*939"')
-    parser.add_argument("--mode", dest="modes", required=True, help='modes, e.g. "none" or "none,full" or "all"')
-    add_hyperparameters(parser)
+    settings.add_arguments(parser, trials=10, meta_loops=100, archs_required=True)
     parser.add_argument("--model-dir", default=None, help="output folder (default: $SM_MODEL_DIR, else /opt/ml/model)")
     parser.add_argument(
         "--checkpoint-dir",
@@ -213,18 +192,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run_from_args(args) -> None:
-    cells = grid(
-        parse_list(args.arch),
-        parse_modes(args.modes),
-        args.trials,
-        FAMILY,
-        args.seed,
-        options.hyper(args),
-        args.seeding,
-    )
     run(
-        cells,
-        args.meta_loops,
+        settings.from_args(args),
         Path(args.model_dir) if args.model_dir else model_dir(),
         Path(args.checkpoint_dir),
         args.data_dir,

@@ -21,7 +21,9 @@ import importlib.metadata
 import io
 import tarfile
 import time
-from dataclasses import dataclass, fields
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from botocore.exceptions import ClientError
@@ -31,12 +33,10 @@ from rich.table import Table
 import psa
 from psa import PSAError
 from psa.architecture import Architecture
-from psa.cloud import files, names
-from psa.cloud.client import THROTTLED, Cloud, describe, error_code
-from psa.cloud.job import CHECKPOINTS
-from psa.cloud.settings import Settings
+from psa.cloud import files, layout
+from psa.cloud.aws import THROTTLED, AwsConfig, Cloud, describe, error_code
 from psa.cloud.shards import Plan
-from psa.trial import Hyper
+from psa.settings import RunSettings
 
 SKIP = ("Completed", "InProgress", "Stopping")  # any other status (Failed, Stopped) or none: launch
 RETRYABLE = THROTTLED | {"ResourceLimitExceeded"}
@@ -56,8 +56,8 @@ IMAGE_TAGS = {"gpu": "2.3.0-gpu-py311-cu121-ubuntu20.04-sagemaker", "cpu": "2.3.
 class Step:
     """One job of a plan: a cell of the study's plan, or a shard."""
 
-    what: tuple[str, str]  # names.group of its jobs: (architecture, mode) or (plan, "shard k/N")
-    pattern: str  # its job name with "{stamp}" for the timestamp
+    what: tuple[str, str]  # layout.group of its jobs: (architecture, mode) or (plan, "shard k/N")
+    name: Callable[[str], str]  # its job's name for a timestamp
     arguments: dict[str, str]  # the job's own: arch and mode
     checkpoint: str | None  # S3 URI of its checkpoint folder; None: under the job's own folder
     previous: str | None = None  # latest existing job of this step
@@ -66,28 +66,6 @@ class Step:
     job: str | None = None  # the job created
     outcome: str = ""
     error: str | None = None  # why it could not be created
-
-
-@dataclass(frozen=True)
-class Run:
-    """What every job of a batch runs: the arguments of `psa cloud job` but its cell."""
-
-    trials: int = 10
-    meta_loops: int = 100
-    seed: int = 0
-    seeding: str = "independent"
-    hyper: Hyper = Hyper()
-
-    def arguments(self) -> dict[str, str]:
-        """As SageMaker hyperparameters: the job's `--name value` pairs."""
-        values = {
-            "trials": self.trials,
-            "meta-loops": self.meta_loops,
-            "seed": self.seed,
-            "seeding": self.seeding,
-            **{f.name.replace("_", "-"): getattr(self.hyper, f.name) for f in fields(Hyper)},
-        }
-        return {name: str(value) for name, value in values.items()}
 
 
 def training_image(region: str, instance_type: str) -> str:
@@ -126,12 +104,7 @@ def source_archive() -> bytes:
 def cell_steps(archs: list[Architecture], modes: tuple[str, ...]) -> list[Step]:
     """The study's plan: a step per architecture x mode."""
     return [
-        Step(
-            (str(arch), mode),
-            f"psa-{arch.job_token.replace('_', '-')}-{mode}-{{stamp}}",
-            {"arch": str(arch), "mode": mode},
-            None,
-        )
+        Step((str(arch), mode), partial(layout.cell_job_name, arch, mode), {"arch": str(arch), "modes": mode}, None)
         for arch in dict.fromkeys(archs)
         for mode in modes
     ]  # a repeated line must not launch a cell twice
@@ -143,9 +116,9 @@ def shard_steps(plan: Plan, bucket: str, prefix: str) -> list[Step]:
     return [
         Step(
             (f"plan {plan.id}", f"shard {k}/{n}"),
-            f"psa-shard-{plan.id}-{k}-of-{n}-{{stamp}}",
-            {"arch": ",".join(archs), "mode": ",".join(plan.modes)},
-            f"s3://{bucket}/{prefix}/checkpoints/{plan.id}/shard-{k}",
+            partial(layout.shard_job_name, plan.id, k, n),
+            {"arch": ",".join(archs), "modes": ",".join(plan.modes)},
+            layout.uri(bucket, layout.shard_checkpoints(prefix, plan.id, k)),
         )
         for k, archs in enumerate(plan.shards, start=1)
     ]
@@ -156,7 +129,7 @@ def look_up(cloud: Cloud, steps: list[Step], force: bool) -> list[Step]:
     latest: dict[tuple[str, str], dict] = {}
     for job in sorted(cloud.training_jobs("psa-"), key=lambda j: j["CreationTime"]):
         try:
-            latest[names.group(job["TrainingJobName"])] = job
+            latest[layout.group(job["TrainingJobName"])] = job
         except PSAError:
             continue  # someone else's job whose name merely contains "psa-"
     for step in steps:
@@ -166,28 +139,28 @@ def look_up(cloud: Cloud, steps: list[Step], force: bool) -> list[Step]:
     return steps
 
 
-def job_template(settings: Settings, run: Run, source: str, data: str, instance_type: str | None = None) -> dict:
+def job_template(config: AwsConfig, run: RunSettings, source: str, data: str, instance_type: str | None = None) -> dict:
     """CreateTrainingJob's request less the job's name, arguments and checkpoints; it reads every
     setting, so a missing one stops the launch before anything is uploaded or created."""
-    instance_type = instance_type or settings.instance_type
-    stopping = {"MaxRuntimeInSeconds": settings.max_run_seconds}
-    if settings.use_spot:
-        stopping["MaxWaitTimeInSeconds"] = settings.max_wait_seconds
+    instance_type = instance_type or config.instance_type
+    stopping = {"MaxRuntimeInSeconds": config.max_run_seconds}
+    if config.use_spot:
+        stopping["MaxWaitTimeInSeconds"] = config.max_wait_seconds
     return {
         "AlgorithmSpecification": {
-            "TrainingImage": settings.training_image or training_image(settings.region, instance_type),
+            "TrainingImage": config.training_image or training_image(config.region, instance_type),
             "TrainingInputMode": "File",
         },
-        "RoleArn": settings.role_arn,
+        "RoleArn": config.role_arn,
         "HyperParameters": {
-            **run.arguments(),
+            **run.job_arguments(),
             "sagemaker_program": ENTRY,
             "sagemaker_submit_directory": source,
-            "sagemaker_region": settings.region,
+            "sagemaker_region": config.region,
             "sagemaker_container_log_level": "20",
         },
         # SageMaker writes /opt/ml/model to <S3OutputPath>/<job>/output/model.tar.gz.
-        "OutputDataConfig": {"S3OutputPath": f"s3://{settings.bucket}/{settings.prefix}"},
+        "OutputDataConfig": {"S3OutputPath": layout.uri(config.bucket, config.prefix)},
         "InputDataConfig": [
             {
                 "ChannelName": "training",
@@ -202,17 +175,17 @@ def job_template(settings: Settings, run: Run, source: str, data: str, instance_
         ],
         "ResourceConfig": {"InstanceType": instance_type, "InstanceCount": 1, "VolumeSizeInGB": 30},
         "StoppingCondition": stopping,
-        "EnableManagedSpotTraining": settings.use_spot,
+        "EnableManagedSpotTraining": config.use_spot,
     }
 
 
 def job_request(template: dict, name: str, step: Step, bucket: str, prefix: str) -> dict:
-    checkpoint = step.checkpoint or f"s3://{bucket}/{prefix}/{name}/checkpoints"
+    checkpoint = step.checkpoint or layout.uri(bucket, layout.job_checkpoints(prefix, name))
     return {
         **template,
         "TrainingJobName": name,
         "HyperParameters": {**template["HyperParameters"], **step.arguments},
-        "CheckpointConfig": {"S3Uri": checkpoint, "LocalPath": CHECKPOINTS},
+        "CheckpointConfig": {"S3Uri": checkpoint, "LocalPath": layout.CHECKPOINTS},
     }
 
 
@@ -231,9 +204,9 @@ def create(cloud: Cloud, request: dict, retry_wait: float) -> None:
 
 def launch(
     cloud: Cloud,
-    settings: Settings,
+    config: AwsConfig,
     steps: list[Step],
-    run: Run,
+    run: RunSettings,
     jobs_file: Path,
     retry_wait: float,
     instance_type: str | None = None,
@@ -247,18 +220,17 @@ def launch(
     from psa.cloud import dataset  # reads MNIST: torch comes in only when launching
 
     archive = source_archive()
-    key = f"{settings.prefix}/source/{hashlib.sha256(archive).hexdigest()[:16]}/sourcedir.tar.gz"
-    template = job_template(
-        settings, run, f"s3://{settings.bucket}/{key}", dataset.uri(settings.bucket, settings.prefix), instance_type
-    )
-    if not cloud.exists(settings.bucket, key):
-        cloud.write(settings.bucket, key, archive)
-    dataset.upload_mnist(cloud, settings.bucket, settings.prefix, data_dir)
+    key = layout.source_key(config.prefix, hashlib.sha256(archive).hexdigest()[:16])
+    data = layout.uri(config.bucket, layout.mnist_folder(config.prefix)) + "/"
+    template = job_template(config, run, layout.uri(config.bucket, key), data, instance_type)
+    if not cloud.exists(config.bucket, key):
+        cloud.write(config.bucket, key, archive)
+    dataset.upload_mnist(cloud, config.bucket, config.prefix, data_dir)
     created = []
     for step in track(todo, description="Launching jobs"):
         try:
-            name = names.check(step.pattern.format(stamp=names.timestamp()))
-            create(cloud, job_request(template, name, step, settings.bucket, settings.prefix), retry_wait)
+            name = step.name(layout.timestamp())
+            create(cloud, job_request(template, name, step, config.bucket, config.prefix), retry_wait)
         except (ClientError, PSAError) as error:
             step.outcome, step.error = "not launched", describe(error)
             continue

@@ -15,7 +15,7 @@ from pathlib import Path
 from rich.progress import track
 
 from psa import PSAError
-from psa.cloud import names
+from psa.cloud import layout
 from psa.series import Curve
 
 TAG = re.compile(r"\bTrial (\d+)/(\d+) \|")
@@ -67,10 +67,10 @@ def job_logs(logs_dir: Path) -> tuple[dict[str, Path], list[str]]:
     folders, problems = {}, []
     for folder in sorted(p for p in Path(logs_dir).iterdir() if p.is_dir()):
         try:
-            folders[names.check(folder.name)] = folder
+            folders[layout.check(folder.name)] = folder
         except PSAError as error:
             problems.append(f"{folder}: {error}")
-    latest = set(names.latest_per_cell(list(folders)).values())
+    latest = set(layout.latest_per_cell(list(folders)).values())
     return {job: folder for job, folder in folders.items() if job in latest}, problems
 
 
@@ -81,7 +81,7 @@ def parse_logs(logs_dir: Path | str) -> tuple[list[Curve], list[str]]:
     jobs, problems = job_logs(Path(logs_dir))
     curves = []
     for job, folder in track(list(jobs.items()), description="Parsing logs"):
-        arch, mode = names.cell(job)
+        arch, mode = layout.cell(job)
         lines = [
             line
             for path in sorted(folder.glob("*.log"))

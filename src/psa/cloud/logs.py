@@ -16,8 +16,8 @@ from botocore.exceptions import ClientError
 from rich.progress import track
 
 from psa import PSAError
-from psa.cloud import names
-from psa.cloud.client import LOG_GROUP, Cloud, describe
+from psa.cloud import layout
+from psa.cloud.aws import LOG_GROUP, Cloud, describe
 from psa.files import write_json, write_text
 
 DEFAULT_LOGS_DIR = Path("results/logs")
@@ -39,7 +39,7 @@ def _line(event: dict) -> str:
 
 
 def download_job(cloud: Cloud, job: str, out_dir: Path, force: bool) -> Download:
-    folder = out_dir / names.check(job)
+    folder = out_dir / layout.check(job)
     summary = folder / "summary.json"
     if summary.is_file() and not force:
         try:

@@ -9,7 +9,8 @@ from dataclasses import asdict, dataclass
 
 from psa import PSAError
 from psa.architecture import Architecture
-from psa.cloud.client import Cloud
+from psa.cloud import layout
+from psa.cloud.aws import Cloud
 from psa.costmodel import arch_seconds
 
 
@@ -78,14 +79,10 @@ def split(
     )
 
 
-def plan_key(prefix: str, plan_id: str) -> str:
-    return f"{prefix}/plans/{plan_id}.json"
-
-
 def settle(cloud: Cloud, bucket: str, prefix: str, plan: Plan) -> Plan:
     """The plan as first launched: its split, kept in S3, wins over a new estimate, so a second
     launch finds the same shards (their jobs and checkpoints) whatever the cost model says now."""
-    key = plan_key(prefix, plan.id)
+    key = layout.plan_key(prefix, plan.id)
     if cloud.exists(bucket, key):
         return Plan.from_json(cloud.read(bucket, key).decode())
     cloud.write(bucket, key, plan.to_json().encode())
@@ -93,6 +90,6 @@ def settle(cloud: Cloud, bucket: str, prefix: str, plan: Plan) -> Plan:
 
 
 def load(cloud: Cloud, bucket: str, prefix: str, plan_id: str) -> Plan:
-    if not cloud.exists(bucket, plan_key(prefix, plan_id)):
-        raise PSAError(f"no plan {plan_id} under s3://{bucket}/{prefix}/plans/ (launched with --shards?)")
-    return Plan.from_json(cloud.read(bucket, plan_key(prefix, plan_id)).decode())
+    if not cloud.exists(bucket, layout.plan_key(prefix, plan_id)):
+        raise PSAError(f"no plan {plan_id} under {layout.uri(bucket, layout.plans(prefix))} (launched with --shards?)")
+    return Plan.from_json(cloud.read(bucket, layout.plan_key(prefix, plan_id)).decode())

@@ -9,8 +9,8 @@ from rich.progress import track
 from rich.table import Table
 
 from psa import PSAError
-from psa.cloud import names
-from psa.cloud.client import Cloud
+from psa.cloud import layout
+from psa.cloud.aws import Cloud
 
 DEFAULT_REPORT = Path("aws/sagemaker/storage_report.json")
 FILE_TYPES = {  # category -> file name endings, first match wins
@@ -57,7 +57,7 @@ def estimate(cloud: Cloud, bucket: str, prefix: str, jobs: list[str]) -> tuple[d
     details, problems = [], []
     for job in track(jobs, description="Measuring jobs"):
         try:
-            usage = job_storage(cloud, bucket, prefix, names.check(job))
+            usage = job_storage(cloud, bucket, prefix, layout.check(job))
         except PSAError as error:
             problems.append(str(error))
             continue

@@ -15,8 +15,8 @@ from botocore.exceptions import ClientError
 from rich.progress import track
 
 from psa import PSAError
-from psa.cloud import files, names
-from psa.cloud.client import Cloud, describe, error_code
+from psa.cloud import files, layout
+from psa.cloud.aws import Cloud, describe, error_code
 from psa.modes import MODES
 from psa.results import Trials
 
@@ -29,7 +29,7 @@ def job_names(cloud: Cloud, bucket: str, prefix: str) -> tuple[list[str], list[s
         if not folder.startswith("psa-"):
             continue
         try:
-            valid.append(names.check(folder))
+            valid.append(layout.check(folder))
         except PSAError as error:
             rejected.append(str(error))
     return sorted(valid), rejected
@@ -80,7 +80,7 @@ def _missing_archive(cloud: Cloud, job: str) -> str:
 
 def job_bounties(cloud: Cloud, bucket: str, prefix: str, job: str) -> list[float]:
     try:
-        archive = cloud.read(bucket, f"{prefix}/{job}/output/model.tar.gz")
+        archive = cloud.read(bucket, layout.artifact(prefix, job))
     except ClientError as error:
         if error_code(error) not in ("NoSuchKey", "404"):
             raise ValueError(describe(error)) from None
@@ -88,12 +88,12 @@ def job_bounties(cloud: Cloud, bucket: str, prefix: str, job: str) -> list[float
     return bounties(archive)
 
 
-def collect(cloud: Cloud, bucket: str, prefix: str, archs: list[str] | None = None) -> tuple[Trials, list[str]]:
+def read_bounties(cloud: Cloud, bucket: str, prefix: str, archs: list[str] | None = None) -> tuple[Trials, list[str]]:
     """Bounties of the latest job of every cell, and a message for every cell without them.
     `archs` ("L*W", in table order) says which architectures are expected; by default, those
     with a job."""
     found, problems = job_names(cloud, bucket, prefix)
-    latest = names.latest_per_cell(found)
+    latest = layout.latest_per_cell(found)
     archs = archs or list(dict.fromkeys(arch for arch, _ in latest))
     trials: Trials = {arch: {} for arch in archs}
     for arch, mode in track([(a, m) for a in archs for m in MODES], description="Reading results"):

@@ -1,14 +1,31 @@
-"""Job names, made, checked and read back: a cell's job `psa-<L>x<W>-<mode>-<timestamp>` (the
-study's plan, docs/DESIGN.md section 9) and a shard's `psa-shard-<plan>-<k>-of-<N>-<timestamp>`
-(psa.cloud.shards). A job name becomes an S3 folder and a local folder, so nothing that does not
-pass `check` is ever used as a path or an S3 key."""
+"""Where everything of a cloud run lives (docs/DESIGN.md section 9): job names, every S3 key under
+`s3://<bucket>/<prefix>/`, and the file and folder names inside a job.
 
+    <prefix>/<job>/output/model.tar.gz          what a job leaves (SageMaker packs /opt/ml/model)
+    <prefix>/<job>/checkpoints/psa.sqlite       a cell job's store, synced from /opt/ml/checkpoints
+    <prefix>/checkpoints/<plan>/shard-<k>/      a shard's checkpoint folder (kept across relaunches)
+    <prefix>/plans/<plan>.json                  a sharded plan as first launched
+    <prefix>/source/<hash>/sourcedir.tar.gz     the code the jobs run
+    <prefix>/data/mnist-<hash>/                 MNIST, the jobs' `training` channel
+
+Job names: a cell's `psa-<L>x<W>-<mode>-<timestamp>` (the study's plan) and a shard's
+`psa-shard-<plan>-<k>-of-<N>-<timestamp>`. A job name becomes an S3 folder and a local folder, so
+nothing that does not pass `check` is ever used as a path or an S3 key."""
+
+import hashlib
 import re
 from datetime import datetime, timezone
 
 from psa import PSAError
 from psa.architecture import Architecture
+from psa.data import SHA256
 from psa.modes import MODES
+
+STORE = "psa.sqlite"  # a job's results store, in its checkpoint folder and its model artifact
+CHECKPOINTS = "/opt/ml/checkpoints"  # SageMaker's default CheckpointConfig.LocalPath
+ARTIFACT = "output/model.tar.gz"
+# MNIST's folder is named by the files' content, so another copy of the data never mixes in.
+MNIST_FOLDER = "mnist-" + hashlib.sha256("".join(SHA256[name] for name in sorted(SHA256)).encode()).hexdigest()[:16]
 
 # SageMaker's own rule for training job names: letters, digits and single or repeated hyphens,
 # at most 63 characters. It admits no '/', '.' or '_', which is what makes a valid name path-safe.
@@ -24,7 +41,39 @@ def timestamp(now: datetime | None = None) -> str:
     return now.strftime("%Y-%m-%d-%H-%M-%S-") + f"{now.microsecond // 1000:03d}"
 
 
-def job_name(arch: Architecture, mode: str, stamp: str) -> str:
+def uri(bucket: str, key: str) -> str:
+    return f"s3://{bucket}/{key}"
+
+
+def artifact(prefix: str, job: str) -> str:
+    return f"{prefix}/{job}/{ARTIFACT}"
+
+
+def job_checkpoints(prefix: str, job: str) -> str:
+    return f"{prefix}/{job}/checkpoints"
+
+
+def shard_checkpoints(prefix: str, plan: str, k: int) -> str:
+    return f"{prefix}/checkpoints/{plan}/shard-{k}"
+
+
+def plans(prefix: str) -> str:
+    return f"{prefix}/plans/"
+
+
+def plan_key(prefix: str, plan: str) -> str:
+    return f"{plans(prefix)}{plan}.json"
+
+
+def source_key(prefix: str, digest: str) -> str:
+    return f"{prefix}/source/{digest}/sourcedir.tar.gz"
+
+
+def mnist_folder(prefix: str) -> str:
+    return f"{prefix}/data/{MNIST_FOLDER}"
+
+
+def cell_job_name(arch: Architecture, mode: str, stamp: str) -> str:
     # Multi-segment architectures join with '-' because SageMaker names admit no '_'.
     return check(f"psa-{arch.job_token.replace('_', '-')}-{mode}-{stamp}")
 

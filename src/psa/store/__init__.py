@@ -1,0 +1,228 @@
+"""The results store: one SQLite file (standard library, WAL mode) holding sweeps, trials, every
+meta-loop of every trial, and the LKG weights of the trials in flight (docs/DESIGN.md section 8).
+Its tables and their upgrades are in psa.store.schema; how sweeps share it, in psa.store.claims.
+
+Durability: a sweep commits a stack's progress after a meta-loop (or a few, bounded by time) in
+one transaction: the new loop records, each trial's Progress, and the LKG weights that changed. A
+killed sweep (kill -9 included) loses at most the loops since that commit, and the next run
+resumes each trial there, with the same results as an unbroken run. A trial's weights are dropped
+when it completes."""
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from psa.files import write_atomic
+from psa.store.schema import KEY_COLUMNS, WHERE_KEY, connect, guarded, key, now
+from psa.trial import LoopRecord, Progress, TrialSpec
+
+DEFAULT_STORE = "results/psa.sqlite"
+
+
+@dataclass
+class Update:
+    """A claimed trial's meta-loops since its last commit, and where they leave it."""
+
+    trial_id: int
+    records: list[LoopRecord]
+    progress: Progress  # its lkg only where the LKG changed since the last commit, else None
+    seconds: float  # spent on them
+
+
+@dataclass
+class Finish:
+    """A trial whose last loop is committed."""
+
+    trial_id: int
+    test_accuracy: float
+    seconds: float  # since its last commit
+    device: str
+
+
+class Store:
+    @guarded
+    def __init__(self, path: Path | str, check: bool = True):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = connect(self.path, check)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @guarded
+    def snapshot(self, path: Path | str) -> Path:
+        """A consistent copy of the store as one plain file (no WAL beside it), atomically replacing
+        `path`: what a folder synced file by file (SageMaker's checkpoints) may hold."""
+
+        def copy(tmp):
+            target = sqlite3.connect(tmp)
+            try:
+                self.db.backup(target)
+                target.execute("PRAGMA journal_mode=DELETE")
+            finally:
+                target.close()
+
+        return write_atomic(path, copy)
+
+    @guarded
+    def start_sweep(self, command: str, settings: dict) -> int:
+        cursor = self.db.execute(
+            "INSERT INTO sweeps (started, command, settings) VALUES (?, ?, ?)", (now(), command, json.dumps(settings))
+        )
+        return cursor.lastrowid
+
+    @guarded
+    def status(self, specs: list[TrialSpec], meta_loops: int) -> dict[TrialSpec, tuple[str, int]]:
+        """(status, loops done) of each spec the store knows."""
+        out = {}
+        for spec in specs:
+            row = self.db.execute(
+                f"SELECT status, loops_done FROM trials WHERE {WHERE_KEY}", key(spec, meta_loops)
+            ).fetchone()
+            if row:
+                out[spec] = row
+        return out
+
+    @guarded
+    def trained_with(self, trial_id: int) -> tuple[int | None, int | None]:
+        """(threads, engine version) of the sweep that last trained the trial; None where unknown."""
+        return self.db.execute("SELECT threads, engine FROM trials WHERE id = ?", (trial_id,)).fetchone()
+
+    @guarded
+    def progress(self, trial_id: int) -> Progress:
+        loops_done, lkg_score, bounty, bounty_loop = self.db.execute(
+            "SELECT loops_done, lkg_score, bounty, bounty_loop FROM trials WHERE id = ?", (trial_id,)
+        ).fetchone()
+        if not loops_done:
+            return Progress()
+        saved = self.db.execute("SELECT dtype, lkg FROM weights WHERE trial_id = ?", (trial_id,)).fetchone()
+        if saved is None:
+            raise sqlite3.DatabaseError(f"trial {trial_id} has {loops_done} loops but no saved weights")
+        lkg = np.frombuffer(saved[1], dtype=saved[0]).copy()
+        return Progress(loops_done, lkg, lkg_score, bounty, bounty_loop or 0)
+
+    @guarded
+    def commit(self, sweep_id: int, owner: str, updates: list[Update]) -> bool:
+        """One transaction for a group's progress. False, with nothing written, if another sweep
+        has taken the claim over."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            for update in updates:
+                p = update.progress
+                updated = self.db.execute(
+                    "UPDATE trials SET loops_done = ?, lkg_score = ?, bounty = ?, bounty_loop = ?, "
+                    "seconds = COALESCE(seconds, 0) + ?, heartbeat = ?, updated = ? "
+                    "WHERE id = ? AND owner = ? AND status = 'running'",
+                    (
+                        update.records[-1].loop,
+                        p.lkg_score,
+                        p.bounty,
+                        p.bounty_loop,
+                        update.seconds,
+                        time.time(),
+                        now(),
+                        update.trial_id,
+                        owner,
+                    ),
+                ).rowcount
+                if not updated:
+                    self.db.execute("ROLLBACK")
+                    return False
+                self.db.executemany(
+                    "INSERT INTO loops (trial_id, loop, score, lkg, bounty, improved, ablated, loss, sweep_id) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (update.trial_id, r.loop, r.score, r.lkg_score, r.bounty, int(r.improved), r.ablated)
+                        + (r.loss, sweep_id)
+                        for r in update.records
+                    ],
+                )
+                if p.lkg is not None:
+                    self.db.execute(
+                        "INSERT OR REPLACE INTO weights (trial_id, dtype, lkg) VALUES (?, ?, ?)",
+                        (update.trial_id, p.lkg.dtype.name, p.lkg.tobytes()),
+                    )
+        return True
+
+    @guarded
+    def complete(self, owner: str, finishes: list[Finish]) -> None:
+        """The trials are done: their test accuracy and device are recorded, their weights dropped."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            for f in finishes:
+                self.db.execute(
+                    "UPDATE trials SET status = 'complete', test_accuracy = ?, "
+                    "seconds = COALESCE(seconds, 0) + ?, device = ?, owner = NULL, heartbeat = NULL, "
+                    "updated = ? WHERE id = ? AND owner = ?",
+                    (f.test_accuracy, f.seconds, f.device, now(), f.trial_id, owner),
+                )
+                self.db.execute("DELETE FROM weights WHERE trial_id = ?", (f.trial_id,))
+
+    @guarded
+    def merge(self, other: Path | str, job: str | None = None) -> int:
+        """Add the complete trials of another store, with their loops, that this one lacks
+        complete, recording `job` (if given) as where they were trained; one transaction. Running
+        again adds nothing. Returns how many trials were added."""
+        source = Store(other)
+        try:
+            rows = source.completed()
+            histories = {
+                row["id"]: source.db.execute(
+                    "SELECT loop, score, lkg, bounty, improved, ablated, loss FROM loops WHERE trial_id = ?",
+                    (row["id"],),
+                ).fetchall()
+                for row in rows
+            }
+        finally:
+            source.close()
+        added = 0
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            for row in rows:
+                present = self.db.execute(
+                    f"SELECT id, status FROM trials WHERE {WHERE_KEY}", tuple(row[c] for c in KEY_COLUMNS)
+                ).fetchone()
+                if present and present[1] == "complete":
+                    continue
+                if present:  # a partial run of the same trial here: the complete one replaces it
+                    self.db.execute("DELETE FROM trials WHERE id = ?", (present[0],))
+                columns = [c for c in row if c not in ("id", "sweep_id", "owner", "heartbeat")]
+                trial_id = self.db.execute(
+                    f"INSERT INTO trials ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                    [job if c == "job" and job else row[c] for c in columns],
+                ).lastrowid
+                self.db.executemany(
+                    "INSERT INTO loops (trial_id, loop, score, lkg, bounty, improved, ablated, loss) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(trial_id, *loop) for loop in histories[row["id"]]],
+                )
+                added += 1
+        return added
+
+    @guarded
+    def completed(self, family: str | None = None) -> list[dict]:
+        """Complete trials as dicts of their columns, oldest first."""
+        rows = self.db.execute(
+            "SELECT * FROM trials WHERE status = 'complete' AND (? IS NULL OR family = ?) ORDER BY id", (family, family)
+        )
+        names = [d[0] for d in rows.description]
+        return [dict(zip(names, values)) for values in rows.fetchall()]
+
+    @guarded
+    def history(self, trial_id: int) -> list[LoopRecord]:
+        rows = self.db.execute(
+            "SELECT loop, score, lkg, bounty, improved, ablated, loss FROM loops WHERE trial_id = ? ORDER BY loop",
+            (trial_id,),
+        )
+        return [
+            LoopRecord(loop, score, lkg, bounty, bool(improved), ablated, loss)
+            for loop, score, lkg, bounty, improved, ablated, loss in rows
+        ]
+
+    @guarded
+    def counts(self) -> dict[str, int]:
+        return dict(self.db.execute("SELECT status, COUNT(*) FROM trials GROUP BY status").fetchall())
