@@ -4,7 +4,7 @@ import torch
 from helpers import subset
 from psa import batched, engine
 from psa.architecture import Architecture
-from psa.batched import ops, plan
+from psa.batched import grouping, ops
 from psa.batched.stack import Layout
 from psa.modes import MODES
 from psa.progress import Reporter
@@ -46,7 +46,7 @@ def test_chunked_stacks_give_the_same_results(data64):
     whole = batched.train_trials(specs, data64, 2, dtype=torch.float64)
     per_trial = Layout.of(specs[0].arch, "simplemlp").memory_per_trial(100, 1000, 8)
     chunked = batched.train_trials(specs, data64, 2, dtype=torch.float64, memory_bytes=2 * per_trial)
-    assert plan.chunk_size(specs, 2 * per_trial, 8) == 2
+    assert grouping.chunk_size(specs, 2 * per_trial, 8) == 2
     assert [r.history for r in whole] == [r.history for r in chunked]
     assert [r.spec for r in chunked] == specs
 
@@ -133,12 +133,12 @@ def test_only_small_stacks_are_packed():
         ]
 
     small, large = stacks("1*8"), stacks("1*2048")
-    assert 60 * Layout.of(Architecture.parse("1*128"), "simplemlp").size <= plan.PACK_PARAMS
-    assert plan.pack(small * 5, 1) == [[s] for s in small * 5]
-    assert [len(g) for g in plan.pack(small * 5, 2)] == [2, 2, 1]
-    grouped = plan.pack(small * 2 + large + small * 3, 8)
+    assert 60 * Layout.of(Architecture.parse("1*128"), "simplemlp").size <= grouping.PACK_PARAMS
+    assert grouping.pack(small * 5, 1) == [[s] for s in small * 5]
+    assert [len(g) for g in grouping.pack(small * 5, 2)] == [2, 2, 1]
+    grouped = grouping.pack(small * 2 + large + small * 3, 8)
     assert [len(g) for g in grouped] == [2, 1, 3] and grouped[1] == large
-    assert [len(g) for g in plan.pack(stacks("2048*1", "939*2", "32*32", "44*44", "1*128"), 8)] == [5]
+    assert [len(g) for g in grouping.pack(stacks("2048*1", "939*2", "32*32", "44*44", "1*128"), 8)] == [5]
 
 
 def test_the_study_weight_decay_rounds_away_in_float32():

@@ -167,7 +167,7 @@ def test_packed_sweep_stores_the_same_trials(tmp_path, mnist):
 def test_trials_committed_at_different_loops_go_on_in_turns(tmp_path, mnist):
     """A sweep stopped after the first of several stacks committed two loops; the next one packs
     the architecture's trials into one stack, trains those from loop 3 and the rest from loop 1."""
-    from psa.batched.plan import chunk_size
+    from psa.batched.grouping import chunk_size
     from psa.batched.stack import Layout
 
     data = subset(mnist, train=300, val=200)

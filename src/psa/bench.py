@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from psa import options
 from psa.architecture import Architecture, parse_list, read_configurations
-from psa.batched import plan, train_stacks
+from psa.batched import grouping, train_stacks
 from psa.batched.loop import runner
 from psa.batched.stack import Stack
 from psa.costmodel import model_loop_seconds
@@ -85,15 +85,15 @@ def _steps_per_epoch(n: int, batch: int) -> float:
 
 
 def engine_groups(archs: list[Architecture], memory_bytes: int, pack: int, seeding: str = SEEDINGS[0]):
-    """The stack groups the sweep trains (plan.stacks_of, plan.pack), timing only the first stack
+    """The stack groups the sweep trains (grouping.stacks_of, grouping.pack), timing only the first stack
     of an architecture split into several: [(group, scale)], scale = trials the group stands for
     over trials timed (1 but where a split architecture's first stack is timed)."""
     firsts = [
-        plan.stacks_of(RunSettings((arch,), GRID_MODES, GRID_TRIALS, seeding=seeding).grid().specs, memory_bytes)[0]
+        grouping.stacks_of(RunSettings((arch,), GRID_MODES, GRID_TRIALS, seeding=seeding).grid().specs, memory_bytes)[0]
         for arch in archs
     ]
     cells = len(GRID_MODES) * GRID_TRIALS
-    return [(group, cells * len(group) / sum(len(stack) for stack in group)) for group in plan.pack(firsts, pack)]
+    return [(group, cells * len(group) / sum(len(stack) for stack in group)) for group in grouping.pack(firsts, pack)]
 
 
 def time_whole_loops(group: list[list], scale: float, data: MNIST) -> dict:
@@ -136,7 +136,7 @@ def time_steps(group: list[list], scale: float, data: MNIST, steps: int, val_sam
 
     def validate():
         for stack in stacks:
-            accuracy(stack, stack.active, x_val, y_val, plan.EVAL_CHUNK)
+            accuracy(stack, stack.active, x_val, y_val, grouping.EVAL_CHUNK)
 
     warm = step_marks(1, 2)  # one-time costs: first touches, allocations
     validate()

@@ -43,18 +43,18 @@ class KeyedDropout(nn.Module):
 
 
 class MLP(nn.Module):
-    """A SimpleMLP or a ResMLP: its topology's plan run over its linear layers."""
+    """A SimpleMLP or a ResMLP: its topology's sequence run over its linear layers."""
 
     def __init__(self, top: Topology, dropout: float = 0.0):
         super().__init__()
-        self.plan = top.plan
+        self.sequence = top.sequence
         self.linears = nn.ModuleList(nn.Linear(fan_in, fan_out) for fan_in, fan_out in top.shapes)
         self.dropouts = nn.ModuleList(
             KeyedDropout(dropout, offset, top.dropout_units) for offset in top.dropout_offsets
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for (kind, li), dropout in zip(self.plan, self.dropouts):
+        for (kind, li), dropout in zip(self.sequence, self.dropouts):
             if kind == "linear":
                 x = dropout(F.relu(self.linears[li](x)))
             else:

@@ -12,7 +12,7 @@ import torch
 from rich.console import Console
 
 from psa import PSAError, options, settings
-from psa.batched import ENGINE_VERSION, plan, train_stacks
+from psa.batched import ENGINE_VERSION, grouping, train_stacks
 from psa.data import load_mnist
 from psa.device import memory_budget, pick_device, set_threads
 from psa.progress import Reporter
@@ -93,7 +93,7 @@ class Journal:
 
 
 def pack_limit(device: torch.device, value: int | None) -> int:
-    """Stacks trained side by side (psa.batched.plan.pack): a GPU runs them concurrently, a CPU
+    """Stacks trained side by side (psa.batched.grouping.pack): a GPU runs them concurrently, a CPU
     would only interleave them."""
     return value if value is not None else 8 if device.type == "cuda" else 1
 
@@ -109,8 +109,8 @@ def plan_groups(grid: Grid, done: dict, memory_bytes: int, pack: int) -> list[li
     return [
         group
         for loops in sorted(buckets, reverse=True)
-        for group in plan.pack(
-            [s for specs in buckets[loops].values() for s in plan.stacks_of(specs, memory_bytes)], pack
+        for group in grouping.pack(
+            [s for specs in buckets[loops].values() for s in grouping.stacks_of(specs, memory_bytes)], pack
         )
     ]
 

@@ -18,11 +18,11 @@ from psa.architecture import INPUTS, OUTPUTS, Architecture, check_family
 class Topology:
     family: str
     shapes: tuple[tuple[int, int], ...]  # (fan_in, fan_out) of every linear layer, output layer last
-    # The compute plan: ("linear", l) is hidden layer l with its ReLU and dropout; ("block", l) is
+    # The compute sequence: ("linear", l) is hidden layer l with its ReLU and dropout; ("block", l) is
     # a residual block of layers l and l + 1 with the dropout between them.
-    plan: tuple[tuple[str, int], ...]
+    sequence: tuple[tuple[str, int], ...]
     # Where each dropout point's units start in the model's dropout counter space (psa.randomness),
-    # in plan order, and how many units that space holds.
+    # in sequence order, and how many units that space holds.
     dropout_offsets: tuple[int, ...]
     dropout_units: int
 
@@ -42,20 +42,20 @@ def topology(arch: Architecture, family: str) -> Topology:
     if check_family(family) == "simplemlp":
         dims = (INPUTS, *arch.widths, OUTPUTS)
         shapes = list(zip(dims[:-1], dims[1:]))
-        plan = [("linear", li) for li in range(len(shapes) - 1)]
+        sequence = [("linear", li) for li in range(len(shapes) - 1)]
     else:
-        shapes, plan, current = [], [], INPUTS
+        shapes, sequence, current = [], [], INPUTS
         for count, width in arch.segments:
             if width != current:
-                plan.append(("linear", len(shapes)))
+                sequence.append(("linear", len(shapes)))
                 shapes.append((current, width))
                 current = width
             for _ in range(count):
-                plan.append(("block", len(shapes)))
+                sequence.append(("block", len(shapes)))
                 shapes += [(width, width), (width, width)]
         shapes.append((current, OUTPUTS))
-    offsets = tuple(itertools.accumulate((shapes[li][1] for _, li in plan), initial=0))
-    return Topology(family, tuple(shapes), tuple(plan), offsets[:-1], offsets[-1])
+    offsets = tuple(itertools.accumulate((shapes[li][1] for _, li in sequence), initial=0))
+    return Topology(family, tuple(shapes), tuple(sequence), offsets[:-1], offsets[-1])
 
 
 def parameter_count(arch: Architecture, family: str = "simplemlp") -> int:

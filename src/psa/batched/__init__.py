@@ -5,15 +5,15 @@ each trial exactly as the single-trial engine (psa.engine) would train it alone.
 - ops: forward, backward, AdamW and accuracy on whole stacks.
 - step: the one training step and the per-loop state it reads (the Epoch).
 - loop: the meta-loop over a group of stacks (train_stacks, train_trials).
-- plan: which trials form a stack, and which stacks train side by side.
+- grouping: which trials form a stack, and which stacks train side by side.
 - cuda, kernels: the GPU path (CUDA graphs of the same step; fused Triton chains)."""
 
 # Results of a fixed seed change when the float32 arithmetic order changes: the store records the
 # version that began each trial, and a resume under another is refused (psa.sweep.check_engine).
 ENGINE_VERSION = 1
 
-from psa.batched.loop import train_stacks  # noqa: E402, train_trials
-from psa.batched.plan import order_specs  # noqa: E402
+from psa.batched.grouping import order_specs  # noqa: E402
+from psa.batched.loop import train_stacks, train_trials  # noqa: E402
 from psa.batched.stack import Stack  # noqa: E402
 
 __all__ = ["ENGINE_VERSION", "Stack", "order_specs", "train_stacks", "train_trials"]

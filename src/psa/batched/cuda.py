@@ -3,7 +3,7 @@ as a CUDA graph and replayed, so a step costs one launch instead of one per oper
 hidden layers form a narrow chain run it through the fused Triton kernels of
 psa.batched.kernels, inside the same graphs.
 
-Several stacks (a group from psa.batched.plan.pack) are captured into the same graphs, each on its
+Several stacks (a group from psa.batched.grouping.pack) are captured into the same graphs, each on its
 own stream: the graph's branches run concurrently, so small stacks that would each leave most of
 the GPU idle share it, and a group pays the per-step launch once.
 

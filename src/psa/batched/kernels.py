@@ -208,7 +208,7 @@ def forward(stack: Stack, x: torch.Tensor, masks=None, flat=None, tape: bool = T
     layout = stack.layout
     weights = layout.views(flat)
     trials, size, width = flat.shape[0], x.shape[1], chain_width(layout)  # x may be shared (Stack.share_inputs)
-    n_layers = len(layout.topology.plan) - 1
+    n_layers = len(layout.topology.sequence) - 1
     first = torch.relu(ops.linear(x, *weights[0])).to(flat.dtype)  # autocast may give bf16
     if masks is not None:
         first[stack.drop] *= masks[:, :, :width]
@@ -252,7 +252,7 @@ def backward(stack: Stack, g: torch.Tensor, last: torch.Tensor, tape, masks=None
     x, acts = tape
     layout, weights = stack.layout, stack.weights
     trials, size, width = g.shape[0], g.shape[1], chain_width(layout)
-    n_layers = len(layout.topology.plan) - 1
+    n_layers = len(layout.topology.sequence) - 1
     ops.layer_grads(stack, len(weights) - 1, g, last)
     g = torch.bmm(g, weights[-1][0]).to(acts.dtype)
     config = _config(width, stack.active.dtype)

@@ -8,7 +8,7 @@ import time
 import torch
 
 from psa.batched import ops
-from psa.batched.plan import EVAL_CHUNK, stacks_of
+from psa.batched.grouping import EVAL_CHUNK, stacks_of
 from psa.batched.stack import Stack, ablate, promote
 from psa.batched.step import Steps
 from psa.data import MNIST

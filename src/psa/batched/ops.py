@@ -70,7 +70,7 @@ def forward(stack: Stack, x: torch.Tensor, masks=None, weights=None):
         dropped[stack.drop] *= masks[:, :, offsets[point] : offsets[point] + a.shape[2]]
         return dropped
 
-    for point, (kind, li) in enumerate(top.plan):
+    for point, (kind, li) in enumerate(top.sequence):
         a = torch.relu(linear(x, *weights[li]))
         if kind == "linear":
             tape.append((x, a, None))
@@ -106,8 +106,8 @@ def backward(stack: Stack, g: torch.Tensor, last: torch.Tensor, tape, masks=None
 
     layer_grads(stack, len(weights) - 1, g, last)
     g = bmm(g, weights[-1][0])
-    for point in range(len(top.plan) - 1, -1, -1):
-        kind, li = top.plan[point]
+    for point in range(len(top.sequence) - 1, -1, -1):
+        kind, li = top.sequence[point]
         x, a, block = tape[point]
         if kind == "linear":
             g = relu_backward(undrop(g, point), a)
@@ -163,7 +163,7 @@ def shares_samples(stack: Stack, samples: int) -> bool:
     """Whether evaluation can send one chunk of samples through the first layer for all trials
     (as Stack.share_inputs does for training batches)."""
     top = stack.layout.topology
-    return top.plan[0][0] == "linear" and top.shapes[0][1] <= samples
+    return top.sequence[0][0] == "linear" and top.shapes[0][1] <= samples
 
 
 @torch.no_grad()

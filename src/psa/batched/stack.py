@@ -78,7 +78,7 @@ def _span(rows: list[int]) -> slice | None:
 class Stack:
     """The state of a stack of trials between and during meta-loops. Build one with Stack.of."""
 
-    specs: list[TrialSpec]  # in stack order (plan.order_specs)
+    specs: list[TrialSpec]  # in stack order (grouping.order_specs)
     layout: Layout
     lkg: torch.Tensor  # (T, P) every trial's Last Known Good parameters
     active: torch.Tensor  # (T, P) this loop's candidates, trained in place
@@ -128,8 +128,8 @@ class Stack:
         seeds = sorted({s.seed for s in specs})
         regular = len(specs) % len(seeds) == 0 and all(s.seed == seeds[i % len(seeds)] for i, s in enumerate(specs))
         seeds = seeds if regular else [s.seed for s in specs]
-        plan, shapes = layout.topology.plan, layout.shapes
-        first_layer_narrow = plan[0][0] == "linear" and shapes[0][1] <= specs[0].hyper.batch_size
+        sequence, shapes = layout.topology.sequence, layout.shapes
+        first_layer_narrow = sequence[0][0] == "linear" and shapes[0][1] <= specs[0].hyper.batch_size
         return cls(
             specs,
             layout,

@@ -68,7 +68,7 @@ def overlaps(a, b) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
-class Layout:
+class LabelPlacer:
     """Labels placed one lane at a time, each checked against every marker and placed label."""
 
     def __init__(self, ax, archs: list[Architecture], radii: list[float], texts: list[str]):
@@ -146,7 +146,7 @@ class Layout:
 def label_archs(ax, archs: list[Architecture], radii: list[float], texts: list[str] | None = None) -> None:
     """Annotate each architecture's marker (radius in points) on log-log axes whose limits and
     position are final."""
-    layout = Layout(ax, archs, radii, texts or [str(a) for a in archs])
+    layout = LabelPlacer(ax, archs, radii, texts or [str(a) for a in archs])
     points, sizes, reach = layout.points, layout.sizes, layout.reach
     rows, columns, diagonal = {}, {}, []
     for i, arch in enumerate(archs):
