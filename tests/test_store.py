@@ -13,6 +13,7 @@ import time
 import pytest
 
 from psa import PSAError
+from psa.batched import ENGINE_VERSION
 from psa.store import Store
 
 SWEEP = [
@@ -159,3 +160,16 @@ def test_a_damaged_store_is_a_clear_error_and_stays_as_it_was(tmp_path, unbroken
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert f"results store {store} is damaged or unreadable" in " ".join(done.stderr.split())
     assert store.read_bytes() == bytes(data) and not (tmp_path / "out").exists()
+
+
+def test_a_store_of_the_previous_schema_opens_upgraded_and_resumes(tmp_path, unbroken, fixtures):
+    """A schema-2 store (written by psa before threads, engine and loss were recorded), left by a
+    sweep killed after three of six loops of its 1*8 trials, resumes to the unbroken results."""
+    store = tmp_path / "old.sqlite"
+    store.write_bytes((fixtures / "store-v2-interrupted.sqlite").read_bytes())
+    assert query(store, "PRAGMA user_version") == [(2,)]
+    assert {row for row in query(store, "SELECT arch, status, loops_done FROM trials")} == {("1*8", "running", 3)}
+    assert start(store).wait(timeout=300) == 0
+    assert query(store, "PRAGMA user_version") == [(3,)]
+    assert outcome(store) == unbroken
+    assert set(query(store, "SELECT threads, engine FROM trials WHERE arch = '2*8'")) == {(1, ENGINE_VERSION)}
