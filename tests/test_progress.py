@@ -1,7 +1,12 @@
 import io
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 from rich.console import Console
 
+import psa.published
 from psa.progress import Reporter
 
 
@@ -34,3 +39,21 @@ def test_plain_lines_come_at_most_every_interval():
             reporter.step()
             reporter.loop_done(loop)
     assert out.getvalue() == ""
+
+
+def test_piped_output_is_never_wrapped_or_cut():
+    """Through a pipe (no terminal) a table row stays one line, however long: each regime's row
+    holds as many architectures as its count says, and nothing is elided."""
+    published = Path(psa.published.__file__).parent / "psa_simplemlp_trials.md"
+    done = subprocess.run(
+        [sys.executable, "-m", "psa", "regimes", "--trials-file", str(published)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "80"},
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [line.split("│")[1:4] for line in done.stdout.splitlines() if line.startswith("│ I")]
+    assert len(rows) == 4
+    for regime, count, archs in rows:
+        assert len(archs.split(",")) == int(count), regime
+    assert "…" not in done.stdout and max(len(line) for line in done.stdout.splitlines()) > 200

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 from rich.columns import Columns
-from rich.console import Console
 from rich.table import Table
 
 from psa import options
 from psa.data import load_mnist
+from psa.progress import make_console
 
 SPLITS = {  # MNIST attribute -> display name
     "y_full_train": "Full Training (60k)",
@@ -98,7 +98,7 @@ def summary_table(analysis: MNISTAnalysis) -> Table:
 
 def run(args) -> None:
     analysis = analyze_mnist(args.data_dir)
-    console = Console()
+    console = make_console()
     console.print(f"MNIST from {args.data_dir or 'the standard locations'}: split seed 1337, 50,000 / 10,000")
     console.print(Columns([split_table(split) for split in analysis.splits]))
     console.print(summary_table(analysis))

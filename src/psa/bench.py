@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import torch
-from rich.console import Console
 from rich.table import Table
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -28,6 +27,7 @@ from psa.data import MNIST, load_mnist
 from psa.device import memory_budget, pick_device, set_threads
 from psa.files import write_json
 from psa.modes import MODES
+from psa.progress import make_console
 from psa.published import CONFIGURATIONS
 from psa.settings import RunSettings
 from psa.store import Store
@@ -248,7 +248,7 @@ def validate(
 
 
 def estimate_sweep(args) -> None:
-    console = Console(highlight=False)
+    console = make_console()
     device = pick_device(args.device)
     set_threads(args.threads)
     torch.set_flush_denormal(True)  # both harnesses, as the engines run (psa.batched.loop.train_stacks)

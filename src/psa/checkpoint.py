@@ -13,6 +13,7 @@ from safetensors.torch import load_file, save_file
 
 from psa import PSAError, options
 from psa.files import write_atomic
+from psa.progress import make_console
 
 FORMAT = "psa-checkpoint-2"  # -1 had no checksum; its files still load
 READABLE = ("psa-checkpoint-1", FORMAT)
@@ -85,9 +86,7 @@ def load(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
 
 
 def clean(args) -> None:
-    from rich.console import Console
-
-    console = Console(highlight=False)
+    console = make_console()
     folder = Path(args.model_dir).resolve()
     if args.files:
         targets = [Path(f) for f in args.files]

@@ -9,9 +9,8 @@ import importlib
 import sys
 from pathlib import Path
 
-from rich.console import Console
-
 from psa import PSAError, cloud
+from psa.progress import make_console
 
 COMMANDS = {  # name -> ("module:configure function", one-line help)
     "train": ("psa.train:configure", "train one PSA trial (Frustration Engine), resuming from its checkpoint"),
@@ -31,7 +30,7 @@ COMMANDS = {  # name -> ("module:configure function", one-line help)
     "cloud": ("psa.cloud.cli:configure", "AWS SageMaker: launch, job, results, logs, storage, cost"),
 }
 
-console = Console(stderr=True, highlight=False)
+console = make_console(stderr=True)
 
 
 class Parser(argparse.ArgumentParser):

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from psa import PSAError, options, published
 from psa.modes import MODES
+from psa.progress import make_console
 from psa.regimes import calculate_summary_metrics, classify_regime, resolve_zeror
 from psa.results import Trials, mode_stats, read_trials
 from psa.series import SeriesRow, read_series, study_rows
@@ -338,7 +339,7 @@ def run(args) -> None:
         if asked or not missing
         else None
     )
-    console = Console()
+    console = make_console()
     if convergence and convergence.length_note:  # first: it qualifies the bounties too
         console.print(f"[bold yellow]{convergence.length_note}[/]", soft_wrap=True)
     report(

@@ -9,12 +9,11 @@ exported one setting at a time, chosen by the filters."""
 import csv
 from pathlib import Path
 
-from rich.console import Console
-
 from psa import PSAError, results, series, settings
 from psa.architecture import Architecture, read_configurations
 from psa.files import write_atomic
 from psa.modes import MODES
+from psa.progress import make_console
 from psa.settings import COMPARABLE
 from psa.store import DEFAULT_STORE, Store
 
@@ -185,7 +184,7 @@ def run(args) -> None:
     store = Store(args.store)
     try:
         for path in export(store, Path(args.out), archs, wanted):
-            Console(highlight=False).print(f"wrote {path}")
+            make_console().print(f"wrote {path}")
     finally:
         store.close()
 

@@ -8,6 +8,18 @@ import time
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+# Without a terminal (nohup, a pipe, CI, CloudWatch) rich would wrap at 80 columns and cut table
+# cells; a log line is instead as long as its text.
+LOG_WIDTH = 1000
+
+
+def make_console(stderr: bool = False) -> Console:
+    """The console every command prints through: rich on a terminal, unwrapped lines elsewhere."""
+    terminal = Console(stderr=stderr, highlight=False)
+    if terminal.is_terminal:
+        return terminal
+    return Console(stderr=stderr, highlight=False, width=LOG_WIDTH, soft_wrap=True)
+
 
 def _duration(seconds: float) -> str:
     seconds = int(seconds)
@@ -18,7 +30,7 @@ def _duration(seconds: float) -> str:
 
 class Reporter:
     def __init__(self, console: Console | None = None, trials: int = 0, every: float = 30.0, live: bool | None = None):
-        self.console = console or Console()
+        self.console = console or make_console()
         self.total, self.every = trials, every
         self.live = self.console.is_terminal if live is None else live
         self.trials_done = 0

@@ -8,12 +8,12 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
-from rich.console import Console
 from rich.table import Table
 
 from psa import PSAError, options
 from psa.architecture import Architecture, arch_key, read_configurations
 from psa.modes import ABLATIVE_MODES, BASELINE_MODES, MODES
+from psa.progress import make_console
 from psa.published import CONFIGURATIONS
 from psa.results import ModeStats, Trials, default_path, mode_stats, read_trials
 
@@ -202,7 +202,7 @@ def run(args) -> None:
         )
         print(json.dumps(body, indent=2))
     else:
-        console = Console()
+        console = make_console()
         console.print(regime_table(regimes, zeror, shares))
         if shares is not None:
             console.print(

@@ -6,8 +6,6 @@ is its own (`<out>/reproduce.sqlite` unless --store), and its exports hold only 
 import json
 from pathlib import Path
 
-from rich.console import Console
-
 from psa import regimes, report, settings
 from psa.analysis import validation_zeror
 from psa.architecture import FAMILY_TITLES
@@ -15,6 +13,7 @@ from psa.export import export
 from psa.figures import convergence, heatmaps, space
 from psa.files import write_text
 from psa.modes import MODES
+from psa.progress import make_console
 from psa.published import ASYMMETRIC, CONFIGURATIONS
 from psa.results import default_path, read_summary
 from psa.store import Store
@@ -55,7 +54,7 @@ def publish(out: Path, family: str, archs: list[str], all_modes: bool, data_dir=
 
 
 def reproduce(args) -> None:
-    console = Console(highlight=False)
+    console = make_console()
     args.store = args.store or str(Path(args.out) / "reproduce.sqlite")
     if args.full:
         args.configs, args.arch = args.configs or CONFIGURATIONS, None

@@ -15,7 +15,7 @@ from psa import PSAError, options, settings
 from psa.batched import ENGINE_VERSION, grouping, train_stacks
 from psa.data import load_mnist
 from psa.device import memory_budget, pick_device, set_threads
-from psa.progress import Reporter
+from psa.progress import Reporter, make_console
 from psa.settings import RunSettings
 from psa.store import DEFAULT_STORE, Finish, Store, Update
 from psa.store.claims import LostClaim, claim, holding, owner_id
@@ -134,7 +134,7 @@ def run_sweep(
     MNIST from `data_dir` or the usual places). With `snapshot`, a copy of the store replaces
     that file after every commit; `log(stacks, loop, records)` sees every meta-loop. Returns
     counts of what was done."""
-    console = console or Console(highlight=False)
+    console = console or make_console()
     grid, meta_loops = run.grid(), run.meta_loops
     specs = grid.specs
     known = store.status(specs, meta_loops)
@@ -246,7 +246,7 @@ def sweep(args) -> None:
         )
     finally:
         store.close()
-    Console(highlight=False).print(
+    make_console().print(
         f"trained {done['trained']} trials ({done['loops']} trial-loops) in "
         f"{time.perf_counter() - started:.1f} s; store: {args.store} "
         f"(export with `psa export --store {args.store}`)"

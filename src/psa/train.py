@@ -6,7 +6,6 @@ import random
 import signal
 import time
 
-from rich.console import Console
 from rich.table import Table
 
 from psa import PSAError, checkpoint, options
@@ -15,7 +14,7 @@ from psa.data import load_mnist
 from psa.device import pick_device, set_threads
 from psa.engine import accuracy, new_state, run_loops
 from psa.modes import MODES, check_mode
-from psa.progress import Reporter
+from psa.progress import Reporter, make_console
 from psa.topology import topology
 from psa.trial import TrialSpec, log_line
 
@@ -80,7 +79,7 @@ def _summary_table(spec: TrialSpec, device, meta_loops: int, path) -> Table:
 
 
 def train(args) -> None:
-    console = Console(highlight=False)
+    console = make_console()
     arch, mode = Architecture.parse(args.arch), check_mode(args.ablation_mode)
     device = pick_device(args.device)
     set_threads(args.threads)

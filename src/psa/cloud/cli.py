@@ -9,7 +9,6 @@ import functools
 from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
-from rich.console import Console
 
 from psa import PSAError, costmodel, options, series, settings
 from psa.architecture import read_configurations
@@ -17,10 +16,11 @@ from psa.cloud import FAMILY, cost, fleet, job, launch, logparse, logs, results,
 from psa.cloud.aws import Cloud, describe, load_config
 from psa.cloud.files import DEFAULT_JOBS_FILE, read_jobs_file
 from psa.files import write_json
+from psa.progress import make_console
 from psa.results import default_path, write_summary, write_trials
 from psa.store import DEFAULT_STORE, Store
 
-console = Console(highlight=False)
+console = make_console()
 
 
 def _aws(run):
