@@ -6,7 +6,7 @@ import os
 import pytest
 import torch
 
-from psa import checkpoint
+from psa import PSAError, checkpoint
 from psa.cli import main
 
 
@@ -89,6 +89,7 @@ def test_without_data_the_error_says_how_to_supply_it(tmp_path, monkeypatch, cap
     monkeypatch.setenv("PSA_DATA_DIR", str(tmp_path / "nowhere"))
     code, text = run(capsys, *SWEEP, "--store", "s.sqlite")
     assert code == 2 and "PSA_DATA_DIR" in text and "not found" in text
+    assert not list(tmp_path.iterdir())  # no store made before the data was found
     monkeypatch.delenv("PSA_DATA_DIR")
     code, text = run(capsys, *SWEEP, "--data-dir", str(tmp_path / "elsewhere"), "--store", "s.sqlite")
     assert code == 2 and "--data-dir" in text and "elsewhere" in text
@@ -114,3 +115,49 @@ def test_clean_deletes_only_psa_checkpoints_in_the_model_folder(tmp_path, capsys
     code, text = run(capsys, "clean", "--all", "--model-dir", str(folder))
     assert code == 0 and sorted(p.name for p in folder.iterdir()) == ["notes.txt", "psa.sqlite"]
     assert os.path.exists(outside)
+
+
+def test_files_and_folders_mistaken_for_each_other_are_named_before_anything_is_written(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a_file").write_text("mine\n")
+    (tmp_path / "a_dir").mkdir()
+    before = sorted(tmp_path.rglob("*")), files(tmp_path)
+    for argv, message in (
+        (TRAIN + ["--model-dir", "a_file"], "--model-dir a_file is a file; give a folder"),
+        (["export", "--store", "a_dir"], "results store a_dir is a folder, not a file"),
+        (["export", "--store", "a_file", "--out", "a_file"], "--out a_file is a file; give a folder"),
+        (["reproduce", "--out", "a_file"], "--out a_file is a file; give a folder"),
+        (["make-design-space-figure", "--output-file", "a_dir"], "--output-file a_dir is a folder; give a file name"),
+        (["sweep", "--configs", "a_dir"], "configuration file a_dir is a folder, not a file"),
+        (SWEEP + ["--store", "a_dir"], "--store a_dir is a folder; give a file name"),
+        (SWEEP + ["--store", "a_file/psa.sqlite"], "a_file is a file, not a folder"),
+    ):
+        code, text = run(capsys, *argv)
+        assert code == 2 and message in text and "Traceback" not in text, text
+        assert len(text.strip().splitlines()) == 1, text
+    assert (sorted(tmp_path.rglob("*")), files(tmp_path)) == before
+
+
+@pytest.mark.parametrize("command", [TRAIN, SWEEP])
+def test_an_architecture_too_large_for_memory_is_refused_before_any_allocation(tmp_path, monkeypatch, capsys, command):
+    monkeypatch.chdir(tmp_path)
+    code, text = run(capsys, *command, "--arch", "1*100000000")
+    assert code == 2 and "architecture 1*100000000: one trial needs" in text and "GiB" in text, text
+    assert len(text.strip().splitlines()) == 1 and not list(tmp_path.iterdir())
+
+
+def test_clean_follows_its_own_advice_and_leaves_foreign_files_alone(tmp_path, capsys):
+    folder = tmp_path / "models"
+    path = checkpoint.default_path(folder, "simplemlp")
+    checkpoint.save(path, {"w": torch.zeros(1)}, {})
+    path.write_bytes(bytes(64))  # damaged beyond its header
+    with pytest.raises(PSAError) as refused:
+        checkpoint.load(path)
+    advice = str(refused.value).split("(psa clean ")[1].split(")")[0].split()
+    foreign = folder / "someone_elses.safetensors"
+    foreign.write_bytes(b"not mine")
+    assert run(capsys, "clean", *advice)[0] == 0 and not path.exists()
+    checkpoint.save(path, {"w": torch.zeros(1)}, {})
+    code, text = run(capsys, "clean", "--all", "--model-dir", str(folder))
+    assert code == 0 and f"left {foreign} alone: not a psa checkpoint" in text
+    assert sorted(folder.iterdir()) == [foreign] and foreign.read_bytes() == b"not mine"

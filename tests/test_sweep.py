@@ -27,8 +27,8 @@ def test_sweep_skips_completed_trials_and_exports_the_study_formats(tmp_path, mn
     data = subset(mnist, train=600, val=300)
     store = Store(tmp_path / "psa.sqlite")
     run = small_run()
-    assert run_sweep(store, run, "cpu", 2 << 30, data) == {"total": 12, "trained": 12, "loops": 36}
-    assert run_sweep(store, run, "cpu", 2 << 30, data) == {"total": 12, "trained": 0, "loops": 0}
+    assert run_sweep(store, run, "cpu", 2 << 30, data) == {"total": 12, "trained": 12, "loops": 36, "left": 0}
+    assert run_sweep(store, run, "cpu", 2 << 30, data) == {"total": 12, "trained": 0, "loops": 0, "left": 0}
     assert run_sweep(store, small_run(trials=3), "cpu", 2 << 30, data)["trained"] == 6
     assert store.counts() == {"complete": 18}
     rows = store.completed()
@@ -184,6 +184,6 @@ def test_trials_committed_at_different_loops_go_on_in_turns(tmp_path, mnist):
     with pytest.raises(KeyboardInterrupt):
         run_sweep(store, run, "cpu", 2 * per_trial, data, checkpoint_every=0, log=stop)
     assert sorted(loops for _, loops in store.status(specs, 3).values()) == [2, 2]
-    assert run_sweep(store, run, "cpu", 2 << 30, data) == {"total": 4, "trained": 4, "loops": 1 + 1 + 3 + 3}
+    assert run_sweep(store, run, "cpu", 2 << 30, data) == {"total": 4, "trained": 4, "loops": 1 + 1 + 3 + 3, "left": 0}
     assert store.counts() == {"complete": 4} and all(len(store.history(r["id"])) == 3 for r in store.completed())
     store.close()

@@ -12,6 +12,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from psa import PSAError, options
+from psa.architecture import FAMILIES
 from psa.files import write_atomic
 from psa.progress import make_console
 
@@ -69,7 +70,7 @@ def _is(value, kind: type) -> bool:
 
 def load(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     """Weights and metadata; any damage is a PSAError that says how to start over."""
-    advice = f"delete it (psa clean {path}) to start a new trial, or restore a good copy"
+    advice = f"delete it (psa clean --model-dir {path.parent} {path}) to start a new trial, or restore a good copy"
     meta = header(path)
     if meta is None:
         raise PSAError(f"checkpoint {path} is damaged or not a psa checkpoint (no psa header); {advice}")
@@ -83,6 +84,12 @@ def load(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     if "sha256" in meta and checksum(tensors) != meta["sha256"]:
         raise PSAError(f"checkpoint {path} is damaged (its weights do not match their checksum); {advice}")
     return tensors, meta
+
+
+def made_by_psa(path: Path) -> bool:
+    """A psa checkpoint: psa's header, or psa's own file name for a checkpoint whose header is
+    damaged (so the fix that a damaged checkpoint's error suggests works)."""
+    return header(path) is not None or path.name in {default_path("", family).name for family in FAMILIES}
 
 
 def clean(args) -> None:
@@ -100,8 +107,11 @@ def clean(args) -> None:
             refused.append(f"{target}: no such file")
         elif target.resolve().parent != folder:
             refused.append(f"{target}: not in the model folder {args.model_dir} (see --model-dir)")
-        elif header(target) is None:
-            refused.append(f"{target}: not a psa checkpoint")
+        elif not made_by_psa(target):
+            if args.files:
+                refused.append(f"{target}: not a psa checkpoint")
+            else:  # --all: only psa's own files were asked for
+                console.print(f"left {target} alone: not a psa checkpoint")
         else:
             target.unlink()
             console.print(f"removed {target}")

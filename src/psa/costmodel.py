@@ -27,6 +27,15 @@ INSTANCE_SPEED = {
 STARTUP = 300.0  # billable seconds a job spends before training: container start, pip install, data
 
 
+# Speed of a device relative to the H100 the model was fitted on: a CUDA GPU is taken for one
+# (an assumption), a CPU thread ran the batched engine at about 0.9 % of it (psa bench, 2026-12).
+DEVICE_SPEED = {"cuda": 1.0, "mps": 0.05, "cpu": 0.009}
+
+
+def device_speed(device) -> float:
+    return DEVICE_SPEED.get(device.type, DEVICE_SPEED["cpu"])
+
+
 def model_loop_seconds(arch: Architecture, trials: int) -> float:
     """Seconds per meta-loop of `trials` trials of `arch` on one H100 (float32), by the model."""
     width = max(arch.widths)

@@ -53,10 +53,19 @@ def set_threads(requested: int | None) -> int:
     return requested
 
 
+def device_memory(device: torch.device) -> int:
+    """Bytes of memory the device has: a GPU's own, else the machine's."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
 def memory_budget(device: torch.device, gib: float | None) -> int:
-    """Bytes one stack of trials may use: `gib` if given, else 60% of a GPU's free memory or
-    2 GiB elsewhere."""
+    """Bytes one stack of trials may use: `gib` if given (at most what the device has), else 60%
+    of a GPU's free memory or 2 GiB elsewhere."""
     if gib is not None:
+        if gib * 2**30 > device_memory(device):
+            raise PSAError(f"--max-memory {gib:g}: the {device} has only {device_memory(device) / 2**30:.1f} GiB")
         return int(gib * 2**30)
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)

@@ -9,7 +9,7 @@ exported one setting at a time, chosen by the filters."""
 import csv
 from pathlib import Path
 
-from psa import PSAError, results, series, settings
+from psa import PSAError, files, results, series, settings
 from psa.architecture import Architecture, read_configurations
 from psa.files import write_atomic
 from psa.modes import MODES
@@ -177,8 +177,10 @@ def export(store: Store, out_dir: Path | str, archs: list[str] | None = None, wa
 
 
 def run(args) -> None:
-    if not Path(args.store).is_file():
+    if not Path(args.store).exists():
         raise PSAError(f"results store {args.store} not found; run `psa sweep` first")
+    files.existing_file(args.store, "results store")
+    files.output_folder(args.out, "--out")
     archs = [str(a) for a in read_configurations(args.configs)] if args.configs else None
     wanted = settings.filters(args)
     store = Store(args.store)

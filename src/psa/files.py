@@ -30,11 +30,42 @@ def write_json(path: Path | str, data) -> Path:
     return write_text(path, json.dumps(data, indent=2) + "\n")
 
 
-def read_text(path: Path | str, what: str = "file") -> str:
-    """The UTF-8 text of `path`; a missing or undecodable file is a PSAError naming it."""
+def existing_file(path: Path | str, what: str = "file") -> Path:
+    """`path`, checked to be a file that exists: a folder or a missing file is a PSAError naming it."""
     path = Path(path)
+    if path.is_dir():
+        raise PSAError(f"{what} {path} is a folder, not a file")
     if not path.is_file():
         raise PSAError(f"{what} not found: {path}")
+    return path
+
+
+def output_folder(path: Path | str, flag: str) -> Path:
+    """`path` as a folder to write into: an existing file there is a PSAError (checked before
+    anything is written)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise PSAError(f"{flag} {path} is a file; give a folder")
+    return path
+
+
+def output_file(path: Path | str, flag: str) -> Path:
+    """`path` as a file to write: an existing folder there, or a file in place of its folder, is
+    a PSAError (checked before anything is written)."""
+    path = Path(path)
+    if path.is_dir():
+        raise PSAError(f"{flag} {path} is a folder; give a file name")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise PSAError(f"{flag} {path}: {parent} is a file, not a folder")
+            break
+    return path
+
+
+def read_text(path: Path | str, what: str = "file") -> str:
+    """The UTF-8 text of `path`; a missing or undecodable file is a PSAError naming it."""
+    path = existing_file(path, what)
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:

@@ -21,8 +21,10 @@ def make_console(stderr: bool = False) -> Console:
     return Console(stderr=stderr, highlight=False, width=LOG_WIDTH, soft_wrap=True)
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     seconds = int(seconds)
+    if seconds >= 86400:
+        return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
     if seconds >= 3600:
         return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
     return f"{seconds // 60}m{seconds % 60:02d}s"
@@ -89,6 +91,13 @@ class Reporter:
         else:
             self._plain(f"loop {loop}/{self.loops}")
 
+    def sync(self, grid_done: int) -> None:
+        """Trials of the grid completed since the start by every sweep on the store: with others
+        sharing the work, the count and the ETA are the grid's, not this sweep's alone."""
+        self.trials_done = max(self.trials_done, grid_done)
+        if self.bars:
+            self.bars.update(self.trial_bar, completed=self.trials_done)
+
     def group_done(self) -> None:
         self.trials_done += self.trials
         self.trials = 0
@@ -102,10 +111,10 @@ class Reporter:
         self.last = now
         elapsed = now - self.started
         done = self.trials_done + self.trials * (self.loop + self.step_count / self.steps) / self.loops
-        eta = f"ETA {_duration(elapsed * (self.total - done) / done)}" if 0 < done < self.total else "ETA -"
+        eta = f"ETA {duration(elapsed * (self.total - done) / done)}" if 0 < done < self.total else "ETA -"
         self.console.print(
             f"[{time.strftime('%H:%M:%S')}] trials {self.trials_done}/{self.total} done | "
-            f"{self.name}: {where} | elapsed {_duration(elapsed)} | {eta}",
+            f"{self.name}: {where} | elapsed {duration(elapsed)} | {eta}",
             highlight=False,
             soft_wrap=True,
         )

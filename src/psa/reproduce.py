@@ -6,7 +6,7 @@ is its own (`<out>/reproduce.sqlite` unless --store), and its exports hold only 
 import json
 from pathlib import Path
 
-from psa import regimes, report, settings
+from psa import files, regimes, report, settings
 from psa.analysis import validation_zeror
 from psa.architecture import FAMILY_TITLES
 from psa.export import export
@@ -55,6 +55,7 @@ def publish(out: Path, family: str, archs: list[str], all_modes: bool, data_dir=
 
 def reproduce(args) -> None:
     console = make_console()
+    files.output_folder(args.out, "--out")
     args.store = args.store or str(Path(args.out) / "reproduce.sqlite")
     if args.full:
         args.configs, args.arch = args.configs or CONFIGURATIONS, None

@@ -11,11 +11,11 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from psa import PSAError, options, settings
+from psa import PSAError, costmodel, files, options, settings
 from psa.batched import ENGINE_VERSION, grouping, train_stacks
 from psa.data import load_mnist
 from psa.device import memory_budget, pick_device, set_threads
-from psa.progress import Reporter, make_console
+from psa.progress import Reporter, duration, make_console
 from psa.settings import RunSettings
 from psa.store import DEFAULT_STORE, Finish, Store, Update
 from psa.store.claims import LostClaim, claim, holding, owner_id
@@ -141,11 +141,14 @@ def run_sweep(
     pending = sum(known.get(spec, ("running",))[0] != "complete" for spec in specs)
     resumed = sum(status != "complete" and loops > 0 for status, loops in known.values())
     console.print(
-        f"{len(specs)} trials in the grid, {len(specs) - pending} already complete in {store.path}, "
-        f"{pending} to train on {device}" + (f" ({resumed} resuming from the store)" if resumed else "")
+        f"{len(specs)} trials in the grid ({len(run.archs)} architectures x {len(run.modes)} modes x {run.trials} "
+        f"trials, {meta_loops} meta-loops each), {len(specs) - pending} already complete in {store.path}, "
+        f"{pending} to train on {device}"
+        + (f" ({resumed} resuming from the store)" if resumed else "")
+        + f"; about {duration(estimate(specs, known, meta_loops, device))} by the cost model"
     )
     if not pending:
-        return {"total": len(specs), "trained": 0, "loops": 0}
+        return {"total": len(specs), "trained": 0, "loops": 0, "left": 0}
     threads = torch.get_num_threads()
     recorded = {"seeding": run.seeding, "base_seed": run.seed, "device": str(device), "threads": threads}
     recorded["engine"] = ENGINE_VERSION
@@ -155,6 +158,13 @@ def run_sweep(
     new_journal = functools.partial(
         Journal, store, sweep_id, owner, meta_loops=meta_loops, every=checkpoint_every, snapshot=snapshot, log=log
     )
+    complete_at_start = len(specs) - pending
+
+    def grid_progress() -> int:
+        """Trials of the grid completed since this sweep began, by it or by any other on the store."""
+        now = store.status(specs, meta_loops)
+        return sum(status == "complete" for status, _ in now.values()) - complete_at_start
+
     with holding(store, owner), Reporter(console, trials=pending) as reporter:
         # A group another sweep holds is skipped; a second pass takes over any whose claim lapsed.
         for attempt in range(2):
@@ -164,11 +174,23 @@ def run_sweep(
                 ids = claim(store, sweep_id, trials, meta_loops, recorded, owner)
                 if ids is None:
                     continue
+                reporter.sync(grid_progress())
                 for name, count in train_group(
                     store, group, ids, data, meta_loops, reporter, new_journal, console
                 ).items():
                     done[name] += count
-    return {"total": len(specs), **done}
+    return {"total": len(specs), **done, "left": pending - grid_progress()}
+
+
+def estimate(specs: list[TrialSpec], known: dict, meta_loops: int, device: torch.device) -> float:
+    """Seconds the trials not yet complete should take on this device, by the cost model."""
+    left = {}
+    for spec in specs:
+        status, loops = known.get(spec, ("running", 0))
+        if status != "complete":
+            left.setdefault(spec.arch, []).append(meta_loops - loops)
+    speed = costmodel.device_speed(torch.device(device))
+    return sum(costmodel.arch_seconds(arch, len(loops), max(loops), speed) for arch, loops in left.items())
 
 
 def train_group(
@@ -228,28 +250,36 @@ def command_line(args) -> str:
 
 
 def sweep(args) -> None:
+    # Every input is checked before the store is made: a bad one leaves nothing behind.
     run = settings.from_args(args)
     device = pick_device(args.device)
     set_threads(args.threads)
-    store = Store(args.store)
+    memory = memory_budget(device, args.max_memory)
+    grouping.check_fits(run.grid().specs, memory)
+    path = files.output_file(args.store, "--store")
+    data = load_mnist(args.data_dir)
+    store = Store(path)
     started = time.perf_counter()
     try:
         done = run_sweep(
             store,
             run,
             device,
-            memory_budget(device, args.max_memory),
+            memory,
+            data,
             command=command_line(args),
             pack=pack_limit(device, args.pack),
-            data_dir=args.data_dir,
             checkpoint_every=args.checkpoint_every,
         )
     finally:
         store.close()
     make_console().print(
-        f"trained {done['trained']} trials ({done['loops']} trial-loops) in "
-        f"{time.perf_counter() - started:.1f} s; store: {args.store} "
-        f"(export with `psa export --store {args.store}`)"
+        f"trained {done['trained']} trials ({done['loops']} trial-loops) in {time.perf_counter() - started:.1f} s; "
+        + (
+            f"{done['left']} trials of the grid are still training in other sweeps on {path}"
+            if done["left"]
+            else f"the grid is complete in {path} (export with `psa export --store {path}`)"
+        )
     )
 
 

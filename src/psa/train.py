@@ -8,10 +8,11 @@ import time
 
 from rich.table import Table
 
-from psa import PSAError, checkpoint, options
+from psa import PSAError, checkpoint, files, options
 from psa.architecture import Architecture
+from psa.batched.grouping import check_fits
 from psa.data import load_mnist
-from psa.device import pick_device, set_threads
+from psa.device import device_memory, pick_device, set_threads
 from psa.engine import accuracy, new_state, run_loops
 from psa.modes import MODES, check_mode
 from psa.progress import Reporter, make_console
@@ -85,7 +86,8 @@ def train(args) -> None:
     set_threads(args.threads)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
     spec = TrialSpec(arch, args.family, mode, 0, seed, options.hyper(args))
-    path = checkpoint.default_path(args.model_dir, args.family)
+    check_fits([spec], device_memory(device), f"the {device} has")
+    path = checkpoint.default_path(files.output_folder(args.model_dir, "--model-dir"), args.family)
     data = load_mnist(args.data_dir).to(device)
     state, spec = _resume(path, spec, device, console)
     if args.seed is not None and spec.seed != args.seed:

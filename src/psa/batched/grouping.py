@@ -1,6 +1,7 @@
 """Which trials train together: the trials of one architecture ordered into stacks that fit the
 memory budget, and small stacks packed into groups that train side by side."""
 
+from psa import PSAError
 from psa.batched.stack import Layout
 from psa.modes import MODES
 from psa.trial import TrialSpec
@@ -16,6 +17,20 @@ def order_specs(specs: list[TrialSpec]) -> list[TrialSpec]:
     trials are then contiguous, and when every mode has the same seeds (paired trials), trial i
     has the (i mod G)-th of the G seeds, so trials sharing a seed can share their input batch."""
     return sorted(specs, key=lambda s: (s.mode != "dropout", MODES.index(s.mode), s.seed, s.trial))
+
+
+def check_fits(
+    specs: list[TrialSpec], memory_bytes: int, limit: str = "a stack may use (--max-memory)", itemsize: int = 4
+) -> None:
+    """Refuse, before anything is allocated or written, an architecture of which not even one
+    trial fits the memory a stack may use."""
+    for spec in {(s.arch, s.family, s.hyper.batch_size): s for s in specs}.values():
+        need = Layout.of(spec.arch, spec.family).memory_per_trial(spec.hyper.batch_size, EVAL_CHUNK, itemsize)
+        if need > memory_bytes:
+            raise PSAError(
+                f"architecture {spec.arch}: one trial needs {need / 2**30:.1f} GiB, more than the "
+                f"{memory_bytes / 2**30:.1f} GiB {limit}"
+            )
 
 
 def chunk_size(specs: list[TrialSpec], memory_bytes: int, itemsize: int = 4) -> int:

@@ -11,7 +11,7 @@ import numpy as np
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from psa import options
+from psa import files, options
 from psa.architecture import FAMILY_TITLES, Architecture, read_configurations
 from psa.figures import save
 from psa.figures.labels import label_archs
@@ -150,7 +150,7 @@ def design_space_figure(config_file: Path | str, output_file: Path | str, family
 
 def run(args) -> None:
     output = args.output_file or Path("results") / f"{FAMILY_TITLES[args.family]}_Testing_Design_Space.png"
-    print(design_space_figure(args.config_file, output, args.family))
+    print(design_space_figure(args.config_file, files.output_file(output, "--output-file"), args.family))
 
 
 def configure(parser) -> None:
