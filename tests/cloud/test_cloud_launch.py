@@ -175,3 +175,17 @@ def test_a_job_that_stays_limited_is_reported_and_the_batch_completes(configs, c
     assert len(sagemaker_jobs()) == 3 and len(read_jobs_file(JOBS_FILE)) == 3
     assert launch_cli(configs) == 0  # the quota freed up: only the missing cell is launched
     assert len(sagemaker_jobs()) == 4
+
+
+def test_a_dry_run_needs_no_credentials_and_asks_aws_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    for name in [n for n in os.environ if n.startswith(("AWS_", "S3_"))]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    grid = ["--arch", "1*4,2*8,4*4", "--modes", "none,hidden", "--trials", "2", "--meta-loops", "2", "--dry-run"]
+    assert run_cli("cloud", "launch", *grid) == 0
+    assert run_cli("cloud", "launch", "--shards", "2", *grid) == 0
+    out = capsys.readouterr().out
+    assert "dry run" in out and "shard 2/2" in out and "1*4" in out
+    assert not list(tmp_path.iterdir())

@@ -39,6 +39,16 @@ def _open(args):
     return config, Cloud(config.region)
 
 
+def _where(config, dry_run: bool) -> tuple[str, str]:
+    """The S3 bucket and prefix; a dry run without them shows the settings' names instead."""
+    try:
+        return config.bucket, config.prefix
+    except PSAError:
+        if not dry_run:
+            raise
+        return "$S3_BUCKET_NAME", "$S3_PREFIX"
+
+
 def _problems(problems: list[str], what: str) -> None:
     for problem in problems:
         console.print(f"[yellow]warning:[/] {problem}", soft_wrap=True)  # whole lines, for grep
@@ -83,24 +93,26 @@ def _split(args, shards_count: int, instance_type: str) -> shards.Plan:
 
 @_aws
 def run_launch(args) -> None:
-    config, cloud = _open(args)
+    # A dry run only shows the plan: it needs no credentials and never contacts AWS.
+    config = load_config(args.env_file)
+    cloud = None if args.dry_run else Cloud(config.region)
     instance_type = args.instance_type or config.instance_type
     if args.shards:
         plan = _split(args, args.shards, instance_type)
         if not args.dry_run:
             plan = shards.settle(cloud, config.bucket, config.prefix, plan)
-        steps = launch.shard_steps(plan, config.bucket, config.prefix)
         console.print(
             f"plan {plan.id}: {len(plan.archs)} architectures in {len(plan.shards)} shards "
             f"(collect with `psa cloud collect --plan {plan.id}`)"
         )
+        steps = launch.shard_steps(plan, *_where(config, args.dry_run))
     else:
         run = settings.from_args(args)
         steps = launch.cell_steps(list(run.archs), run.modes)
-    launch.look_up(cloud, steps, args.force_rerun)
     if args.dry_run:
-        console.print(launch.table(steps, "Launch plan (dry run: nothing launched)"))
+        console.print(launch.table(steps, "Launch plan (dry run: AWS not asked, nothing launched)"))
         return
+    launch.look_up(cloud, steps, args.force_rerun)
     launch.launch(
         cloud, config, steps, settings.from_args(args), args.jobs_file, args.retry_wait, instance_type, args.data_dir
     )
