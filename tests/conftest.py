@@ -1,6 +1,11 @@
+import os
 from pathlib import Path
 
 import pytest
+
+# One thread unless the environment says otherwise: tests compare results across runs, and a
+# thread count that follows the machine's load (psa.device.idle_cores) would vary between them.
+os.environ.setdefault("PSA_THREADS", "1")
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 

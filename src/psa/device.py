@@ -41,14 +41,23 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def idle_cores() -> int:
+    """The usable cores less those other programs keep busy (the one-minute load average, read
+    before psa starts working), at least one. More threads than free cores makes every step wait
+    for the slowest thread: beside one CPU-bound job a 2-core machine ran 11x slower on two."""
+    cores = usable_cores()
+    busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    return max(1, min(cores, round(cores - busy)))
+
+
 def set_threads(requested: int | None) -> int:
-    """Give torch `requested` threads, else $PSA_THREADS, else the usable cores; returns the count.
-    More threads than free cores makes every step wait for the slowest one."""
+    """Give torch `requested` threads, else $PSA_THREADS, else the idle cores; returns the count.
+    float32 results depend on it, so the store records it with every trial (docs/DESIGN.md section 8)."""
     if requested is None:
         text = os.environ.get("PSA_THREADS", "").strip()
         if text and (not text.isdigit() or int(text) < 1):
             raise PSAError(f"PSA_THREADS={text!r}: expected a whole number >= 1")
-        requested = int(text) if text else usable_cores()
+        requested = int(text) if text else idle_cores()
     torch.set_num_threads(requested)
     return requested
 
