@@ -90,7 +90,7 @@ def add_threads(parser: argparse.ArgumentParser) -> None:
         "--threads",
         type=whole(1),
         default=None,
-        help="CPU threads for torch (default: $PSA_THREADS, else the cores this process may use that others leave idle)",
+        help="CPU threads for torch (default: $PSA_THREADS, else the usable cores that other programs leave idle)",
     )
 
 
