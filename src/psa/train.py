@@ -2,7 +2,6 @@
 meta-loop, so running the command again resumes where it stopped. Ctrl-C ends the current loop
 without keeping it and still reports the LKG's test accuracy."""
 
-import random
 import signal
 import time
 
@@ -16,6 +15,7 @@ from psa.device import device_memory, pick_device, set_threads
 from psa.engine import accuracy, new_state, run_loops
 from psa.modes import MODES, check_mode
 from psa.progress import Reporter, make_console
+from psa.settings import SEED
 from psa.topology import topology
 from psa.trial import TrialSpec, log_line
 
@@ -84,13 +84,12 @@ def train(args) -> None:
     arch, mode = Architecture.parse(args.arch), check_mode(args.ablation_mode)
     device = pick_device(args.device)
     set_threads(args.threads)
-    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
-    spec = TrialSpec(arch, args.family, mode, 0, seed, options.hyper(args))
+    spec = TrialSpec(arch, args.family, mode, 0, args.seed, options.hyper(args))
     check_fits([spec], device_memory(device), f"the {device} has")
     path = checkpoint.default_path(files.output_folder(args.model_dir, "--model-dir"), args.family)
     data = load_mnist(args.data_dir).to(device)
     state, spec = _resume(path, spec, device, console)
-    if args.seed is not None and spec.seed != args.seed:
+    if spec.seed != args.seed:
         console.print(
             f"[yellow]note:[/] the checkpoint's seed {spec.seed} is kept (--seed {args.seed} ignored on resume)"
         )
@@ -162,7 +161,7 @@ def configure(parser) -> None:
     parser.add_argument("--meta-loops", type=options.whole(1), default=100, help="meta-loops to run (default: 100)")
     options.add_hyper(parser)
     parser.add_argument("--model-dir", default="models", help="checkpoint folder (default: models/)")
-    parser.add_argument("--seed", type=options.whole(0), default=None, help="trial seed (default: random, recorded)")
+    parser.add_argument("--seed", type=options.whole(0), default=SEED, help=f"trial seed (default: {SEED})")
     options.add_device(parser)
     options.add_threads(parser)
     options.add_data_dir(parser)
