@@ -94,7 +94,8 @@ def _write_csv(path: Path, fields: list[str], rows: list[dict]) -> Path:
         with open(tmp, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fields, extrasaction="ignore")
             writer.writeheader()
-            writer.writerows(rows)
+            # Trials are numbered from 1, as in the markdown tables (the store counts from 0).
+            writer.writerows({**row, "trial": row["trial"] + 1} for row in rows)
 
     return write_atomic(path, write)
 

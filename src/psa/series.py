@@ -29,6 +29,10 @@ INTROS = {
 PER_TRIAL = (
     "One row per trial (the study's tables hold one row per architecture and mode, the maximum over its trials)."
 )
+STUDY_ROWS = (
+    "Each value is the maximum over the trials of the architecture and mode at that meta-loop "
+    "(docs/DESIGN.md section 6)."
+)
 
 
 @dataclass
@@ -169,7 +173,8 @@ def write_series(path: Path | str, rows: list[SeriesRow], kind: str, family: str
         f"# PSA {tables.title(family)} Trials - {heading}",
         "",
         *intro,
-        *([PER_TRIAL] if has_trial else []),
+        # psa's exports (with settings) say how a row was made; the study's own tables stay as published.
+        *([PER_TRIAL] if has_trial else [STUDY_ROWS] if settings else []),
         "",
         *tables.settings_lines(settings),
         "| " + " | ".join(header) + " |",
