@@ -91,7 +91,7 @@ def run_cli(capsys, *argv):
 
 
 def test_train_resumes_where_it_stopped(tmp_path, capsys):
-    base = ["train", "--arch", "[1*4]", "--ablation-mode", "hidden", "--seed", "3"]
+    base = ["train", "--arch", "[1*4]", "--mode", "hidden", "--seed", "3"]
     code, straight = run_cli(capsys, *base, "--meta-loops", "3", "--model-dir", str(tmp_path / "a"))
     assert code == 0 and "Loop 3/3 (Global: 3)" in straight and "LKG test accuracy" in straight
     run_cli(capsys, *base, "--meta-loops", "2", "--model-dir", str(tmp_path / "b"))
@@ -102,7 +102,7 @@ def test_train_resumes_where_it_stopped(tmp_path, capsys):
     meta = checkpoint.load(tmp_path / "b" / "psa_simplemlp_lkg.safetensors")[1]
     assert meta["global_loop"] == 3 and meta["seed"] == 3 and meta["arch"] == "1*4"
     code, switched = run_cli(
-        capsys, *base[:3], "--ablation-mode", "output", "--meta-loops", "1", "--model-dir", str(tmp_path / "b")
+        capsys, *base[:3], "--mode", "output", "--meta-loops", "1", "--model-dir", str(tmp_path / "b")
     )
     assert code == 0 and "switching mode hidden -> output" in switched and "(Global: 4)" in switched
 
@@ -123,7 +123,7 @@ def test_train_refuses_another_architecture_and_damaged_checkpoints(tmp_path, ca
     "argv, message",
     [
         (["--arch", "[4*4,"], "malformed architecture"),
-        (["--arch", "1*4", "--ablation-mode", "sideways"], "unknown ablation mode 'sideways'"),
+        (["--arch", "1*4", "--mode", "sideways"], "unknown ablation mode 'sideways'"),
         (["--arch", "1*4", "--data-dir", "/nonexistent/mnist"], "not found in /nonexistent/mnist"),
     ],
 )

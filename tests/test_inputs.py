@@ -127,7 +127,7 @@ def test_files_and_folders_mistaken_for_each_other_are_named_before_anything_is_
         (["export", "--store", "a_dir"], "results store a_dir is a folder, not a file"),
         (["export", "--store", "a_file", "--out", "a_file"], "--out a_file is a file; give a folder"),
         (["reproduce", "--out", "a_file"], "--out a_file is a file; give a folder"),
-        (["make-design-space-figure", "--output-file", "a_dir"], "--output-file a_dir is a folder; give a file name"),
+        (["make-design-space-figure", "--output-file", "a_dir"], "--out a_dir is a folder; give a file name"),
         (["sweep", "--configs", "a_dir"], "configuration file a_dir is a folder, not a file"),
         (SWEEP + ["--store", "a_dir"], "--store a_dir is a folder; give a file name"),
         (SWEEP + ["--store", "a_file/psa.sqlite"], "a_file is a file, not a folder"),

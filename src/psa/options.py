@@ -103,7 +103,14 @@ def add_data_dir(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_family(parser: argparse.ArgumentParser, flag: str = "--model") -> None:
+def alias(parser, *flags: str, dest: str, **kwargs) -> None:
+    """Other spellings of a flag (the original study's scripts', or psa's earlier ones): accepted,
+    never shown, so each idea has one public name (tests/test_flags.py)."""
+    parser.add_argument(*flags, dest=dest, default=argparse.SUPPRESS, help=argparse.SUPPRESS, **kwargs)
+
+
+def add_family(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        flag, dest="family", default=FAMILIES[0], choices=FAMILIES, help=f"model family (default: {FAMILIES[0]})"
+        "--model", dest="family", default=FAMILIES[0], choices=FAMILIES, help=f"model family (default: {FAMILIES[0]})"
     )
+    alias(parser, "--family", dest="family", choices=FAMILIES)

@@ -220,7 +220,7 @@ def configure(parser) -> None:
         "trials file lacks are left out, with a note",
     )
     parser.add_argument("--trials-file", type=Path, help="trials table (default: results/psa_<family>_trials.md)")
-    options.add_family(parser, "--family")
+    options.add_family(parser)
     parser.add_argument(
         "--zeror", type=options.PERCENT, help="failure threshold in percent (default: validation ZeroR from MNIST)"
     )

@@ -131,7 +131,7 @@ def run_accuracy_table(args) -> None:
 
 
 def _common(parser) -> None:
-    options.add_family(parser, "--family")
+    options.add_family(parser)
     parser.add_argument("--output", type=Path, help="write the table to this file (default: print it)")
 
 

@@ -81,7 +81,7 @@ def _summary_table(spec: TrialSpec, device, meta_loops: int, path) -> Table:
 
 def train(args) -> None:
     console = make_console()
-    arch, mode = Architecture.parse(args.arch), check_mode(args.ablation_mode)
+    arch, mode = Architecture.parse(args.arch), check_mode(args.mode)
     device = pick_device(args.device)
     set_threads(args.threads)
     spec = TrialSpec(arch, args.family, mode, 0, args.seed, options.hyper(args))
@@ -154,9 +154,8 @@ def train(args) -> None:
 
 def configure(parser) -> None:
     parser.add_argument("--arch", required=True, help='architecture, e.g. "[4*4, 2*8]" or "1*2048"')
-    parser.add_argument(
-        "--ablation-mode", default="none", metavar="MODE", help=f"one of {', '.join(MODES)} (default: none)"
-    )
+    parser.add_argument("--mode", default="none", help=f"ablation mode: one of {', '.join(MODES)} (default: none)")
+    options.alias(parser, "--ablation-mode", dest="mode")
     options.add_family(parser)
     parser.add_argument("--meta-loops", type=options.whole(1), default=100, help="meta-loops to run (default: 100)")
     options.add_hyper(parser)

@@ -133,7 +133,7 @@ def run_results(args) -> None:
     archs = [str(a) for a in read_configurations(args.configs)] if args.configs else None
     trials, problems = results.read_bounties(cloud, config.bucket, config.prefix, archs)
     _problems(problems, "cells")
-    summary, table = default_path("summary", FAMILY, args.output_dir), default_path("trials", FAMILY, args.output_dir)
+    summary, table = default_path("summary", FAMILY, args.out), default_path("trials", FAMILY, args.out)
     write_summary(summary, trials, FAMILY)
     write_trials(table, trials, FAMILY)
     console.print(f"Wrote {summary} and {table}")
@@ -151,8 +151,8 @@ def run_storage(args) -> None:
     for table in storage.tables(report, args.detailed):
         console.print(table)
     _problems(problems, "jobs")
-    write_json(args.output, report)
-    console.print(f"Wrote {args.output}")
+    write_json(args.out, report)
+    console.print(f"Wrote {args.out}")
 
 
 @_aws
@@ -160,12 +160,12 @@ def run_logs(args) -> None:
     config, cloud = _open(args)
     if args.reconstruct_jobs:
         _reconstruct(args, config, cloud)
-    results = logs.download(cloud, read_jobs_file(args.jobs_file), args.output_dir, args.force)
+    results = logs.download(cloud, read_jobs_file(args.jobs_file), args.out, args.force)
     _problems([r.error for r in results if r.error], "jobs")
     done = [r for r in results if not r.error]
     console.print(
         f"{len(done)} jobs downloaded ({sum(r.skipped for r in done)} already there), "
-        f"{sum(len(r.files) for r in done)} log files in {args.output_dir}"
+        f"{sum(len(r.files) for r in done)} log files in {args.out}"
     )
 
 
@@ -174,7 +174,7 @@ def run_parse_logs(args) -> None:
     _problems(problems, "jobs or trials")
     for rows_of, suffix in ((series.study(curves), ""), (series.per_trial(curves), "_per_trial")):
         for rows, kind in zip(rows_of, ("convergence", "lkg_growth")):
-            path = default_path(f"trials_{kind}{suffix}", FAMILY, args.output_dir)
+            path = default_path(f"trials_{kind}{suffix}", FAMILY, args.out)
             series.write_series(path, rows, kind, FAMILY)
             console.print(f"Wrote {path} ({len(rows)} rows)")
 
@@ -221,11 +221,16 @@ def run_cost(args) -> None:
     report, problems = cost.estimate(cloud, read_jobs_file(args.jobs_file), instance_type, price)
     console.print(cost.table(report))
     _problems(problems, "jobs")
-    write_json(args.output, report)
-    console.print(f"Wrote {args.output}")
+    write_json(args.out, report)
+    console.print(f"Wrote {args.out}")
 
 
 # ----------------------------------------------------------------------------------- parser
+
+
+def _out(parser, default: Path, what: str) -> None:
+    parser.add_argument("--out", type=Path, default=default, help=f"{what} (default: {default})")
+    options.alias(parser, "--output-dir", "--output", dest="out", type=Path)
 
 
 def configure(parser) -> None:
@@ -286,7 +291,7 @@ def configure(parser) -> None:
     p.add_argument(
         "--configs", type=Path, default=None, help="architectures expected, in table order (default: the ones found)"
     )
-    p.add_argument("--output-dir", type=Path, default=Path("results"), help="default: results")
+    _out(p, Path("results"), "folder of the tables")
     p.set_defaults(func=run_results)
 
     p = sub.add_parser("reconstruct-jobs", parents=[common, jobs], help="rebuild the jobs file from the S3 job folders")
@@ -294,18 +299,18 @@ def configure(parser) -> None:
 
     p = sub.add_parser("storage", parents=[common, jobs], help="S3 storage of the jobs, by file type and per job")
     p.add_argument("--detailed", action="store_true", help="also a table per job")
-    p.add_argument("--output", type=Path, default=storage.DEFAULT_REPORT, help=f"default: {storage.DEFAULT_REPORT}")
+    _out(p, storage.DEFAULT_REPORT, "the JSON report")
     p.set_defaults(func=run_storage)
 
     p = sub.add_parser("logs", parents=[common, jobs], help="download the jobs' CloudWatch logs")
     p.add_argument("--reconstruct-jobs", action="store_true", help="rebuild the jobs file from S3 first")
-    p.add_argument("--output-dir", type=Path, default=logs.DEFAULT_LOGS_DIR, help=f"default: {logs.DEFAULT_LOGS_DIR}")
+    _out(p, logs.DEFAULT_LOGS_DIR, "folder of the logs")
     p.add_argument("--force", action="store_true", help="download again what is already there")
     p.set_defaults(func=run_logs)
 
     p = sub.add_parser("parse-logs", help="convergence and LKG growth tables from downloaded logs")
     p.add_argument("--logs-dir", type=Path, default=logs.DEFAULT_LOGS_DIR, help=f"default: {logs.DEFAULT_LOGS_DIR}")
-    p.add_argument("--output-dir", type=Path, default=Path("results"), help="default: results")
+    _out(p, Path("results"), "folder of the tables")
     p.set_defaults(func=run_parse_logs)
 
     p = sub.add_parser(
@@ -325,7 +330,7 @@ def configure(parser) -> None:
         default=None,
         help="USD per hour (default: the known price of ml.g4dn.xlarge)",
     )
-    p.add_argument("--output", type=Path, default=cost.DEFAULT_REPORT, help=f"default: {cost.DEFAULT_REPORT}")
+    _out(p, cost.DEFAULT_REPORT, "the JSON report")
     p.set_defaults(func=run_cost)
 
     p = sub.add_parser(

@@ -51,7 +51,7 @@ def save(fig, path: Path | str) -> Path:
 def add_family_and_zeror(parser) -> None:
     from psa import options
 
-    options.add_family(parser, "--family")
+    options.add_family(parser)
     parser.add_argument(
         "--zeror", type=options.PERCENT, help="ZeroR line / failure threshold, percent (default: from MNIST)"
     )

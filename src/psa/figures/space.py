@@ -149,17 +149,16 @@ def design_space_figure(config_file: Path | str, output_file: Path | str, family
 
 
 def run(args) -> None:
-    output = args.output_file or Path("results") / f"{FAMILY_TITLES[args.family]}_Testing_Design_Space.png"
-    print(design_space_figure(args.config_file, files.output_file(output, "--output-file"), args.family))
+    output = args.out or Path("results") / f"{FAMILY_TITLES[args.family]}_Testing_Design_Space.png"
+    print(design_space_figure(args.configs, files.output_file(output, "--out"), args.family))
 
 
 def configure(parser) -> None:
     parser.add_argument(
-        "--config-file",
-        type=Path,
-        default=CONFIGURATIONS,
-        help="architectures, one L*W per line (default: the published study's)",
+        "--configs", type=Path, default=CONFIGURATIONS, help="one L*W per line (default: the published study's)"
     )
-    parser.add_argument("--output-file", type=Path, help="default: results/<Family>_Testing_Design_Space.png")
-    options.add_family(parser, "--family")
+    options.alias(parser, "--config-file", dest="configs", type=Path)
+    parser.add_argument("--out", type=Path, help="figure file (default: results/<Family>_Testing_Design_Space.png)")
+    options.alias(parser, "--output-file", dest="out", type=Path)
+    options.add_family(parser)
     parser.set_defaults(func=run)
