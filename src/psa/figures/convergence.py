@@ -215,12 +215,13 @@ def _panel(ax, by_mode: dict, zeror: float) -> None:
 
 def _log_ticks(low: float, high: float) -> list[float]:
     """Round values evenly spaced in percent (a log locator finds at most one decade mark in so
-    short a range), thinned from the bottom up where the log scale crowds them together."""
+    short a range), thinned from the top down where the log scale crowds them together: the top,
+    where trained networks end, keeps its mark."""
     span, kept = np.log10(high / low), []
-    for tick in MaxNLocator(nbins=8, steps=[1, 2, 5, 10]).tick_values(low, high):
-        if low <= tick <= high and (not kept or np.log10(tick / kept[-1]) >= span / 9):
+    for tick in reversed(MaxNLocator(nbins=8, steps=[1, 2, 5, 10]).tick_values(low, high)):
+        if low <= tick <= high and (not kept or np.log10(kept[-1] / tick) >= span / 9):
             kept.append(float(tick))
-    return kept
+    return kept[::-1]
 
 
 def study_figures(
