@@ -104,6 +104,10 @@ def test_cli_options_and_errors(tmp_path, capsys):
     )
     text = (tmp_path / "t.tex").read_text()
     assert "\\caption{My caption}" in text and "\\label{tab:mine}" in text
+    assert "Tie:" not in text.split("1*1024")[1].split("\n")[0]  # the original's strict rule
+    main(["make-trial-accuracy-table", "--tolerant-ties", "--datafile", str(published.results("summary"))])
+    assert "1*1024 &" in (out := capsys.readouterr().out)
+    assert "Tie: \\texttt{decay}/\\texttt{dropout}" in out.split("1*1024")[1].split("\n")[0]
     main(["make-architecture-table"])
     assert "1*2048 & 1,628,170 & Matched" in capsys.readouterr().out
     with pytest.raises(SystemExit) as exit_info:
