@@ -256,6 +256,7 @@ def _targets(text: str, rows: list[SeriesRow], source) -> list[str]:
 def _source(args, rule: str) -> tuple[list[SeriesRow], str, bool]:
     """The rows to draw from, where they came from, and whether its trials had paired seeds."""
     if args.logs:
+        # Here only: the cloud's job names bring torch with them, which the figures need not load.
         from psa.cloud.logparse import parse_logs
 
         curves, problems = parse_logs(args.logs)
