@@ -1,5 +1,6 @@
 import itertools
 import math
+import re
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -14,6 +15,7 @@ from psa.cli import main
 from psa.figures import DPI, MODE_STYLE, convergence, heatmaps, space
 from psa.figures.convergence import (
     BREAKTHROUGHS,
+    RULES,
     TARGETS,
     late_breakthroughs,
     regime_labels,
@@ -180,6 +182,7 @@ def test_convergence_plots_are_the_papers(tmp_path, figures):
     main(
         [
             "make-convergence-plots",
+            "--loop-max",  # the published study released only its study rows, not a trial's series
             "--convergence-file",
             str(published.results("trials_convergence")),
             "--trials-file",
@@ -206,12 +209,13 @@ def test_convergence_plots_are_the_papers(tmp_path, figures):
             assert len([t for t in ax.get_yticks() if low <= t <= high]) >= 3  # readable ticks
             assert len(ax.get_lines()) == 7  # six modes and the ZeroR line
         assert fig.legends and not any(ax.get_legend() for ax in fig.axes)  # one legend, over no data
-        assert not [t for t in texts(fig) if "Paired" in t]
+        assert not [t for t in texts(fig) if "Paired" in t] and RULES["loop-max"] in texts(fig)
+        assert all(ax.get_yscale() == "log" for ax in fig.axes)
     assert [ax.texts[0].get_text() for ax in figures[0].axes] == [
         "I. Beneficial Regularization",
         "II. Optimally Sized",
         "III. Chaotic Optimization",
-        "IV. Untrainable",
+        "IV. Architectural Failure",  # the paper's box; its regime map says Untrainable
     ]
     assert {ax.texts[0].get_text() for ax in figures[1].axes} == {"III. Chaotic Optimization"}
     # The study's row is what is drawn: 18*18's output curve is the table's, loop by loop.
@@ -324,6 +328,7 @@ def test_missing_and_malformed_inputs(tmp_path, capsys):
             main(
                 [
                     "make-convergence-plots",
+                    "--loop-max",
                     "--convergence-file",
                     str(source),
                     "--output-dir",
@@ -368,3 +373,42 @@ def test_the_regime_map_rings_fragile_regimes_and_leaves_out_absent_architecture
     capsys.readouterr()
     assert len(heatmap_figures(published.CONFIGURATIONS, tmp_path / "quick.md", tmp_path / "quick", zeror=11.02)) == 6
     assert "95 of the 98 architectures" in capsys.readouterr().err
+
+
+def test_convergence_draws_the_papers_best_trial_by_default(tmp_path, figures):
+    """Each mode's one trial with the highest peak, from the per-trial export; not the loop maximum."""
+    table = tmp_path / "per_trial.md"
+    rows = [
+        SeriesRow(arch, mode, trial, values, None)
+        for arch in ("18*18", "4*2")
+        for mode in MODES
+        for trial, values in ((1, [10.0, 40.0, 20.0]), (2, [30.0, 35.0, 39.0]))
+    ]
+    write_series(table, rows, "convergence", "simplemlp")
+    args = [
+        "--output-dir",
+        str(tmp_path),
+        "--zeror",
+        "11.02",
+        "--targets",
+        "18*18,4*2",
+        "--breakthrough-targets",
+        "4*2",
+    ]
+    main(["make-convergence-plots", "--convergence-file", str(table), *args])
+    for fig in figures:
+        assert RULES["best-trial"] in texts(fig)
+        assert list(fig.axes[0].get_lines()[MODES.index("output")].get_ydata()) == [10.0, 40.0, 20.0]
+    figures.clear()
+    main(["make-convergence-plots", "--loop-max", "--convergence-file", str(table), *args])
+    assert list(figures[0].axes[0].get_lines()[0].get_ydata()) == [30.0, 40.0, 39.0]
+
+
+def test_convergence_from_the_original_studys_logs(tmp_path, figures, fixtures):
+    logs = fixtures / "original-logs"
+    main(["make-convergence-plots", "--logs", str(logs), "--output-dir", str(tmp_path), "--zeror", "11.02",
+          "--targets", "1*4", "--breakthrough-targets", "1*4"])  # fmt: skip
+    text = next(logs.rglob("*.log")).read_text()
+    first_run = [float(v) for v in re.findall(r"Current: ([\d.]+)%", text)][:100]  # its peak is the higher
+    assert list(figures[0].axes[0].get_lines()[0].get_ydata()) == first_run
+    assert [ax.get_title(loc="right") for ax in figures[0].axes] == ["Architecture 1*4"]

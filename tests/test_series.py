@@ -1,7 +1,7 @@
 import pytest
 
 from psa import published
-from psa.series import Curve, SeriesRow, per_trial, read_series, study, write_series
+from psa.series import Curve, SeriesRow, best_trials, per_trial, read_series, study, write_series
 
 
 def curve(trial, scores, mode="full", test=None):
@@ -24,6 +24,17 @@ def test_a_study_row_is_the_maximum_over_the_trials_not_one_trial():
     rows, grows = per_trial(curves)
     assert [r.trial for r in rows] == [1, 2, 1] and rows[0].values == [10.0, 30.0, 20.0, 25.0]
     assert grows[0].values == [0.0, 20.0, 0.0, 0.0]
+
+
+def test_the_papers_best_trial_is_one_whole_trial_the_highest_peaked():
+    rows = [
+        SeriesRow("4*4", "full", 1, [10.0, 40.0, 20.0], 30.0),
+        SeriesRow("4*4", "full", 2, [35.0, 38.0, 39.0], 37.0),  # higher at every loop but the peak
+        SeriesRow("4*4", "full", 3, [12.0, 40.0, None], None),  # the same peak, later: the first keeps it
+        SeriesRow("4*4", "none", None, [50.0, 60.0, 70.0], None),  # a study row is no trial
+        SeriesRow("4*4", "none", 1, [50.0, 55.0, 52.0], 51.0),
+    ]
+    assert best_trials(rows) == [rows[0], rows[4]]
 
 
 @pytest.mark.parametrize("kind", ["convergence", "lkg_growth"])

@@ -47,8 +47,14 @@ def publish(out: Path, family: str, archs: list[str], all_modes: bool, data_dir=
         written.append(
             write_text(default_path("regimes", family, out).with_suffix(".json"), json.dumps(labels, indent=2) + "\n")
         )
+    # The paper's rule draws one trial per mode: the per-trial export holds them.
     written += convergence.study_figures(
-        default_path("trials_convergence", family, out), out, family, zeror, archs, trials if all_modes else None
+        default_path("trials_convergence_per_trial", family, out),
+        out,
+        family,
+        zeror,
+        archs,
+        trials if all_modes else None,
     )
     return written
 

@@ -4,7 +4,8 @@ The study's tables hold one row per architecture and mode, made from all the tri
 together: the convergence value of meta-loop k is the maximum over the trials of their loop-k
 validation accuracy, and the LKG growth of loop k is M(k) - M(k-1), M(k) being the maximum over
 the trials of their loop-k LKG (0 for loop 1). So a study row is not one trial; psa writes each
-trial's own series into separate `..._per_trial` tables, whose rows carry a trial number."""
+trial's own series into separate `..._per_trial` tables, whose rows carry a trial number; from those,
+the paper's convergence figure draws each cell's best trial (`best_trials`)."""
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +96,21 @@ def study_rows(rows: list[SeriesRow]) -> list[SeriesRow]:
             SeriesRow(arch, mode, None, _loop_max([row.values for row in members]), max(tests) if tests else None)
         )
     return present + made
+
+
+def best_trials(rows: list[SeriesRow]) -> list[SeriesRow]:
+    """Per architecture and mode (in order of first appearance), the one trial whose validation
+    accuracy peaked highest, the first of them on a tie: what the paper's convergence figure draws."""
+    best: dict[tuple[str, str], SeriesRow] = {}
+    for row in rows:
+        cell = (row.arch, row.mode)
+        if row.trial is not None and (cell not in best or _peak(row) > _peak(best[cell])):
+            best[cell] = row
+    return list(best.values())
+
+
+def _peak(row: SeriesRow) -> float:
+    return max((v for v in row.values if v is not None), default=float("-inf"))
 
 
 def _loop_max(series: list[list[float | None]]) -> list[float | None]:

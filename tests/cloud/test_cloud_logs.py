@@ -111,3 +111,49 @@ def test_untagged_logs_split_trials_where_the_loop_count_restarts():
     assert (first.curve("1*4", "none").scores, first.final_test) == ([91.0, 92.0, 93.0], 93.5)
     assert (second.curve("1*4", "none").scores, second.final_test, second.expected) == ([91.0, 92.0], None, 3)
     assert first.curve("1*4", "none").lkgs == [91.0, 92.0, 93.0]
+
+
+def test_a_genuine_original_log_reads_as_the_original_parser_reads_it(fixtures, tmp_path, capsys):
+    """The original trainer's own log (fixtures/original-logs/README.md): a nested stream folder,
+    `[ISO time]` prefixes, stderr first, loop records wrapped at 80 columns, its final-line wording."""
+    logs = fixtures / "original-logs"
+    text = next(logs.rglob("*.log")).read_text()
+    runs = parse_log(text.splitlines())
+    assert [(len(r.loops), r.final_test, r.bounty) for r in runs] == [(100, 85.06, 85.20), (100, 84.49, 84.23)]
+
+    assert run_cli("cloud", "parse-logs", "--logs-dir", str(logs), "--output-dir", str(tmp_path)) == 0
+    assert "cut off" not in capsys.readouterr().out
+    trials = read_series(tmp_path / "psa_simplemlp_trials_convergence_per_trial.md")
+    assert [(r.arch, r.mode, r.trial, len(r.values), r.final_test) for r in trials] == [
+        ("1*4", "none", 1, 100, 85.06),
+        ("1*4", "none", 2, 100, 84.49),
+    ]
+    # What the original's parser writes: per loop the best Current over the runs, read here by hand.
+    currents = [float(v) for v in re.findall(r"Current: ([\d.]+)%", text)]
+    (row,) = read_series(tmp_path / "psa_simplemlp_trials_convergence.md")
+    assert (row.arch, row.trial, row.final_test) == ("1*4", None, 85.06)
+    assert row.values == [max(a, b) for a, b in zip(currents[:100], currents[100:])]
+
+
+def test_wrapped_records_survive_noise_and_either_time_stamp():
+    stamp = "2025-08-11T19:48:00.000+00:00 "
+    lines = [
+        "[2025-08-11T19:48:00.825000] [17:31:19] INFO     Loop 1/2 (Global: 1) | Current: 27.76% |",
+        "[2025-08-11T19:48:00.826000]                     LKG: 27.76% | Bounty: 27.76%",
+        "[2025-08-11T19:48:00.827000]            INFO     Loop 2/2 (Global: 2) | Current: 30.00% | LKG: 30.00% |",
+        "[2025-08-11T19:48:00.828000] UserWarning: stderr among the lines",
+        "[2025-08-11T19:48:00.829000]                     Bounty: 30.00%",
+        stamp + "Trial 1/1 | Loop 1/1 (Global: 1) | Current: 50.00% | LKG: 50.00% | Bounty: 50.00%",
+        stamp + "Trial 1/1 | Result | Bounty: 50.00% (loop 1) | Final Test: 49.50% | seed 7",
+    ]
+    original, own = parse_log(lines[:5]), parse_log(lines[5:])
+    assert [(r.loops, r.final_test) for r in original] == [([(1, 27.76, 27.76), (2, 30.0, 30.0)], None)]
+    assert [(r.loops, r.final_test, r.bounty) for r in own] == [([(1, 50.0, 50.0)], 49.5, 50.0)]
+
+
+def test_a_shard_jobs_log_is_reported_not_read(tmp_path, capsys):
+    shard = tmp_path / "psa-shard-0123abcd-1-of-2-2025-08-11-19-48-00-000"
+    shard.mkdir()
+    (shard / "algo-1-1754941680.log").write_text("Cell 1*4/none | Trial 1/1 | Loop 1/1 (Global: 1) | ...\n")
+    assert run_cli("cloud", "parse-logs", "--logs-dir", str(tmp_path), "--output-dir", str(tmp_path)) == 0
+    assert "a shard's job" in " ".join(capsys.readouterr().out.split())

@@ -1,8 +1,12 @@
 """`make-convergence-plots`: the paper's convergence figure, validation accuracy over the
 meta-loops of one architecture per regime, stacked; and its late-breakthrough figure, the same for
-chaotic architectures whose accuracy rose late. A curve is the study's row of its architecture and
-mode: per meta-loop, the best validation accuracy over the trials (psa.series). --spread draws the
-mean over the trials with a band of one standard deviation instead, from the per-trial table."""
+chaotic architectures whose accuracy rose late (docs/DESIGN.md section 6).
+
+A curve is drawn by one of three rules, and the caption names it. The paper's (default): of each
+architecture and mode, the single trial whose accuracy peaked highest, from per-trial rows (psa's
+per-trial export or a folder of job logs). --loop-max: psa's study row, per meta-loop the best
+accuracy over the trials, which no trial need have reached. --spread: the mean over the trials
+with a band of one standard deviation."""
 
 from pathlib import Path
 
@@ -10,7 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import to_rgba
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator
 
 from psa import PSAError, tables
 from psa.architecture import FAMILY_TITLES, arch_key
@@ -18,11 +22,20 @@ from psa.figures import MODE_STYLE, ZEROR_STYLE, add_family_and_zeror, save
 from psa.modes import MODES
 from psa.regimes import REGIMES, calculate_summary_metrics, classify_regime, resolve_zeror
 from psa.results import default_path, read_trials
-from psa.series import SeriesRow, read_series, study_rows
+from psa.series import SeriesRow, best_trials, per_trial, read_series, study_rows
 
 TARGETS = ("1*2048", "4*47", "18*18", "47*4")  # the paper's convergence figure, one per regime
 BREAKTHROUGHS = ("18*18", "17*17", "10*10", "4*2")  # the paper's late-breakthrough figure
 PAIRED = "Paired seeds: trial k of every mode shares its initial weights and data order."
+RULES = {  # how a curve is made from a cell's trials -> the caption that says so
+    "best-trial": "Each line: the trial of its mode with the highest peak accuracy (the paper's rule).",
+    "loop-max": "Each line: per meta-loop, the best accuracy over the trials (psa's study row).",
+    "spread": "Lines: mean over trials; bands: one standard deviation.",
+}
+# The paper's convergence figure names regime IV after its cause; its regime map, like psa's
+# machine labels, says untrainable.
+BOX_NAMES = {"untrainable": "IV. Architectural Failure"}
+MARGIN = 0.05  # of the data's range, below and above it, as the paper's axes
 WIDTH, LEFT, RIGHT = 6.0, 0.8, 0.15  # inches
 HEADER, PLOT, TICKS = 0.34, 1.85, 0.3  # inches: a panel's title line, plot and tick labels
 LEGEND, LINE = 0.72, 0.2  # inches: the legend on top, a caption line
@@ -37,12 +50,25 @@ def _scores(row: SeriesRow) -> list[float]:
     return [np.nan if v is None else v for v in values]
 
 
+def drawn(rows: list[SeriesRow], rule: str, source) -> list[SeriesRow]:
+    """The rows the rule draws: a row per cell, or for `spread` every trial's."""
+    if rule == "loop-max":
+        return study_rows(rows)
+    trials = [row for row in rows if row.trial is not None]
+    if not trials:
+        raise PSAError(
+            f"{source} has no per-trial rows, and the {rule} rule needs them (psa export writes "
+            "psa_<family>_trials_convergence_per_trial.md; --logs reads job logs); --loop-max draws the study rows"
+        )
+    return best_trials(trials) if rule == "best-trial" else trials
+
+
 def curves(rows: list[SeriesRow], arch: str, spread: bool) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
-    """Per mode of `arch`: its study row's curve; with `spread`, the mean over its per-trial rows
-    and their standard deviation."""
+    """Per mode of `arch`: the curve of its drawn row; with `spread`, the mean over its rows and
+    their standard deviation."""
     out = {}
     for mode in MODES:
-        cell = [_scores(r) for r in rows if r.arch == arch and r.mode == mode and (r.trial is not None) == spread]
+        cell = [_scores(r) for r in rows if r.arch == arch and r.mode == mode]
         if cell:
             loops = max(map(len, cell))
             table = np.array([scores + [np.nan] * (loops - len(scores)) for scores in cell])
@@ -68,10 +94,10 @@ def representatives(archs: list[str], regimes: dict[str, str]) -> list[str]:
 
 
 def late_breakthroughs(rows: list[SeriesRow], regimes: dict[str, str], count: int = 4) -> list[str]:
-    """The architectures whose best-so-far accuracy (any mode, study rows) rose most after the first
-    quarter of the meta-loops; only chaotic ones when any are known."""
+    """The architectures whose best-so-far accuracy (any mode, the rows drawn) rose most after the
+    first quarter of the meta-loops; only chaotic ones when any are known."""
     gains: dict[str, float] = {}
-    for row in study_rows(rows):
+    for row in rows:
         best = np.fmax.accumulate(np.nan_to_num(_scores(row), nan=0.0))
         if len(best):
             gains[row.arch] = max(gains.get(row.arch, 0.0), float(best[-1] - best[(len(best) - 1) // 4]))
@@ -85,22 +111,23 @@ def panels_figure(
     output_file,
     zeror: float,
     regimes: dict[str, str],
-    spread: bool = False,
+    rule: str = "best-trial",
     paired: bool = False,
 ) -> Path:
-    """The targets' curves in stacked panels, each under its regime's box, one legend on top."""
-    caption = [PAIRED] * paired + ["Lines: mean over trials; bands: one standard deviation."] * spread
-    rows = rows if spread else study_rows(rows)
+    """The targets' curves (`rows` as `drawn` gives them) in stacked panels, each under its
+    regime's box, one legend on top and the rule's caption under it."""
+    caption = [RULES[rule]] + [PAIRED] * paired
     top = LEGEND + LINE * len(caption)
     height = top + len(targets) * (HEADER + PLOT + TICKS) + LINE
     fig = plt.figure(figsize=(WIDTH, height))
     for k, arch in enumerate(targets):
         bottom = height - top - (k + 1) * (HEADER + PLOT + TICKS) + TICKS
         ax = fig.add_axes(((LEFT / WIDTH), bottom / height, 1 - (LEFT + RIGHT) / WIDTH, PLOT / height))
-        _panel(ax, curves(rows, arch, spread), zeror)
+        _panel(ax, curves(rows, arch, rule == "spread"), zeror)
         ax.set_title(f"Architecture {arch}", loc="right", pad=4)
         if arch in regimes:
             name, colour = REGIMES[regimes[arch]]
+            name = BOX_NAMES.get(regimes[arch], name)
             ax.text(
                 0,
                 1.0,
@@ -169,46 +196,47 @@ def _panel(ax, by_mode: dict, zeror: float) -> None:
         low.append(np.nanmin(curve))
         high.append(np.nanmax(curve))
     ax.axhline(zeror, **ZEROR_STYLE)
+    # A log scale, as the paper's: curves failing near ZeroR keep as much room as those near the top.
+    ax.set_yscale("log")
     if low:
-        # The data's range with a little headroom; at least a point wide, so flat curves get ticks.
+        # The data's range and 5 % of it either side; at least a point wide, so flat curves get
+        # ticks; never under 1 %, which the log scale would stretch.
         lo, hi = min(low), max(high)
-        middle, half = (lo + hi) / 2, max(hi - lo, 1.0) / 2 * 1.08
-        ax.set_ylim(max(0.0, middle - half), min(100.0, middle + half))
+        middle, half = (lo + hi) / 2, max(hi - lo, 1.0) * (0.5 + MARGIN)
+        ax.set_ylim(max(1.0, middle - half), min(100.0, middle + half))
         ax.set_xlim(0.5, max(len(c) for c, _ in by_mode.values()) + 0.5)
-    ax.yaxis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 5, 10]))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}%"))
+        ax.yaxis.set_major_locator(FixedLocator(_log_ticks(*ax.get_ylim())))
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.1f}%"))
     ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
     ax.set_ylabel("Validation Accuracy")
     ax.grid(True, color="0.9", linewidth=0.6)
 
 
+def _log_ticks(low: float, high: float) -> list[float]:
+    """Round values evenly spaced in percent (a log locator finds at most one decade mark in so
+    short a range), thinned from the top down where the log scale crowds them together: the top,
+    where trained networks end, keeps its mark."""
+    span, kept = np.log10(high / low), []
+    for tick in reversed(MaxNLocator(nbins=8, steps=[1, 2, 5, 10]).tick_values(low, high)):
+        if low <= tick <= high and (not kept or np.log10(kept[-1] / tick) >= span / 9):
+            kept.append(float(tick))
+    return kept[::-1]
+
+
 def study_figures(
     convergence_file, output_dir, family: str, zeror: float, archs: list[str], trials_file=None
 ) -> list[Path]:
-    """Both figures of a study's exports (`psa reproduce`): the paper's architectures where the
-    grid has them all, else one per regime and the largest late gains."""
-    rows = read_series(convergence_file)
+    """Both figures of a study's per-trial export by the paper's rule (`psa reproduce`): the
+    paper's architectures where the grid has them all, else one per regime and the largest late gains."""
+    rows = drawn(read_series(convergence_file), "best-trial", convergence_file)
     regimes = regime_labels(trials_file, zeror)
     paired = tables.read_settings(convergence_file).get("seeding") == "paired"
     breakthroughs = list(BREAKTHROUGHS) if set(BREAKTHROUGHS) <= set(archs) else late_breakthroughs(rows, regimes)
     title = FAMILY_TITLES[family]
     return [
-        panels_figure(
-            rows,
-            representatives(archs, regimes),
-            Path(output_dir) / f"{title}_Plot_Convergence.png",
-            zeror,
-            regimes,
-            paired=paired,
-        ),
-        panels_figure(
-            rows,
-            breakthroughs,
-            Path(output_dir) / f"{title}_Plot_Late_Breakthroughs.png",
-            zeror,
-            regimes,
-            paired=paired,
-        ),
+        panels_figure(rows, targets, Path(output_dir) / f"{title}_Plot_{name}.png", zeror, regimes, paired=paired)
+        for targets, name in ((representatives(archs, regimes), "Convergence"), (breakthroughs, "Late_Breakthroughs"))
     ]
 
 
@@ -216,7 +244,7 @@ def _width(mode: str) -> float:
     return 2.8 if mode == "none" else 1.3
 
 
-def _targets(text: str, rows: list[SeriesRow], source: Path) -> list[str]:
+def _targets(text: str, rows: list[SeriesRow], source) -> list[str]:
     targets = [arch_key(t) for t in text.split(",") if t.strip()]
     known = {row.arch for row in rows}
     absent = [t for t in targets if t not in known]
@@ -225,45 +253,39 @@ def _targets(text: str, rows: list[SeriesRow], source: Path) -> list[str]:
     return targets
 
 
-def run(args) -> None:
-    kind = "trials_convergence_per_trial" if args.spread else "trials_convergence"
+def _source(args, rule: str) -> tuple[list[SeriesRow], str, bool]:
+    """The rows to draw from, where they came from, and whether its trials had paired seeds."""
+    if args.logs:
+        # Here only: the cloud's job names bring torch with them, which the figures need not load.
+        from psa.cloud.logparse import parse_logs
+
+        curves, problems = parse_logs(args.logs)
+        for problem in problems:
+            print(f"warning: {problem}")
+        return per_trial(curves)[0], str(args.logs), False
+    kind = "trials_convergence" if rule == "loop-max" else "trials_convergence_per_trial"
     source = args.convergence_file or default_path(kind, args.family)
-    if args.spread and not Path(source).is_file():
-        raise PSAError(
-            f"--spread needs the per-trial convergence table, and {source} does not exist (psa export writes it)"
-        )
-    rows = read_series(source)
-    if args.spread and all(row.trial is None for row in rows):
-        raise PSAError(
-            f"{source} has no per-trial rows; --spread needs the per-trial convergence table "
-            f"({default_path('trials_convergence_per_trial', args.family).name})"
-        )
+    if not Path(source).is_file():
+        raise PSAError(f"convergence table {source} does not exist (psa export writes it; --logs reads job logs)")
+    return read_series(source), str(source), tables.read_settings(source).get("seeding") == "paired"
+
+
+def run(args) -> None:
+    rule = "spread" if args.spread else "loop-max" if args.loop_max else "best-trial"
+    rows, source, paired = _source(args, rule)
+    rows = drawn(rows, rule, source)
     zeror = resolve_zeror(args.zeror, args.data_dir)
     trials_file = args.trials_file or default_path("trials", args.family)
     regimes = regime_labels(trials_file if args.trials_file or trials_file.is_file() else None, zeror)
-    paired = tables.read_settings(source).get("seeding") == "paired"
     title = FAMILY_TITLES[args.family]
-    print(
-        panels_figure(
-            rows,
-            _targets(args.targets, rows, source),
-            args.output_dir / f"{title}_Plot_Convergence.png",
-            zeror,
-            regimes,
-            args.spread,
-            paired,
-        )
-    )
     chosen = (
         late_breakthroughs(rows, regimes)
         if args.breakthrough_targets == "auto"
         else _targets(args.breakthrough_targets, rows, source)
     )
-    print(
-        panels_figure(
-            rows, chosen, args.output_dir / f"{title}_Plot_Late_Breakthroughs.png", zeror, regimes, args.spread, paired
-        )
-    )
+    for targets, name in ((_targets(args.targets, rows, source), "Convergence"), (chosen, "Late_Breakthroughs")):
+        output = args.output_dir / f"{title}_Plot_{name}.png"
+        print(panels_figure(rows, targets, output, zeror, regimes, rule, paired))
 
 
 def configure(parser) -> None:
@@ -279,17 +301,27 @@ def configure(parser) -> None:
         f'"{",".join(BREAKTHROUGHS)}"); "auto": the four chaotic ones that gained most after '
         "the first quarter of the meta-loops",
     )
-    parser.add_argument(
+    rule = parser.add_mutually_exclusive_group()
+    rule.add_argument(
+        "--loop-max",
+        action="store_true",
+        help="per meta-loop the best accuracy over the trials (psa's study rows) instead of the paper's "
+        "rule, each mode's one trial with the highest peak accuracy",
+    )
+    rule.add_argument(
         "--spread",
         action="store_true",
-        help="mean over the trials with a band of one standard deviation, instead of the study's "
-        "per-loop maximum over the trials; needs the per-trial table",
+        help="mean over the trials with a band of one standard deviation, instead of the paper's best trial",
     )
-    parser.add_argument(
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
         "--convergence-file",
         type=Path,
-        help="default: results/psa_<family>_trials_convergence.md, with --spread "
-        "results/psa_<family>_trials_convergence_per_trial.md",
+        help="default: results/psa_<family>_trials_convergence_per_trial.md, with --loop-max "
+        "results/psa_<family>_trials_convergence.md",
+    )
+    source.add_argument(
+        "--logs", type=Path, help="a folder of downloaded job logs (psa's or the original study's) instead"
     )
     parser.add_argument(
         "--trials-file",
