@@ -4,7 +4,6 @@ whether both studies put each architecture in the same regime; then the converge
 them, at chosen meta-loops. The reference is by default the published study that ships with psa."""
 
 import argparse
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,85 +16,10 @@ from psa.modes import MODES
 from psa.regimes import calculate_summary_metrics, classify_regime, resolve_zeror
 from psa.results import Trials, mode_stats, read_trials
 from psa.series import SeriesRow, read_series, study_rows
+from psa.stats import CORRECTIONS, welch
 
 PUBLISHED = "published"  # names the shipped study wherever a trials table is asked for
 DEFAULT_LOOPS = (1, 10, 25, 50, 100)  # and the last loop both sides ran
-
-
-# ---------------------------------------------------------------------------------------------
-# Welch's t-test; the t distribution's tail through the regularised incomplete beta function.
-
-
-def incomplete_beta(a: float, b: float, x: float) -> float:
-    """Regularised incomplete beta I_x(a, b), by its continued fraction (modified Lentz)."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    if x > (a + 1) / (a + b + 2):  # the fraction converges fast only below this point
-        return 1.0 - incomplete_beta(b, a, 1.0 - x)
-    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)) / a
-    tiny, f, c, d = 1e-300, 1.0, 1.0, 0.0
-    for i in range(400):
-        m = i // 2
-        if i == 0:
-            numerator = 1.0
-        elif i % 2 == 0:
-            numerator = m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m))
-        else:
-            numerator = -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))
-        d = 1.0 + numerator * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + numerator / c
-        c = c if abs(c) > tiny else tiny
-        f *= c * d
-        if abs(1.0 - c * d) < 1e-14:
-            break
-    return front * (f - 1.0)
-
-
-def t_two_sided_p(t: float, df: float) -> float:
-    """P(|T| >= |t|) for Student's t with `df` degrees of freedom."""
-    return incomplete_beta(df / 2, 0.5, df / (df + t * t))
-
-
-def welch_test(a: list[float], b: list[float]) -> tuple[float, float]:
-    """(t, two-sided p) of Welch's unequal-variance t-test. Two constant samples: p is 1 if they
-    agree and 0 if not (a zero-variance difference is certain)."""
-    x, y = np.asarray(a, float), np.asarray(b, float)
-    if len(x) < 2 or len(y) < 2:
-        raise PSAError("Welch's t-test needs at least two trials on each side")
-    vx, vy = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
-    diff = x.mean() - y.mean()
-    if vx + vy == 0:
-        return (0.0, 1.0) if diff == 0 else (math.copysign(math.inf, diff), 0.0)
-    t = float(diff / math.sqrt(vx + vy))
-    df = float((vx + vy) ** 2 / (vx**2 / (len(x) - 1) + vy**2 / (len(y) - 1)))
-    return t, t_two_sided_p(t, df)
-
-
-def holm(p_values: list[float]) -> list[float]:
-    """Holm-Bonferroni adjusted p-values (family-wise error), in the input order."""
-    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
-    adjusted, running = [0.0] * len(p_values), 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
-        adjusted[i] = running
-    return adjusted
-
-
-def benjamini_hochberg(p_values: list[float]) -> list[float]:
-    """Benjamini-Hochberg adjusted p-values (false discovery rate), in the input order."""
-    n = len(p_values)
-    order = sorted(range(n), key=lambda i: p_values[i], reverse=True)
-    adjusted, running = [0.0] * n, 1.0
-    for position, i in enumerate(order):
-        running = min(running, p_values[i] * n / (n - position))
-        adjusted[i] = running
-    return adjusted
-
-
-CORRECTIONS = {"holm": holm, "bh": benjamini_hochberg}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -151,9 +75,9 @@ def compare_trials(
                 skipped.append(f"{arch}/{mode}")
                 continue
             sa, sb = mode_stats(a), mode_stats(b)
-            cells.append(CellComparison(arch, mode, sa.mean, sa.std, sb.mean, sb.std, *welch_test(a, b)))
+            cells.append(CellComparison(arch, mode, sa.mean, sa.std, sb.mean, sb.std, *welch(a, b)))
     for cell, adjusted in zip(cells, CORRECTIONS[correction]([c.p for c in cells])):
-        cell.p_adjusted = adjusted
+        cell.p_adjusted = float(adjusted)
     ours_metrics, reference_metrics = calculate_summary_metrics(ours), calculate_summary_metrics(reference)
     regimes = {
         arch: (classify_regime(arch, ours_metrics, zeror), classify_regime(arch, reference_metrics, zeror))

@@ -20,6 +20,7 @@ from psa.modes import MODES
 from psa.published import ASYMMETRIC, CONFIGURATIONS
 from psa.regimes import REGIMES, calculate_summary_metrics, classify_regime, held, resolve_zeror, stability
 from psa.results import default_path, read_trials
+from psa.stats import cohens_d, welch
 from psa.topology import parameter_count
 
 # The paper's colour maps, their stops sampled from its colour bars.
@@ -44,32 +45,15 @@ EDGE = {"edgecolors": "black", "linewidths": 0.5}
 FRAGILE, FRAGILE_RING = 0.9, "#ff9800"  # a regime fewer resamples keep is ringed, in this colour
 
 
-def two_sided_p(t: float, df: float) -> float:
-    """P(|T| >= |t|) for Student's t with `df` degrees of freedom: one minus the density's integral
-    over [-|t|, |t|] (no scipy here; 4,000 trapezoids are exact to far below the 5% threshold)."""
-    s = np.linspace(0.0, abs(t), 4001)
-    log_scale = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
-    density = np.exp(log_scale - (df + 1) / 2 * np.log1p(s**2 / df))
-    return max(0.0, 1.0 - 2.0 * float(np.trapezoid(density, s)))
-
-
 def ablation_effect(control: list[float], ablated: list[float]) -> tuple[str, float]:
     """(beneficial / harmful / neutral, Cohen's d) of full ablation against the control: Welch's
-    t-test at 5%, d over the pooled standard deviation. This reading of the paper's map gives its
-    colour to 50 of its 51 trainable architectures (8*8 is neutral there, p = 0.03 here)."""
-    a, c = np.asarray(ablated, dtype=float), np.asarray(control, dtype=float)
-    if len(a) < 2 or len(c) < 2:
+    t-test at 5%, d over the pooled standard deviation (psa.stats). This reading of the paper's map
+    gives its colour to 50 of its 51 trainable architectures (8*8 is neutral there, p = 0.03 here).
+    Fewer than two trials on a side test nothing: neutral, d 0."""
+    t, p = welch(ablated, control)
+    if math.isnan(p):
         return "neutral", 0.0
-    diff = a.mean() - c.mean()
-    va, vc = a.var(ddof=1) / len(a), c.var(ddof=1) / len(c)
-    pooled = math.sqrt(((len(a) - 1) * a.var(ddof=1) + (len(c) - 1) * c.var(ddof=1)) / (len(a) + len(c) - 2))
-    d = diff / pooled if pooled else (0.0 if diff == 0 else math.copysign(math.inf, diff))
-    if va + vc == 0:
-        p = 1.0 if diff == 0 else 0.0
-    else:
-        df = (va + vc) ** 2 / (va**2 / (len(a) - 1) + vc**2 / (len(c) - 1))
-        p = two_sided_p(diff / math.sqrt(va + vc), df)
-    return ("neutral" if p >= SIGNIFICANCE else "beneficial" if diff > 0 else "harmful"), float(d)
+    return ("neutral" if p >= SIGNIFICANCE else "beneficial" if t > 0 else "harmful"), cohens_d(ablated, control)
 
 
 def dot(colour: str, label: str, size: float = 7.0, marker: str = "o") -> Line2D:
