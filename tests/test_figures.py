@@ -25,7 +25,7 @@ from psa.figures.labels import spread
 from psa.figures.space import MAP_SIZE, design_space_figure
 from psa.modes import MODES
 from psa.regimes import REGIMES
-from psa.results import read_trials
+from psa.results import read_trials, write_trials
 from psa.series import Curve, SeriesRow, read_series, study, write_series
 
 QUICK = ["1*32", "2*16", "4*17", "17*4", "16*2"]  # small published architectures, one of each shape
@@ -139,15 +139,17 @@ def test_heatmaps_follow_the_paper(tmp_path, figures):
         assert len(maps[name].axes) == 2  # a colour bar with numbers
         assert maps[name].axes[1].get_yticklabels()
     assert {"0.5", "2", "5"} <= set(texts(maps["Ablation_Effects"]))  # the size legend
-    assert {"Untrainable", "Control (None)", "Dropout", "Weight Decay"} <= set(texts(maps["Winning_Strategy"]))
+    assert {"Architectural Failure", "Control (None)", "Dropout", "Weight Decay"} <= set(
+        texts(maps["Winning_Strategy"])
+    )
 
 
 def test_heatmaps_fit_a_small_grid(tmp_path, figures):
-    config = tmp_path / "quick.txt"
-    config.write_text("\n".join(QUICK) + "\n")
-    heatmaps.heatmap_figures(config, published.results("trials"), tmp_path, zeror=11.02)
+    trials = read_trials(published.results("trials"))
+    write_trials(tmp_path / "quick.md", {arch: trials[arch] for arch in QUICK}, "simplemlp")
+    heatmaps.heatmap_figures(None, tmp_path / "quick.md", tmp_path, zeror=11.02)
     for fig in figures:
-        assert_fitted(fig.axes[0], read_configurations(config))
+        assert_fitted(fig.axes[0], [Architecture.parse(a) for a in QUICK])
     assert_labels_apart(figures[0])
 
 
@@ -338,16 +340,11 @@ def test_missing_and_malformed_inputs(tmp_path, capsys):
     assert not list(tmp_path.glob("*.png"))
     with pytest.raises(PSAError, match="none.md"):
         heatmaps.heatmap_figures(published.CONFIGURATIONS, tmp_path / "none.md", tmp_path, zeror=11.02)
-    config = tmp_path / "c.txt"
-    config.write_text("3*5\n")
-    with pytest.raises(PSAError, match=r"holds none of the architectures of .*c.txt"):
-        heatmaps.heatmap_figures(config, published.results("trials"), tmp_path, zeror=11.02)
     assert plt.get_fignums() == []
 
 
 def test_the_regime_map_rings_fragile_regimes_and_leaves_out_absent_architectures(tmp_path, capsys):
     from psa.figures.heatmaps import heatmap_figures
-    from psa.results import read_trials, write_trials
 
     plain, ringed = tmp_path / "plain", tmp_path / "ringed"
     regimes = lambda folder: (folder / "SimpleMLP_Heatmap_Regimes.png").read_bytes()  # noqa: E731

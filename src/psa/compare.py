@@ -13,7 +13,7 @@ from rich.table import Table
 
 from psa import PSAError, options, published
 from psa.modes import MODES
-from psa.regimes import calculate_summary_metrics, classify_regime, resolve_zeror
+from psa.regimes import REGIMES, architectures, calculate_summary_metrics, classify_regime, resolve_zeror
 from psa.results import Trials, mode_stats, read_trials
 from psa.series import SeriesRow, read_series, study_rows
 from psa.stats import CORRECTIONS, welch
@@ -46,8 +46,10 @@ class CellComparison:
 @dataclass
 class Comparison:
     cells: list[CellComparison]
-    regimes: dict[str, tuple[str, str]]  # arch -> (ours, reference)
-    skipped: list[str]  # "arch/mode" cells one side lacks
+    regimes: dict[str, tuple[str, str]]  # arch both sides hold -> (ours, reference)
+    ours_only: dict[str, str]  # arch the reference lacks -> our regime
+    reference_only: list[str]  # archs never run on our side
+    skipped: list[str]  # "arch/mode" cells with fewer than two trials on a side
     alpha: float
 
     @property
@@ -62,12 +64,15 @@ class Comparison:
 def compare_trials(
     ours: Trials, reference: Trials, zeror: float, alpha: float = 0.05, correction: str = "holm"
 ) -> Comparison:
-    """Every architecture and mode with at least two trials on both sides is tested; the p-values
-    are adjusted together, since a reproduction is judged on all of them at once."""
+    """Our architectures (by depth and width), and in each the modes with at least two trials on
+    both sides, are tested; the p-values are adjusted together, since a reproduction is judged on
+    all of them at once. An architecture one side lacks is kept aside, with our regime if ours."""
     if correction not in CORRECTIONS:
         raise PSAError(f"unknown correction {correction!r}: choose {' or '.join(CORRECTIONS)}")
+    archs = [str(arch) for arch in architectures(ours)]
+    shared = [arch for arch in archs if arch in reference]
     cells, skipped = [], []
-    for arch in [a for a in reference if a in ours]:
+    for arch in shared:
         for mode in MODES:
             a = [v for v in ours[arch].get(mode, []) if v is not None]
             b = [v for v in reference[arch].get(mode, []) if v is not None]
@@ -81,10 +86,10 @@ def compare_trials(
     ours_metrics, reference_metrics = calculate_summary_metrics(ours), calculate_summary_metrics(reference)
     regimes = {
         arch: (classify_regime(arch, ours_metrics, zeror), classify_regime(arch, reference_metrics, zeror))
-        for arch in reference
-        if arch in ours
+        for arch in shared
     }
-    return Comparison(cells, regimes, skipped, alpha)
+    ours_only = {arch: classify_regime(arch, ours_metrics, zeror) for arch in archs if arch not in reference}
+    return Comparison(cells, regimes, ours_only, [arch for arch in reference if arch not in ours], skipped, alpha)
 
 
 def report(comparison: Comparison, console: Console) -> None:
@@ -115,6 +120,15 @@ def report(comparison: Comparison, console: Console) -> None:
         f"{len(comparison.cells)} architecture/mode cells compared: {len(comparison.disagreements)} differ "
         f"significantly; regimes agree for {agree} of {len(comparison.regimes)} architectures."
     )
+    if comparison.ours_only:
+        ours = ", ".join(f"{arch} ({REGIMES[regime][0]})" for arch, regime in comparison.ours_only.items())
+        console.print(f"[yellow]not in the reference, so not compared (our regime):[/] {ours}", soft_wrap=True)
+    if comparison.reference_only:
+        console.print(
+            f"[yellow]not compared, never run on our side:[/] {len(comparison.reference_only)} of the reference's "
+            f"architectures: {', '.join(comparison.reference_only)}",
+            soft_wrap=True,
+        )
     if comparison.skipped:
         console.print(f"[yellow]not compared (fewer than two trials on a side):[/] {', '.join(comparison.skipped)}")
 

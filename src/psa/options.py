@@ -1,5 +1,6 @@
 """Command-line arguments that several commands share, each written once: the hyperparameters
-(from Hyper's own defaults), device, threads, MNIST folder and model family. Every number is
+(from Hyper's own defaults), device, threads, MNIST folder, model family and the analyses'
+configurations file. Every number is
 checked as it is parsed, so a bad one is a one-line error before anything runs or is written."""
 
 import argparse
@@ -9,6 +10,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from psa.architecture import FAMILIES
+from psa.published import CONFIGURATIONS
 from psa.trial import Hyper
 
 
@@ -106,4 +108,17 @@ def add_data_dir(parser: argparse.ArgumentParser) -> None:
 def add_family(parser: argparse.ArgumentParser, flag: str = "--model") -> None:
     parser.add_argument(
         flag, dest="family", default=FAMILIES[0], choices=FAMILIES, help=f"model family (default: {FAMILIES[0]})"
+    )
+
+
+def add_config_file(parser: argparse.ArgumentParser) -> None:
+    """--config-file of the analyses: they take the architectures that their trials table holds,
+    and a configurations file only orders them (psa.regimes.architectures)."""
+    parser.add_argument(
+        "--config-file",
+        type=lambda text: CONFIGURATIONS if text == "published" else Path(text),
+        metavar="FILE",
+        help="architectures, one L*W per line, or 'published' for the published study's 98: the trials' "
+        "architectures that it lists come first, in its order, and those it lists that the trials lack are named "
+        "(default: the trials' architectures, by depth and width)",
     )

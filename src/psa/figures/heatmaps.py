@@ -1,7 +1,9 @@
 """`make-figure-heatmaps`: the paper's six maps of the design space, each a scatter of circles at
 (depth, width): training regimes, baseline performance, ablation effects, instability, winning
-strategy and parameter matching. Untrainable architectures are black wherever the paper draws them
-so, and every map carries a numeric key: a colour bar, or a legend of its colours and sizes."""
+strategy and parameter matching. Architectures that fail to train (regime IV, the paper's
+Architectural Failure) are black wherever the paper draws them so, and every map carries a numeric
+key: a colour bar, or a legend of its colours and sizes. The maps show the architectures that the
+trials table holds (psa.regimes.architectures)."""
 
 import math
 from pathlib import Path
@@ -17,8 +19,8 @@ from psa.figures import MODE_STYLE, UNTRAINABLE, add_family_and_zeror, save
 from psa.figures.labels import label_archs, marker_radius
 from psa.figures.space import diagonal, fit_axes, key_anchor, key_axes, legend_above, map_figure, scatter
 from psa.modes import MODES
-from psa.published import ASYMMETRIC, CONFIGURATIONS
-from psa.regimes import REGIMES, calculate_summary_metrics, classify_regime, held, resolve_zeror, stability
+from psa.published import ASYMMETRIC
+from psa.regimes import REGIMES, architectures, calculate_summary_metrics, classify_regime, resolve_zeror, stability
 from psa.results import default_path, read_trials
 from psa.stats import cohens_d, welch
 from psa.topology import parameter_count
@@ -71,7 +73,7 @@ def dot(colour: str, label: str, size: float = 7.0, marker: str = "o") -> Line2D
 
 
 def heatmap_figures(
-    config_file,
+    config_file,  # orders the architectures, or None (psa.regimes.architectures)
     trials_file,
     output_dir,
     family: str = "simplemlp",
@@ -79,13 +81,11 @@ def heatmap_figures(
     asymmetric_file=ASYMMETRIC,
     bootstrap: int = 0,
 ) -> list[Path]:
-    """The six maps of the configuration's architectures that the trials file holds (the others
-    are left out, with a note); with `bootstrap`, the regime map rings the architectures whose
-    regime fewer than 90% of that many resamples of their trials keep (psa.regimes.stability)."""
+    """The six maps of the architectures that the trials file holds; with `bootstrap`, the regime
+    map rings the architectures whose regime fewer than 90% of that many resamples of their trials
+    keep (psa.regimes.stability)."""
     trials = read_trials(trials_file)
-    archs = held(read_configurations(config_file), trials, config_file, trials_file)
-    if not archs:
-        raise PSAError(f"{trials_file} holds none of the architectures of {config_file}")
+    archs = architectures(trials, config_file, trials_file)
     metrics = calculate_summary_metrics(trials)
     missing = [str(a) for a in archs if any(metrics.get(str(a), {}).get(m) is None for m in MODES)]
     if missing:
@@ -105,7 +105,7 @@ def heatmap_figures(
         dark = [a for a, d in zip(archs, dead) if d]
         if dark:
             scatter(ax, dark, UNTRAINABLE, size, **style)
-        return [dot(UNTRAINABLE, "Untrainable")] if dark else []
+        return [dot(UNTRAINABLE, "Architectural Failure")] if dark else []
 
     names = [REGIMES[r][0] for r in REGIMES if r in regimes]
     fig, ax = map_figure(f"{title} Design Space: Training Regimes", legend_rows=1 + math.ceil(len(names) / 2))
@@ -265,12 +265,7 @@ def run(args) -> None:
 
 
 def configure(parser) -> None:
-    parser.add_argument(
-        "--config-file",
-        type=Path,
-        default=CONFIGURATIONS,
-        help="architectures, one L*W per line (default: the published study's)",
-    )
+    options.add_config_file(parser)
     parser.add_argument(
         "--asymmetric-file",
         type=Path,
