@@ -194,7 +194,9 @@ def heatmap_figures(
     # Peak performance, as the paper's map: the mode whose best trial scored highest.
     winners = [max(MODES, key=lambda m: s[m].max) for s in stats]
     present = [m for m in MODES if any(w == m and not d for w, d in zip(winners, dead))]
-    fig, ax = map_figure(f"{title} Design Space: Peak Performance Strategy Map", legend_rows=3)
+    # Three columns: "Architectural Failure" and the ablation modes' names are too wide for four.
+    rows = 1 + math.ceil((any(dead) + len(present)) / 3)
+    fig, ax = map_figure(f"{title} Design Space: Peak Performance Strategy Map", legend_rows=rows)
     fit_axes(ax, archs)
     scatter(ax, alive, [MODE_STYLE[w][1] for w, d in zip(winners, dead) if not d], DOT, **EDGE)
     dark = untrainable(ax, **EDGE)
@@ -203,6 +205,7 @@ def heatmap_figures(
         ax,
         dark + [dot(MODE_STYLE[m][1], MODE_STYLE[m][0]) for m in present],
         "Winning Mode (highest peak accuracy of any trial)",
+        ncol=3,
     )
     outputs.append(save(fig, f"{prefix}_Winning_Strategy.png"))
 
