@@ -1,7 +1,7 @@
 """Command-line arguments that several commands share, each written once: the hyperparameters
 (from Hyper's own defaults), device, threads, MNIST folder, model family and the analyses'
-configurations file. Every number is
-checked as it is parsed, so a bad one is a one-line error before anything runs or is written."""
+configurations file. Every number is checked as it is parsed, so a bad one is a one-line error
+before anything runs or is written."""
 
 import argparse
 import math
