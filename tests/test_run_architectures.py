@@ -76,10 +76,14 @@ def test_the_quick_profiles_architectures_are_all_on_the_heat_maps(quick, tmp_pa
             plt.close(fig)
 
 
-def test_the_quick_profiles_architectures_are_all_in_the_comparison(quick, capsys):
+def test_the_quick_profiles_architectures_are_all_in_the_comparison(quick, tmp_path, capsys):
     ours = read_trials(quick)
     comparison = compare_trials(ours, ours, 11.02)
     assert list(comparison.regimes) == QUICK and not comparison.ours_only  # with itself
+    (tmp_path / "order.txt").write_text("8*4\n3*3\n")
+    comparison = compare_trials(ours, ours, 11.02, config_file=tmp_path / "order.txt", ours_file=quick)
+    assert list(comparison.regimes) == ["8*4", "1*32", "2*16", "4*8", "16*2"]
+    assert "left out: 3*3" in capsys.readouterr().err
     main(["compare", "--ours", str(quick), "--zeror", "11.02"])  # with the published study
     out = " ".join(capsys.readouterr().out.split())
     assert "regimes agree for" in out and "of 3 architectures" in out

@@ -62,14 +62,21 @@ class Comparison:
 
 
 def compare_trials(
-    ours: Trials, reference: Trials, zeror: float, alpha: float = 0.05, correction: str = "holm"
+    ours: Trials,
+    reference: Trials,
+    zeror: float,
+    alpha: float = 0.05,
+    correction: str = "holm",
+    config_file=None,
+    ours_file=None,
 ) -> Comparison:
-    """Our architectures (by depth and width), and in each the modes with at least two trials on
-    both sides, are tested; the p-values are adjusted together, since a reproduction is judged on
-    all of them at once. An architecture one side lacks is kept aside, with our regime if ours."""
+    """Our architectures (in the order of psa.regimes.architectures), and in each the modes with at
+    least two trials on both sides, are tested; the p-values are adjusted together, since a
+    reproduction is judged on all of them at once. An architecture one side lacks is kept aside,
+    with our regime if ours."""
     if correction not in CORRECTIONS:
         raise PSAError(f"unknown correction {correction!r}: choose {' or '.join(CORRECTIONS)}")
-    archs = [str(arch) for arch in architectures(ours)]
+    archs = [str(arch) for arch in architectures(ours, config_file, ours_file)]
     shared = [arch for arch in archs if arch in reference]
     cells, skipped = [], []
     for arch in shared:
@@ -279,9 +286,8 @@ def run(args) -> None:
     console = Console()
     if convergence and convergence.length_note:  # first: it qualifies the bounties too
         console.print(f"[bold yellow]{convergence.length_note}[/]", soft_wrap=True)
-    report(
-        compare_trials(ours, reference, resolve_zeror(args.zeror, args.data_dir), args.alpha, args.correction), console
-    )
+    zeror = resolve_zeror(args.zeror, args.data_dir)
+    report(compare_trials(ours, reference, zeror, args.alpha, args.correction, args.config_file, args.ours), console)
     if convergence:
         report_convergence(convergence, console)
     else:
@@ -329,5 +335,6 @@ def configure(parser) -> None:
         type=Path,
         help="the reference's convergence table (default: beside --reference; published: the shipped one)",
     )
+    options.add_config_file(parser)
     options.add_data_dir(parser)
     parser.set_defaults(func=run)
