@@ -68,6 +68,13 @@ def arch_key(text: str) -> str:
     return str(Architecture.parse(text.replace("_", ",")))
 
 
+def depth_and_width(arch: str) -> tuple[int, int, str]:
+    """Sort key of architectures ('L*W' keys): by depth, the widest first at equal depth, as psa's
+    exports and the analyses list them."""
+    parsed = Architecture.parse(arch)
+    return parsed.depth, -max(parsed.widths), arch
+
+
 def check_family(family: str) -> str:
     if family not in FAMILIES:
         raise PSAError(f"unknown model family {family!r}: choose {' or '.join(FAMILIES)}")

@@ -4,7 +4,6 @@ whether both studies put each architecture in the same regime; then the converge
 them, at chosen meta-loops. The reference is by default the published study that ships with psa."""
 
 import argparse
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,88 +14,13 @@ from rich.table import Table
 from psa import PSAError, options, published
 from psa.modes import MODES
 from psa.progress import make_console
-from psa.regimes import calculate_summary_metrics, classify_regime, resolve_zeror
+from psa.regimes import REGIMES, architectures, calculate_summary_metrics, classify_regime, resolve_zeror
 from psa.results import Trials, mode_stats, read_trials
 from psa.series import SeriesRow, read_series, study_rows
+from psa.stats import CORRECTIONS, welch
 
 PUBLISHED = "published"  # names the shipped study wherever a trials table is asked for
 DEFAULT_LOOPS = (1, 10, 25, 50, 100)  # and the last loop both sides ran
-
-
-# ---------------------------------------------------------------------------------------------
-# Welch's t-test; the t distribution's tail through the regularised incomplete beta function.
-
-
-def incomplete_beta(a: float, b: float, x: float) -> float:
-    """Regularised incomplete beta I_x(a, b), by its continued fraction (modified Lentz)."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    if x > (a + 1) / (a + b + 2):  # the fraction converges fast only below this point
-        return 1.0 - incomplete_beta(b, a, 1.0 - x)
-    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)) / a
-    tiny, f, c, d = 1e-300, 1.0, 1.0, 0.0
-    for i in range(400):
-        m = i // 2
-        if i == 0:
-            numerator = 1.0
-        elif i % 2 == 0:
-            numerator = m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m))
-        else:
-            numerator = -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))
-        d = 1.0 + numerator * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + numerator / c
-        c = c if abs(c) > tiny else tiny
-        f *= c * d
-        if abs(1.0 - c * d) < 1e-14:
-            break
-    return front * (f - 1.0)
-
-
-def t_two_sided_p(t: float, df: float) -> float:
-    """P(|T| >= |t|) for Student's t with `df` degrees of freedom."""
-    return incomplete_beta(df / 2, 0.5, df / (df + t * t))
-
-
-def welch_test(a: list[float], b: list[float]) -> tuple[float, float]:
-    """(t, two-sided p) of Welch's unequal-variance t-test. Two constant samples: p is 1 if they
-    agree and 0 if not (a zero-variance difference is certain)."""
-    x, y = np.asarray(a, float), np.asarray(b, float)
-    if len(x) < 2 or len(y) < 2:
-        raise PSAError("Welch's t-test needs at least two trials on each side")
-    vx, vy = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
-    diff = x.mean() - y.mean()
-    if vx + vy == 0:
-        return (0.0, 1.0) if diff == 0 else (math.copysign(math.inf, diff), 0.0)
-    t = float(diff / math.sqrt(vx + vy))
-    df = float((vx + vy) ** 2 / (vx**2 / (len(x) - 1) + vy**2 / (len(y) - 1)))
-    return t, t_two_sided_p(t, df)
-
-
-def holm(p_values: list[float]) -> list[float]:
-    """Holm-Bonferroni adjusted p-values (family-wise error), in the input order."""
-    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
-    adjusted, running = [0.0] * len(p_values), 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
-        adjusted[i] = running
-    return adjusted
-
-
-def benjamini_hochberg(p_values: list[float]) -> list[float]:
-    """Benjamini-Hochberg adjusted p-values (false discovery rate), in the input order."""
-    n = len(p_values)
-    order = sorted(range(n), key=lambda i: p_values[i], reverse=True)
-    adjusted, running = [0.0] * n, 1.0
-    for position, i in enumerate(order):
-        running = min(running, p_values[i] * n / (n - position))
-        adjusted[i] = running
-    return adjusted
-
-
-CORRECTIONS = {"holm": holm, "bh": benjamini_hochberg}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -123,8 +47,10 @@ class CellComparison:
 @dataclass
 class Comparison:
     cells: list[CellComparison]
-    regimes: dict[str, tuple[str, str]]  # arch -> (ours, reference)
-    skipped: list[str]  # "arch/mode" cells one side lacks
+    regimes: dict[str, tuple[str, str]]  # arch both sides hold -> (ours, reference)
+    ours_only: dict[str, str]  # arch the reference lacks -> our regime
+    reference_only: list[str]  # archs never run on our side
+    skipped: list[str]  # "arch/mode" cells with fewer than two trials on a side
     alpha: float
 
     @property
@@ -137,14 +63,24 @@ class Comparison:
 
 
 def compare_trials(
-    ours: Trials, reference: Trials, zeror: float, alpha: float = 0.05, correction: str = "holm"
+    ours: Trials,
+    reference: Trials,
+    zeror: float,
+    alpha: float = 0.05,
+    correction: str = "holm",
+    config_file=None,
+    ours_file=None,
 ) -> Comparison:
-    """Every architecture and mode with at least two trials on both sides is tested; the p-values
-    are adjusted together, since a reproduction is judged on all of them at once."""
+    """Our architectures (in the order of psa.regimes.architectures), and in each the modes with at
+    least two trials on both sides, are tested; the p-values are adjusted together, since a
+    reproduction is judged on all of them at once. An architecture one side lacks is kept aside,
+    with our regime if ours."""
     if correction not in CORRECTIONS:
         raise PSAError(f"unknown correction {correction!r}: choose {' or '.join(CORRECTIONS)}")
+    archs = [str(arch) for arch in architectures(ours, config_file, ours_file)]
+    shared = [arch for arch in archs if arch in reference]
     cells, skipped = [], []
-    for arch in [a for a in reference if a in ours]:
+    for arch in shared:
         for mode in MODES:
             a = [v for v in ours[arch].get(mode, []) if v is not None]
             b = [v for v in reference[arch].get(mode, []) if v is not None]
@@ -152,16 +88,16 @@ def compare_trials(
                 skipped.append(f"{arch}/{mode}")
                 continue
             sa, sb = mode_stats(a), mode_stats(b)
-            cells.append(CellComparison(arch, mode, sa.mean, sa.std, sb.mean, sb.std, *welch_test(a, b)))
+            cells.append(CellComparison(arch, mode, sa.mean, sa.std, sb.mean, sb.std, *welch(a, b)))
     for cell, adjusted in zip(cells, CORRECTIONS[correction]([c.p for c in cells])):
-        cell.p_adjusted = adjusted
+        cell.p_adjusted = float(adjusted)
     ours_metrics, reference_metrics = calculate_summary_metrics(ours), calculate_summary_metrics(reference)
     regimes = {
         arch: (classify_regime(arch, ours_metrics, zeror), classify_regime(arch, reference_metrics, zeror))
-        for arch in reference
-        if arch in ours
+        for arch in shared
     }
-    return Comparison(cells, regimes, skipped, alpha)
+    ours_only = {arch: classify_regime(arch, ours_metrics, zeror) for arch in archs if arch not in reference}
+    return Comparison(cells, regimes, ours_only, [arch for arch in reference if arch not in ours], skipped, alpha)
 
 
 def report(comparison: Comparison, console: Console) -> None:
@@ -192,6 +128,15 @@ def report(comparison: Comparison, console: Console) -> None:
         f"{len(comparison.cells)} architecture/mode cells compared: {len(comparison.disagreements)} differ "
         f"significantly; regimes agree for {agree} of {len(comparison.regimes)} architectures."
     )
+    if comparison.ours_only:
+        ours = ", ".join(f"{arch} ({REGIMES[regime][0]})" for arch, regime in comparison.ours_only.items())
+        console.print(f"[yellow]not in the reference, so not compared (our regime):[/] {ours}", soft_wrap=True)
+    if comparison.reference_only:
+        console.print(
+            f"[yellow]not compared, never run on our side:[/] {len(comparison.reference_only)} of the reference's "
+            f"architectures: {', '.join(comparison.reference_only)}",
+            soft_wrap=True,
+        )
     if comparison.skipped:
         console.print(f"[yellow]not compared (fewer than two trials on a side):[/] {', '.join(comparison.skipped)}")
 
@@ -342,9 +287,8 @@ def run(args) -> None:
     console = make_console()
     if convergence and convergence.length_note:  # first: it qualifies the bounties too
         console.print(f"[bold yellow]{convergence.length_note}[/]", soft_wrap=True)
-    report(
-        compare_trials(ours, reference, resolve_zeror(args.zeror, args.data_dir), args.alpha, args.correction), console
-    )
+    zeror = resolve_zeror(args.zeror, args.data_dir)
+    report(compare_trials(ours, reference, zeror, args.alpha, args.correction, args.config_file, args.ours), console)
     if convergence:
         report_convergence(convergence, console)
     else:
@@ -392,5 +336,6 @@ def configure(parser) -> None:
         type=Path,
         help="the reference's convergence table (default: beside --reference; published: the shipped one)",
     )
+    options.add_config_file(parser)
     options.add_data_dir(parser)
     parser.set_defaults(func=run)

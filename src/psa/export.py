@@ -10,7 +10,7 @@ import csv
 from pathlib import Path
 
 from psa import PSAError, files, results, series, settings
-from psa.architecture import Architecture, read_configurations
+from psa.architecture import depth_and_width, read_configurations
 from psa.files import write_atomic
 from psa.modes import MODES
 from psa.progress import make_console
@@ -54,11 +54,6 @@ LOOP_FIELDS = [
     "ablated",
     "loss",
 ]
-
-
-def _arch_order(arch: str):
-    parsed = Architecture.parse(arch)
-    return (parsed.depth, -max(parsed.widths), arch)
 
 
 def select(rows: list[dict], wanted: dict, store: Path) -> list[dict]:
@@ -114,7 +109,7 @@ def export(store: Store, out_dir: Path | str, archs: list[str] | None = None, wa
         mine = sorted(
             (r for r in rows if r["family"] == family),
             key=lambda r: (
-                archs.index(r["arch"]) if archs else _arch_order(r["arch"]),
+                archs.index(r["arch"]) if archs else depth_and_width(r["arch"]),
                 MODES.index(r["mode"]),
                 r["trial"],
             ),
@@ -173,7 +168,7 @@ def export(store: Store, out_dir: Path | str, archs: list[str] | None = None, wa
                 out_dir / f"psa_{family}_loops.csv", LOOP_FIELDS, [row for row in loops if row["family"] == family]
             )
         )
-    ordered = sorted(rows, key=lambda r: (r["family"], _arch_order(r["arch"]), MODES.index(r["mode"]), r["trial"]))
+    ordered = sorted(rows, key=lambda r: (r["family"], depth_and_width(r["arch"]), MODES.index(r["mode"]), r["trial"]))
     return written + [_write_csv(out_dir / "psa_trials.csv", TRIAL_FIELDS, ordered)]
 
 

@@ -1,6 +1,7 @@
 """Command-line arguments that several commands share, each written once: the hyperparameters
-(from Hyper's own defaults), device, threads, MNIST folder and model family. Every number is
-checked as it is parsed, so a bad one is a one-line error before anything runs or is written."""
+(from Hyper's own defaults), device, threads, MNIST folder, model family and the analyses'
+configurations file. Every number is checked as it is parsed, so a bad one is a one-line error
+before anything runs or is written."""
 
 import argparse
 import math
@@ -9,6 +10,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from psa.architecture import FAMILIES
+from psa.published import CONFIGURATIONS
 from psa.trial import Hyper
 
 
@@ -114,3 +116,23 @@ def add_family(parser: argparse.ArgumentParser) -> None:
         "--model", dest="family", default=FAMILIES[0], choices=FAMILIES, help=f"model family (default: {FAMILIES[0]})"
     )
     alias(parser, "--family", dest="family", choices=FAMILIES)
+
+
+def configurations(text: str) -> Path:
+    """An argparse type: a configurations file, or 'published' for the published study's."""
+    return CONFIGURATIONS if text == "published" else Path(text)
+
+
+def add_config_file(parser: argparse.ArgumentParser) -> None:
+    """--configs of the analyses: they take the architectures that their trials table holds, and a
+    configurations file only orders them (psa.regimes.architectures)."""
+    parser.add_argument(
+        "--configs",
+        dest="config_file",
+        type=configurations,
+        metavar="FILE",
+        help="architectures, one L*W per line, or 'published' for the published study's 98: the trials' "
+        "architectures that it lists come first, in its order, and those it lists that the trials lack are named "
+        "(default: the trials' architectures, by depth and width)",
+    )
+    alias(parser, "--config-file", dest="config_file", type=configurations)

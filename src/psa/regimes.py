@@ -10,11 +10,10 @@ from pathlib import Path
 import numpy as np
 from rich.table import Table
 
-from psa import PSAError, options
-from psa.architecture import Architecture, arch_key, read_configurations
+from psa import options
+from psa.architecture import Architecture, arch_key, depth_and_width, read_configurations
 from psa.modes import ABLATIVE_MODES, BASELINE_MODES, MODES
 from psa.progress import make_console
-from psa.published import CONFIGURATIONS
 from psa.results import ModeStats, Trials, default_path, mode_stats, read_trials
 
 REGIMES = {  # label -> (the paper's name, its colour); rich and matplotlib both read these colours
@@ -111,24 +110,32 @@ def classify_grid(
     return {str(arch): classify_regime(str(arch), metrics, z, thresholds) for arch in grid if str(arch) in metrics}
 
 
-def held(grid: list[Architecture], trials: Trials, config_file, trials_file) -> list[Architecture]:
-    """The architectures of `grid` that `trials` holds. Where it holds some but not all, a note
-    on stderr says how many are left out: nothing was run for them, which is no verdict."""
-    present = [arch for arch in grid if str(arch) in trials]
-    if present and len(present) < len(grid):
+def architectures(trials: Trials, config_file=None, trials_file=None) -> list[Architecture]:
+    """The architectures `trials` holds: first those the configuration file lists, in its order,
+    then the rest by depth and width (the widest first). Those the file lists that `trials` lacks
+    are named on stderr and left out: nothing was run for them, which is no verdict."""
+    listed = list(dict.fromkeys(str(arch) for arch in read_configurations(config_file))) if config_file else []
+    absent = [key for key in listed if key not in trials]
+    if absent:
         print(
-            f"note: {len(grid) - len(present)} of the {len(grid)} architectures of {config_file} are not in "
-            f"{trials_file} (never run there): left out",
+            f"note: {len(absent)} of the {len(listed)} architectures of {config_file} are not in {trials_file} "
+            f"(never run there), left out: {', '.join(absent)}",
             file=sys.stderr,
         )
-    return present
+    first = [key for key in listed if key in trials]
+    rest = sorted(set(trials) - set(first), key=depth_and_width)
+    return [Architecture.parse(key) for key in first + rest]
 
 
 def get_all_regime_classifications(
-    config_path: Path | str, trials_path: Path | str, zeror: float | None = None, thresholds: Thresholds = Thresholds()
+    config_path: Path | str | None,
+    trials_path: Path | str,
+    zeror: float | None = None,
+    thresholds: Thresholds = Thresholds(),
 ) -> dict[str, str]:
-    """Regime of every architecture of the configuration file that the trials file holds."""
-    return classify_grid(read_configurations(config_path), read_trials(trials_path), zeror, thresholds)
+    """Regime of every architecture the trials file holds, in the order of `architectures`."""
+    trials = read_trials(trials_path)
+    return classify_grid(architectures(trials, config_path, trials_path), trials, zeror, thresholds)
 
 
 def stability(
@@ -186,11 +193,8 @@ def run(args) -> None:
     trials_file = args.trials_file or default_path("trials", args.family)
     zeror = resolve_zeror(args.zeror, args.data_dir)
     thresholds = Thresholds(**{f.name: getattr(args, f.name) for f in fields(Thresholds)})
-    listed, trials = read_configurations(args.config_file), read_trials(trials_file)
-    grid = held(listed, trials, args.config_file, trials_file)
-    if not grid:
-        raise PSAError(f"{trials_file} holds none of the {len(listed)} architectures of {args.config_file}")
-    regimes = classify_grid(grid, trials, zeror, thresholds)
+    trials = read_trials(trials_file)
+    regimes = classify_grid(architectures(trials, args.config_file, trials_file), trials, zeror, thresholds)
     shares = None
     if args.bootstrap:
         shares = stability({arch: trials[arch] for arch in regimes}, zeror, args.bootstrap, args.seed, thresholds)
@@ -212,13 +216,7 @@ def run(args) -> None:
 
 
 def configure(parser) -> None:
-    parser.add_argument(
-        "--config-file",
-        type=Path,
-        default=CONFIGURATIONS,
-        help="architectures, one L*W per line (default: the published study's); those the "
-        "trials file lacks are left out, with a note",
-    )
+    options.add_config_file(parser)
     parser.add_argument("--trials-file", type=Path, help="trials table (default: results/psa_<family>_trials.md)")
     options.add_family(parser)
     parser.add_argument(

@@ -1,7 +1,9 @@
 """`make-figure-heatmaps`: the paper's six maps of the design space, each a scatter of circles at
 (depth, width): training regimes, baseline performance, ablation effects, instability, winning
-strategy and parameter matching. Untrainable architectures are black wherever the paper draws them
-so, and every map carries a numeric key: a colour bar, or a legend of its colours and sizes."""
+strategy and parameter matching. Architectures that fail to train (regime IV, the paper's
+Architectural Failure) are black wherever the paper draws them so, and every map carries a numeric
+key: a colour bar, or a legend of its colours and sizes. The maps show the architectures that the
+trials table holds (psa.regimes.architectures)."""
 
 import math
 from pathlib import Path
@@ -17,9 +19,10 @@ from psa.figures import MODE_STYLE, UNTRAINABLE, add_family_and_zeror, save
 from psa.figures.labels import label_archs, marker_radius
 from psa.figures.space import diagonal, fit_axes, key_anchor, key_axes, legend_above, map_figure, scatter
 from psa.modes import MODES
-from psa.published import ASYMMETRIC, CONFIGURATIONS
-from psa.regimes import REGIMES, calculate_summary_metrics, classify_regime, held, resolve_zeror, stability
+from psa.published import ASYMMETRIC
+from psa.regimes import REGIMES, architectures, calculate_summary_metrics, classify_regime, resolve_zeror, stability
 from psa.results import default_path, read_trials
+from psa.stats import cohens_d, welch
 from psa.topology import parameter_count
 
 # The paper's colour maps, their stops sampled from its colour bars.
@@ -44,32 +47,15 @@ EDGE = {"edgecolors": "black", "linewidths": 0.5}
 FRAGILE, FRAGILE_RING = 0.9, "#ff9800"  # a regime fewer resamples keep is ringed, in this colour
 
 
-def two_sided_p(t: float, df: float) -> float:
-    """P(|T| >= |t|) for Student's t with `df` degrees of freedom: one minus the density's integral
-    over [-|t|, |t|] (no scipy here; 4,000 trapezoids are exact to far below the 5% threshold)."""
-    s = np.linspace(0.0, abs(t), 4001)
-    log_scale = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
-    density = np.exp(log_scale - (df + 1) / 2 * np.log1p(s**2 / df))
-    return max(0.0, 1.0 - 2.0 * float(np.trapezoid(density, s)))
-
-
 def ablation_effect(control: list[float], ablated: list[float]) -> tuple[str, float]:
     """(beneficial / harmful / neutral, Cohen's d) of full ablation against the control: Welch's
-    t-test at 5%, d over the pooled standard deviation. This reading of the paper's map gives its
-    colour to 50 of its 51 trainable architectures (8*8 is neutral there, p = 0.03 here)."""
-    a, c = np.asarray(ablated, dtype=float), np.asarray(control, dtype=float)
-    if len(a) < 2 or len(c) < 2:
+    t-test at 5%, d over the pooled standard deviation (psa.stats). This reading of the paper's map
+    gives its colour to 50 of its 51 trainable architectures (8*8 is neutral there, p = 0.03 here).
+    Fewer than two trials on a side test nothing: neutral, d 0."""
+    t, p = welch(ablated, control)
+    if math.isnan(p):
         return "neutral", 0.0
-    diff = a.mean() - c.mean()
-    va, vc = a.var(ddof=1) / len(a), c.var(ddof=1) / len(c)
-    pooled = math.sqrt(((len(a) - 1) * a.var(ddof=1) + (len(c) - 1) * c.var(ddof=1)) / (len(a) + len(c) - 2))
-    d = diff / pooled if pooled else (0.0 if diff == 0 else math.copysign(math.inf, diff))
-    if va + vc == 0:
-        p = 1.0 if diff == 0 else 0.0
-    else:
-        df = (va + vc) ** 2 / (va**2 / (len(a) - 1) + vc**2 / (len(c) - 1))
-        p = two_sided_p(diff / math.sqrt(va + vc), df)
-    return ("neutral" if p >= SIGNIFICANCE else "beneficial" if diff > 0 else "harmful"), float(d)
+    return ("neutral" if p >= SIGNIFICANCE else "beneficial" if t > 0 else "harmful"), cohens_d(ablated, control)
 
 
 def dot(colour: str, label: str, size: float = 7.0, marker: str = "o") -> Line2D:
@@ -87,7 +73,7 @@ def dot(colour: str, label: str, size: float = 7.0, marker: str = "o") -> Line2D
 
 
 def heatmap_figures(
-    config_file,
+    config_file,  # orders the architectures, or None (psa.regimes.architectures)
     trials_file,
     output_dir,
     family: str = "simplemlp",
@@ -95,13 +81,11 @@ def heatmap_figures(
     asymmetric_file=ASYMMETRIC,
     bootstrap: int = 0,
 ) -> list[Path]:
-    """The six maps of the configuration's architectures that the trials file holds (the others
-    are left out, with a note); with `bootstrap`, the regime map rings the architectures whose
-    regime fewer than 90% of that many resamples of their trials keep (psa.regimes.stability)."""
+    """The six maps of the architectures that the trials file holds; with `bootstrap`, the regime
+    map rings the architectures whose regime fewer than 90% of that many resamples of their trials
+    keep (psa.regimes.stability)."""
     trials = read_trials(trials_file)
-    archs = held(read_configurations(config_file), trials, config_file, trials_file)
-    if not archs:
-        raise PSAError(f"{trials_file} holds none of the architectures of {config_file}")
+    archs = architectures(trials, config_file, trials_file)
     metrics = calculate_summary_metrics(trials)
     missing = [str(a) for a in archs if any(metrics.get(str(a), {}).get(m) is None for m in MODES)]
     if missing:
@@ -121,7 +105,7 @@ def heatmap_figures(
         dark = [a for a, d in zip(archs, dead) if d]
         if dark:
             scatter(ax, dark, UNTRAINABLE, size, **style)
-        return [dot(UNTRAINABLE, "Untrainable")] if dark else []
+        return [dot(UNTRAINABLE, "Architectural Failure")] if dark else []
 
     names = [REGIMES[r][0] for r in REGIMES if r in regimes]
     fig, ax = map_figure(f"{title} Design Space: Training Regimes", legend_rows=1 + math.ceil(len(names) / 2))
@@ -210,7 +194,9 @@ def heatmap_figures(
     # Peak performance, as the paper's map: the mode whose best trial scored highest.
     winners = [max(MODES, key=lambda m: s[m].max) for s in stats]
     present = [m for m in MODES if any(w == m and not d for w, d in zip(winners, dead))]
-    fig, ax = map_figure(f"{title} Design Space: Peak Performance Strategy Map", legend_rows=3)
+    # Three columns: "Architectural Failure" and the ablation modes' names are too wide for four.
+    rows = 1 + math.ceil((any(dead) + len(present)) / 3)
+    fig, ax = map_figure(f"{title} Design Space: Peak Performance Strategy Map", legend_rows=rows)
     fit_axes(ax, archs)
     scatter(ax, alive, [MODE_STYLE[w][1] for w, d in zip(winners, dead) if not d], DOT, **EDGE)
     dark = untrainable(ax, **EDGE)
@@ -219,6 +205,7 @@ def heatmap_figures(
         ax,
         dark + [dot(MODE_STYLE[m][1], MODE_STYLE[m][0]) for m in present],
         "Winning Mode (highest peak accuracy of any trial)",
+        ncol=3,
     )
     outputs.append(save(fig, f"{prefix}_Winning_Strategy.png"))
 
@@ -281,12 +268,7 @@ def run(args) -> None:
 
 
 def configure(parser) -> None:
-    parser.add_argument(
-        "--config-file",
-        type=Path,
-        default=CONFIGURATIONS,
-        help="architectures, one L*W per line (default: the published study's)",
-    )
+    options.add_config_file(parser)
     parser.add_argument(
         "--asymmetric-file",
         type=Path,
