@@ -21,7 +21,7 @@ def test_a_study_agrees_with_itself_and_not_with_another(fixtures):
 
 def test_cli_reports(fixtures, capsys):
     trials = str(published.results("trials"))
-    main(["compare", "--ours", trials, "--reference", trials, "--zeror", "11.02"])
+    main(["compare", "--trials-file", trials, "--reference", trials, "--zeror", "11.02"])
     assert "588 architecture/mode cells compared: 0 differ" in capsys.readouterr().out.replace("\n", " ")
 
 

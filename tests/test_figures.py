@@ -107,7 +107,7 @@ def test_heatmaps_follow_the_paper(tmp_path, figures):
             str(published.CONFIGURATIONS),
             "--trials-file",
             str(published.results("trials")),
-            "--output-dir",
+            "--out",
             str(tmp_path),
             "--zeror",
             "11.02",

@@ -269,6 +269,8 @@ def loop_list(text: str) -> list[int]:
 
 
 def run(args) -> None:
+    if args.ours is None:  # not argparse's `required`, which an alias (--ours) would not satisfy
+        raise PSAError("the reproduction's trials table is required: --trials-file FILE")
     ours, reference = read_trials(args.ours), read_trials(args.reference)  # paths already: see trials_path
     if not any(arch in ours for arch in reference):
         raise PSAError(f"{args.ours} and {args.reference} share no architecture")
@@ -297,8 +299,12 @@ def run(args) -> None:
 
 def configure(parser) -> None:
     parser.add_argument(
-        "--ours", type=trials_path, required=True, help=f"trials table of the reproduction (or {PUBLISHED})"
+        "--trials-file",
+        dest="ours",
+        type=trials_path,
+        help=f"trials table of the reproduction (or {PUBLISHED}); required",
     )
+    options.alias(parser, "--ours", dest="ours", type=trials_path)
     parser.add_argument(
         "--reference",
         type=trials_path,
@@ -325,10 +331,12 @@ def configure(parser) -> None:
         help=f"meta-loops at which to compare convergence (default: {', '.join(map(str, DEFAULT_LOOPS))} "
         "and the last one both sides ran; loops a side never ran are skipped)",
     )
+    options.alias(parser, "--ours-convergence", dest="ours_convergence", type=Path)
     parser.add_argument(
-        "--ours-convergence",
+        "--convergence-file",
+        dest="ours_convergence",
         type=Path,
-        help="our convergence table, study rows or per-trial rows (default: beside --ours, "
+        help="our convergence table, study rows or per-trial rows (default: beside --trials-file, "
         "psa_<family>_trials_convergence.md)",
     )
     parser.add_argument(

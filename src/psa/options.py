@@ -118,6 +118,11 @@ def add_family(parser: argparse.ArgumentParser) -> None:
     alias(parser, "--family", dest="family", choices=FAMILIES)
 
 
+def add_out_dir(parser: argparse.ArgumentParser, default: Path = Path("results")) -> None:
+    parser.add_argument("--out", type=Path, default=default, help=f"output folder (default: {default})")
+    alias(parser, "--output-dir", dest="out", type=Path)
+
+
 def configurations(text: str) -> Path:
     """An argparse type: a configurations file, or 'published' for the published study's."""
     return CONFIGURATIONS if text == "published" else Path(text)

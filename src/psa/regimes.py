@@ -15,6 +15,7 @@ from psa.architecture import Architecture, arch_key, depth_and_width, read_confi
 from psa.modes import ABLATIVE_MODES, BASELINE_MODES, MODES
 from psa.progress import make_console
 from psa.results import ModeStats, Trials, default_path, mode_stats, read_trials
+from psa.settings import SEED
 
 REGIMES = {  # label -> (the paper's name, its colour); rich and matplotlib both read these colours
     "beneficial-regularization": ("I. Beneficial Regularization", "#4caf50"),
@@ -237,7 +238,7 @@ def configure(parser) -> None:
         help="also resample each mode's trials N times (with replacement, same count) and report "
         "per architecture the share of resamples that keep its regime",
     )
-    parser.add_argument("--seed", type=options.whole(0), default=0, help="seed of the bootstrap (default 0)")
+    parser.add_argument("--seed", type=options.whole(0), default=SEED, help=f"seed of the bootstrap (default: {SEED})")
     parser.add_argument(
         "--json",
         action="store_true",

@@ -120,7 +120,7 @@ def _emit(text: str, output: Path | None) -> None:
 
 
 def run_architecture_table(args) -> None:
-    _emit(architecture_table(args.config_file, args.asymmetric_file, args.family), args.output)
+    _emit(architecture_table(args.config_file, args.asymmetric_file, args.family), args.out)
 
 
 def run_accuracy_table(args) -> None:
@@ -130,21 +130,24 @@ def run_accuracy_table(args) -> None:
         f"{FAMILY_TITLES[args.family]} Architectures"
     )
     order = [str(arch) for arch in read_configurations(args.order)]
-    _emit(accuracy_table(read_summary(datafile), order, caption, args.label, args.tolerant_ties), args.output)
+    _emit(accuracy_table(read_summary(datafile), order, caption, args.label, args.tolerant_ties), args.out)
 
 
 def _common(parser) -> None:
     options.add_family(parser)
-    parser.add_argument("--output", type=Path, help="write the table to this file (default: print it)")
+    parser.add_argument("--out", type=Path, help="write the table to this file (default: print it)")
+    options.alias(parser, "--output", dest="out", type=Path)
 
 
 def configure_architecture_table(parser) -> None:
     parser.add_argument(
-        "--config-file",
-        type=Path,
+        "--configs",
+        dest="config_file",
+        type=options.configurations,
         default=CONFIGURATIONS,
         help="architectures, one L*W per line (default: the published study's)",
     )
+    options.alias(parser, "--config-file", dest="config_file", type=options.configurations)
     parser.add_argument(
         "--asymmetric-file",
         type=Path,
@@ -156,13 +159,18 @@ def configure_architecture_table(parser) -> None:
 
 
 def configure_accuracy_table(parser) -> None:
-    parser.add_argument("--datafile", type=Path, help="summary file (default: results/psa_<family>_summary.md)")
     parser.add_argument(
-        "--order",
-        type=Path,
-        default=CONFIGURATIONS,
-        help="configuration file giving the row order (default: the published study's)",
+        "--summary-file", dest="datafile", type=Path, help="summary table (default: results/psa_<family>_summary.md)"
     )
+    options.alias(parser, "--datafile", dest="datafile", type=Path)
+    parser.add_argument(
+        "--configs",
+        dest="order",
+        type=options.configurations,
+        default=CONFIGURATIONS,
+        help="configurations file giving the row order (default: the published study's)",
+    )
+    options.alias(parser, "--order", dest="order", type=options.configurations)
     parser.add_argument("--caption", help="table caption (default names the family)")
     parser.add_argument("--label", default="tab:results_summary_stats")
     parser.add_argument(

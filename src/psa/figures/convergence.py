@@ -16,7 +16,7 @@ from matplotlib.colors import to_rgba
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator
 
-from psa import PSAError, tables
+from psa import PSAError, options, tables
 from psa.architecture import FAMILY_TITLES, arch_key
 from psa.figures import MODE_STYLE, ZEROR_STYLE, add_family_and_zeror, save
 from psa.modes import MODES
@@ -58,7 +58,7 @@ def drawn(rows: list[SeriesRow], rule: str, source) -> list[SeriesRow]:
     if not trials:
         raise PSAError(
             f"{source} has no per-trial rows, and the {rule} rule needs them (psa export writes "
-            "psa_<family>_trials_convergence_per_trial.md; --logs reads job logs); --loop-max draws the study rows"
+            "psa_<family>_trials_convergence_per_trial.md; --logs-dir reads job logs); --loop-max draws the study rows"
         )
     return best_trials(trials) if rule == "best-trial" else trials
 
@@ -255,18 +255,18 @@ def _targets(text: str, rows: list[SeriesRow], source) -> list[str]:
 
 def _source(args, rule: str) -> tuple[list[SeriesRow], str, bool]:
     """The rows to draw from, where they came from, and whether its trials had paired seeds."""
-    if args.logs:
+    if args.logs_dir:
         # Here only: the cloud's job names bring torch with them, which the figures need not load.
         from psa.cloud.logparse import parse_logs
 
-        curves, problems = parse_logs(args.logs)
+        curves, problems = parse_logs(args.logs_dir)
         for problem in problems:
             print(f"warning: {problem}")
-        return per_trial(curves)[0], str(args.logs), False
+        return per_trial(curves)[0], str(args.logs_dir), False
     kind = "trials_convergence" if rule == "loop-max" else "trials_convergence_per_trial"
     source = args.convergence_file or default_path(kind, args.family)
     if not Path(source).is_file():
-        raise PSAError(f"convergence table {source} does not exist (psa export writes it; --logs reads job logs)")
+        raise PSAError(f"convergence table {source} does not exist (psa export writes it; --logs-dir reads job logs)")
     return read_series(source), str(source), tables.read_settings(source).get("seeding") == "paired"
 
 
@@ -284,7 +284,7 @@ def run(args) -> None:
         else _targets(args.breakthrough_targets, rows, source)
     )
     for targets, name in ((_targets(args.targets, rows, source), "Convergence"), (chosen, "Late_Breakthroughs")):
-        output = args.output_dir / f"{title}_Plot_{name}.png"
+        output = args.out / f"{title}_Plot_{name}.png"
         print(panels_figure(rows, targets, output, zeror, regimes, rule, paired))
 
 
@@ -321,13 +321,14 @@ def configure(parser) -> None:
         "results/psa_<family>_trials_convergence.md",
     )
     source.add_argument(
-        "--logs", type=Path, help="a folder of downloaded job logs (psa's or the original study's) instead"
+        "--logs-dir", type=Path, help="a folder of downloaded job logs (psa's or the original study's) instead"
     )
+    options.alias(parser, "--logs", dest="logs_dir", type=Path)
     parser.add_argument(
         "--trials-file",
         type=Path,
         help="for each panel's regime (default: results/psa_<family>_trials.md when present)",
     )
-    parser.add_argument("--output-dir", type=Path, default=Path("results"))
+    options.add_out_dir(parser)
     add_family_and_zeror(parser)
     parser.set_defaults(func=run)

@@ -262,7 +262,7 @@ def run(args) -> None:
     trials_file = args.trials_file or default_path("trials", args.family)
     zeror = resolve_zeror(args.zeror, args.data_dir)
     for path in heatmap_figures(
-        args.config_file, trials_file, args.output_dir, args.family, zeror, args.asymmetric_file, args.bootstrap
+        args.config_file, trials_file, args.out, args.family, zeror, args.asymmetric_file, args.bootstrap
     ):
         print(path)
 
@@ -277,7 +277,7 @@ def configure(parser) -> None:
         "(default: the published study's)",
     )
     parser.add_argument("--trials-file", type=Path, help="default: results/psa_<family>_trials.md")
-    parser.add_argument("--output-dir", type=Path, default=Path("results"))
+    options.add_out_dir(parser)
     parser.add_argument(
         "--bootstrap",
         type=options.whole(0),
