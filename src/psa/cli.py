@@ -18,6 +18,7 @@ COMMANDS = {  # name -> ("module:configure function", one-line help)
     "sweep": ("psa.sweep:configure", "run a grid of architectures x modes x trials into a results store"),
     "export": ("psa.export:configure", "write the study's markdown tables and a CSV from a results store"),
     "reproduce": ("psa.reproduce:configure", "the main job: sweep, export, tables and figures in one command"),
+    "report": ("psa.publish:configure", "every table, LaTeX file, figure and regime file from a store or exports"),
     "bench": ("psa.bench:configure", "benchmarks: estimate the full sweep, compare engines"),
     "analyze-dataset": ("psa.analysis:configure", "MNIST class distribution and ZeroR baselines per split"),
     "regimes": ("psa.regimes:configure", "classify architectures into training regimes"),

@@ -1,62 +1,20 @@
 """`psa reproduce`, the main job: a sweep, its exports, then every table and figure of the study
-made from those exports, all into one folder. The quick profile (default) trains five small
+made from those exports (psa.publish), all into one folder. The quick profile (default) trains five small
 architectures in a minute or two on a CPU; --full runs the paper's whole grid. Its results store
 is its own (`<out>/reproduce.sqlite` unless --store), and its exports hold only its own grid."""
 
-import json
 from pathlib import Path
 
-from psa import files, regimes, report, settings
-from psa.analysis import validation_zeror
-from psa.architecture import FAMILY_TITLES
+from psa import files, settings
 from psa.export import export
-from psa.figures import convergence, heatmaps, space
-from psa.files import write_text
 from psa.modes import MODES
 from psa.progress import make_console
-from psa.published import ASYMMETRIC, CONFIGURATIONS
-from psa.results import default_path, read_summary
+from psa.publish import publish
+from psa.published import CONFIGURATIONS
 from psa.store import Store
 from psa.sweep import add_arguments, sweep
 
 QUICK_ARCHS = "1*32,2*16,4*8,8*4,16*2"  # small, parameter-matched-ish, one per depth regime
-
-
-def publish(out: Path, family: str, archs: list[str], all_modes: bool, data_dir=None) -> list[Path]:
-    """The study's tables and figures from the exports in `out`, under the study's file names."""
-    zeror = validation_zeror(data_dir)
-    configs = write_text(out / "configurations.txt", "\n".join(archs) + "\n")
-    title = FAMILY_TITLES[family]
-    summary, trials = default_path("summary", family, out), default_path("trials", family, out)
-    written = [
-        write_text(
-            out / f"{title}_Table_Accuracy.tex",
-            report.accuracy_table(
-                read_summary(summary),
-                archs,
-                f"Mean Peak Accuracy (\\%) for {title} Architectures",
-                "tab:results_summary_stats",
-            ),
-        ),
-        write_text(out / f"{title}_Table_Architectures.tex", report.architecture_table(configs, ASYMMETRIC, family)),
-        space.design_space_figure(configs, out / f"{title}_Testing_Design_Space.png", family),
-    ]
-    if all_modes:
-        written += heatmaps.heatmap_figures(configs, trials, out, family, zeror)
-        labels = regimes.get_all_regime_classifications(configs, trials, zeror)
-        written.append(
-            write_text(default_path("regimes", family, out).with_suffix(".json"), json.dumps(labels, indent=2) + "\n")
-        )
-    # The paper's rule draws one trial per mode: the per-trial export holds them.
-    written += convergence.study_figures(
-        default_path("trials_convergence_per_trial", family, out),
-        out,
-        family,
-        zeror,
-        archs,
-        trials if all_modes else None,
-    )
-    return written
 
 
 def reproduce(args) -> None:
