@@ -9,7 +9,7 @@
 #      group, and bench.json (per-architecture seconds: `psa cloud launch --cost-model`);
 #   3. seconds per meta-loop of one 60-trial stack for a few architectures on three paths:
 #      eager batched engine, CUDA graphs, CUDA graphs + fused Triton chain; and groups of small
-#      stacks trained one after another vs side by side (psa.batched.plan.pack);
+#      stacks trained one after another vs side by side (psa.batched.grouping.pack);
 #   4. the effect of PSA_PRECISION=tf32 / bf16 on validation accuracy (2 meta-loops, 60 trials).
 set -uo pipefail
 export PYTHONPATH=src PYTHONUNBUFFERED=1
@@ -38,7 +38,7 @@ from psa.batched.step import Steps
 from psa.data import MNIST, load_mnist
 from psa.modes import MODES
 from psa.architecture import Architecture
-from psa.trial import Hyper, grid
+from psa.settings import RunSettings
 
 # DEVICE=cpu runs the same sections without graphs (a smoke check of this script on any machine).
 out, device = sys.argv[1], torch.device(os.environ.get("DEVICE", "cuda"))
@@ -61,7 +61,7 @@ def first(train: int, val: int) -> MNIST:
 
 def specs_of(arch: str):
     arch = Architecture.parse(arch)
-    return batched.order_specs(grid([arch], MODES, 10, "simplemlp", 0, Hyper()).specs)
+    return batched.order_specs(RunSettings((arch,), MODES, 10, seed=0).grid().specs)
 
 
 def save() -> None:

@@ -1,4 +1,6 @@
 import json
+import os
+import socket
 from dataclasses import replace
 
 import pytest
@@ -11,6 +13,7 @@ from psa.export import export
 from psa.series import read_series
 from psa.settings import RunSettings
 from psa.store import Store
+from psa.store.claims import claim
 from psa.sweep import run_sweep
 from psa.topology import parameter_count
 from psa.trial import Hyper
@@ -200,3 +203,17 @@ def test_trials_committed_at_different_loops_go_on_in_turns(tmp_path, mnist):
     assert run_sweep(store, run, "cpu", 2 << 30, data) == {"total": 4, "trained": 4, "loops": 1 + 1 + 3 + 3, "left": 0}
     assert store.counts() == {"complete": 4} and all(len(store.history(r["id"])) == 3 for r in store.completed())
     store.close()
+
+
+def test_a_sweep_sharing_its_store_counts_the_grid_and_never_calls_it_complete_early(tmp_path, mnist, capsys):
+    """Trials another live sweep holds are left to it: this sweep trains the rest, and reports
+    them as still training elsewhere, not the grid as complete."""
+    data = subset(mnist, train=300, val=200)
+    store = Store(tmp_path / "psa.sqlite")
+    run = small_run(archs=("1*4", "2*3"), modes=("none",), trials=2, meta_loops=2)
+    theirs = [spec for spec in run.grid().specs if str(spec.arch) == "2*3"]
+    other = f"{socket.gethostname()}:{os.getppid()}"  # a live process on this host: a live claim
+    assert claim(store, store.start_sweep("other", {}), theirs, 2, {}, other) is not None
+    done = run_sweep(store, run, "cpu", 2 << 30, data)
+    assert done == {"total": 4, "trained": 2, "loops": 4, "left": 2}
+    assert "about " in capsys.readouterr().out  # the preview's estimate from the cost model
