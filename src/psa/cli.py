@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from psa import PSAError, cloud
 
@@ -69,7 +70,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         args.func(args)
     except PSAError as error:
-        console.print(f"[bold red]error:[/] {error}", soft_wrap=True)
+        # Escaped: messages quote architectures ("[4*4, 2*8]") and extras ("psa[tensorboard]"), not markup.
+        console.print(f"[bold red]error:[/] {escape(str(error))}", soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")

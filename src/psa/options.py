@@ -1,5 +1,5 @@
 """Command-line arguments that several commands share, each written once: the hyperparameters
-(from Hyper's own defaults), device, threads, MNIST folder and model family. Every number is
+(from Hyper's own defaults), device, threads, MNIST folder, model family and TensorBoard folder. Every number is
 checked as it is parsed, so a bad one is a one-line error before anything runs or is written."""
 
 import argparse
@@ -106,4 +106,14 @@ def add_data_dir(parser: argparse.ArgumentParser) -> None:
 def add_family(parser: argparse.ArgumentParser, flag: str = "--model") -> None:
     parser.add_argument(
         flag, dest="family", default=FAMILIES[0], choices=FAMILIES, help=f"model family (default: {FAMILIES[0]})"
+    )
+
+
+def add_tensorboard(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tensorboard",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write each trial's accuracy and loss curves for TensorBoard under DIR (needs psa[tensorboard])",
     )

@@ -19,6 +19,7 @@ from psa.progress import Reporter
 from psa.settings import RunSettings
 from psa.store import DEFAULT_STORE, Finish, Store, Update
 from psa.store.claims import LostClaim, claim, holding, owner_id
+from psa.tensorboard_log import Curves
 from psa.trial import Grid, Progress, TrialSpec
 
 CHECKPOINT_EVERY = 30.0  # seconds between two commits of a group's progress (the last loop always commits)
@@ -38,9 +39,11 @@ class Journal:
         every: float,
         snapshot: Path | None = None,
         log=None,
+        curves=None,
     ):
         self.store, self.sweep_id, self.owner, self.ids = store, sweep_id, owner, ids
         self.meta_loops, self.every, self.snapshot, self.log = meta_loops, every, snapshot, log
+        self.curves = curves  # a psa.tensorboard_log.Curves: TensorBoard gets what the store got
         self.records = {spec: [] for spec in ids}
         self.changed: set[TrialSpec] = set()
         self.last = time.perf_counter()
@@ -80,6 +83,8 @@ class Journal:
                 updates.append(Update(self.ids[spec], self.records[spec], progress, seconds))
         if not self.store.commit(self.sweep_id, self.owner, updates):
             raise LostClaim
+        if self.curves:
+            self.curves.write(self.records)
         self.records = {spec: [] for spec in self.ids}
         self.changed.clear()
         if self.snapshot:
@@ -88,6 +93,8 @@ class Journal:
     def complete(self, results) -> None:
         seconds = self._share()
         self.store.complete(self.owner, [Finish(self.ids[r.spec], r.test_accuracy, seconds, r.device) for r in results])
+        if self.curves:
+            self.curves.close(r.spec for r in results)
         if self.snapshot:
             self.store.snapshot(self.snapshot)
 
@@ -128,12 +135,13 @@ def run_sweep(
     checkpoint_every: float = CHECKPOINT_EVERY,
     snapshot: Path | None = None,
     log=None,
+    curves=None,
 ) -> dict[str, int]:
     """Train every trial of the run that the store lacks and no other live sweep holds, in
     stacks that fit `memory_bytes`, up to `pack` small stacks side by side, on `data` (default:
     MNIST from `data_dir` or the usual places). With `snapshot`, a copy of the store replaces
-    that file after every commit; `log(stacks, loop, records)` sees every meta-loop. Returns
-    counts of what was done."""
+    that file after every commit; `log(stacks, loop, records)` sees every meta-loop; `curves` (a
+    psa.tensorboard_log.Curves) gets every committed loop. Returns counts of what was done."""
     console = console or Console(highlight=False)
     grid, meta_loops = run.grid(), run.meta_loops
     specs = grid.specs
@@ -153,7 +161,15 @@ def run_sweep(
     data = (data or load_mnist(data_dir)).to(device)
     owner, done = owner_id(), {"trained": 0, "loops": 0}
     new_journal = functools.partial(
-        Journal, store, sweep_id, owner, meta_loops=meta_loops, every=checkpoint_every, snapshot=snapshot, log=log
+        Journal,
+        store,
+        sweep_id,
+        owner,
+        meta_loops=meta_loops,
+        every=checkpoint_every,
+        snapshot=snapshot,
+        log=log,
+        curves=curves,
     )
     with holding(store, owner), Reporter(console, trials=pending) as reporter:
         # A group another sweep holds is skipped; a second pass takes over any whose claim lapsed.
@@ -231,6 +247,7 @@ def sweep(args) -> None:
     run = settings.from_args(args)
     device = pick_device(args.device)
     set_threads(args.threads)
+    curves = Curves(args.tensorboard) if args.tensorboard else None
     store = Store(args.store)
     started = time.perf_counter()
     try:
@@ -243,9 +260,12 @@ def sweep(args) -> None:
             pack=pack_limit(device, args.pack),
             data_dir=args.data_dir,
             checkpoint_every=args.checkpoint_every,
+            curves=curves,
         )
     finally:
         store.close()
+        if curves:
+            curves.close()
     Console(highlight=False).print(
         f"trained {done['trained']} trials ({done['loops']} trial-loops) in "
         f"{time.perf_counter() - started:.1f} s; store: {args.store} "
@@ -285,4 +305,5 @@ def add_arguments(parser, trials: int, meta_loops: int, store: str | None = DEFA
 
 def configure(parser) -> None:
     add_arguments(parser, trials=10, meta_loops=100)
+    options.add_tensorboard(parser)
     parser.set_defaults(func=sweep)

@@ -16,6 +16,7 @@ from psa.device import pick_device, set_threads
 from psa.engine import accuracy, new_state, run_loops
 from psa.modes import MODES, check_mode
 from psa.progress import Reporter
+from psa.tensorboard_log import Curves
 from psa.topology import topology
 from psa.trial import TrialSpec, log_line
 
@@ -87,6 +88,7 @@ def train(args) -> None:
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
     spec = TrialSpec(arch, args.family, mode, 0, seed, options.hyper(args))
     path = checkpoint.default_path(args.model_dir, args.family)
+    curves = Curves(args.tensorboard) if args.tensorboard else None
     data = load_mnist(args.data_dir).to(device)
     state, spec = _resume(path, spec, device, console)
     if args.seed is not None and spec.seed != args.seed:
@@ -124,6 +126,8 @@ def train(args) -> None:
             },
         )
         reporter.print(log_line(record, record.loop - first, args.meta_loops))
+        if curves:
+            curves.write({spec: [record]})
         if args.debug:
             reporter.print(f"  ablated: {record.ablated or '-'} | improved: {record.improved}")
 
@@ -138,6 +142,8 @@ def train(args) -> None:
             run_loops(spec, data, state, args.meta_loops, on_loop, reporter, stop=lambda: bool(interrupted))
     finally:
         signal.signal(signal.SIGINT, previous)
+        if curves:
+            curves.close()
     if state.loops_done == first:
         console.print("No meta-loop completed; nothing to report.")
         if interrupted:
@@ -165,6 +171,7 @@ def configure(parser) -> None:
     options.add_device(parser)
     options.add_threads(parser)
     options.add_data_dir(parser)
+    options.add_tensorboard(parser)
     parser.add_argument(
         "--num-workers",
         type=options.whole(0),
