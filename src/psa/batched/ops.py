@@ -132,7 +132,7 @@ def cross_entropy_grad(logits: torch.Tensor, y: torch.Tensor, loss: torch.Tensor
     g = (logits - top).exp_()
     sums = g.sum(2, keepdim=True)
     if loss is not None:
-        loss += (sums.log() + top - logits.gather(2, y.unsqueeze(2))).mean((1, 2))
+        loss += sums.log().add_(top).sub_(logits.gather(2, y.unsqueeze(2))).mean((1, 2))
     g /= sums
     g.scatter_add_(2, y.unsqueeze(2), torch.full_like(y, -1, dtype=g.dtype).unsqueeze(2))
     return g / logits.shape[1]
