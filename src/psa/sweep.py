@@ -279,6 +279,7 @@ def add_arguments(parser, trials: int, meta_loops: int, store: str | None = DEFA
     options.add_device(parser)
     options.add_threads(parser)
     options.add_data_dir(parser)
+    options.add_tensorboard(parser)
     parser.add_argument(
         "--store", default=store, help=f"results store (default: {store or 'reproduce.sqlite in the --out folder'})"
     )
@@ -305,5 +306,4 @@ def add_arguments(parser, trials: int, meta_loops: int, store: str | None = DEFA
 
 def configure(parser) -> None:
     add_arguments(parser, trials=10, meta_loops=100)
-    options.add_tensorboard(parser)
     parser.set_defaults(func=sweep)
