@@ -21,9 +21,22 @@ def scalars(folder) -> dict[str, list[tuple[int, float]]]:
     return {tag: [(s.step, s.value) for s in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
 
 
+class Interrupted(Exception):
+    pass
+
+
+def interrupt_at(loop: int):
+    def log(stacks, at, records):
+        if at == loop:
+            raise Interrupted
+
+    return log
+
+
 def test_sweep_curves_hold_every_trial_loop_as_the_store_does(tmp_path, mnist):
     """Written at every commit (here after every loop), each trial's curves have one step per
-    meta-loop, equal to the store's records (TensorBoard keeps float32)."""
+    meta-loop, equal to the store's records (TensorBoard keeps float32), across an interrupted
+    sweep and the sweep that resumes it."""
     run = RunSettings(
         (Architecture.parse("1*4"), Architecture.parse("2*3")),
         ("none", "hidden"),
@@ -33,12 +46,16 @@ def test_sweep_curves_hold_every_trial_loop_as_the_store_does(tmp_path, mnist):
         seeding="independent",
         hyper=Hyper(lr=2e-3, batch_size=100),
     )
-    store = Store(tmp_path / "psa.sqlite")
+    store, data = Store(tmp_path / "psa.sqlite"), subset(mnist, train=300, val=200)
+    with Curves(tmp_path / "tb") as curves, pytest.raises(Interrupted):
+        run_sweep(store, run, "cpu", 2 << 30, data, checkpoint_every=0, log=interrupt_at(2), curves=curves)
     with Curves(tmp_path / "tb") as curves:
-        run_sweep(store, run, "cpu", 2 << 30, subset(mnist, train=300, val=200), checkpoint_every=0, curves=curves)
+        assert run_sweep(store, run, "cpu", 2 << 30, data, checkpoint_every=0, curves=curves)["trained"] == 8
         assert not curves.writers  # every trial completed, every writer closed
     rows = store.completed()
     assert len(rows) == 8
+    files = [len(list(run_dir(tmp_path / "tb", spec).iterdir())) for spec in run.grid().specs]
+    assert sorted(files) == [1] * 4 + [2] * 4  # one architecture was interrupted and resumed
     for spec in run.grid().specs:
         (row,) = [r for r in rows if (r["arch"], r["mode"], r["trial"]) == (str(spec.arch), spec.mode, spec.trial)]
         history = store.history(row["id"])
