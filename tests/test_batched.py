@@ -32,6 +32,9 @@ def test_batched_engine_follows_the_single_trial_engine(data64, family, arch):
             (r.score, r.improved, r.ablated) for r in alone
         ], spec.mode
         assert (result.bounty, result.bounty_loop) == (state.bounty, state.bounty_loop)
+        # The same mean training loss, summed per batch as the engine sums it (only each batch's
+        # log-sum-exp is written another way).
+        assert [r.loss for r in result.history] == pytest.approx([r.loss for r in alone], rel=1e-12, abs=0)
         assert result.test_accuracy == engine.accuracy(state.lkg, data64.x_test, data64.y_test)
         improvements += sum(r.improved for r in alone[1:])
     assert improvements > 0  # the LKG decision was exercised both ways

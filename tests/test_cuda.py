@@ -124,6 +124,10 @@ def test_a_group_trains_each_stack_as_if_alone(data64, graphs):
                 if graphs
                 else torch.equal(ours.active, reference.active)
             )
+        # The loss sums too: a capture's warm-up steps must leave no trace in them.
+        ours_losses = [loss for losses in together.losses() for loss in losses]
+        reference_losses = [loss for steps in separate for losses in steps.losses() for loss in losses]
+        assert ours_losses == (pytest.approx(reference_losses, rel=1e-12) if graphs else reference_losses)
 
 
 @needs_kernels
@@ -197,4 +201,5 @@ def test_batched_engine_follows_the_single_trial_engine_on_cuda(data64, family, 
             (r.score, r.improved, r.ablated) for r in alone
         ], spec.mode
         assert (result.bounty, result.bounty_loop) == (state.bounty, state.bounty_loop)
+        assert [r.loss for r in result.history] == pytest.approx([r.loss for r in alone], rel=1e-9, abs=0)
         assert result.test_accuracy == engine.accuracy(state.lkg, gpu.x_test, gpu.y_test)

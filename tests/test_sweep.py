@@ -1,3 +1,4 @@
+import csv
 import json
 import os
 import socket
@@ -73,6 +74,10 @@ def test_sweep_skips_completed_trials_and_exports_the_study_formats(tmp_path, mn
     assert "Settings: seeding independent |" in (out / "psa_simplemlp_summary.md").read_text()
     loops_csv = (out / "psa_simplemlp_loops.csv").read_text().splitlines()
     assert len(loops_csv) == 1 + 18 * 3 and loops_csv[0].startswith("family,arch,mode,trial,seed,loop,score")
+    loops_rows = list(csv.DictReader(loops_csv))  # every loop's training loss, as the store has it
+    stored = [h.loss for r in rows for h in store.history(r["id"])]
+    assert all(float(row["loss"]) > 0 for row in loops_rows)
+    assert sorted(float(row["loss"]) for row in loops_rows) == sorted(stored)
     csv_lines = (out / "psa_trials.csv").read_text().splitlines()
     assert len(csv_lines) == 19 and csv_lines[0].startswith("family,arch,mode,trial,seed,seeding")
     assert len(written) == 8

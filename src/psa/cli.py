@@ -9,6 +9,8 @@ import importlib
 import sys
 from pathlib import Path
 
+from rich.markup import escape
+
 from psa import PSAError, cloud
 from psa.progress import make_console
 
@@ -69,7 +71,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         args.func(args)
     except PSAError as error:
-        console.print(f"[bold red]error:[/] {error}", soft_wrap=True)
+        # Escaped: messages quote architectures ("[4*4, 2*8]") and extras ("psa[tensorboard]"), not markup.
+        console.print(f"[bold red]error:[/] {escape(str(error))}", soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")

@@ -45,23 +45,25 @@ def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return 100.0 * correct / len(x)
 
 
-def train_epoch(model, optimizer, spec: TrialSpec, data: MNIST, loop: int, reporter: Reporter, stop) -> bool:
+def train_epoch(model, optimizer, spec: TrialSpec, data: MNIST, loop: int, reporter: Reporter, stop) -> float | None:
     """One epoch: a new shuffle, batches of batch_size with the last partial batch kept, mean
-    cross-entropy. False if `stop()` asked to end it early."""
+    cross-entropy. Returns the mean of the batches' losses; None if `stop()` asked to end it early."""
     model.train()
     n, size = len(data.x_train), spec.hyper.batch_size
     order = randomness.shuffle(spec.seed, loop, n).to(data.x_train.device)
+    total = 0.0  # summed on the device, batch after batch, as the batched engine sums it
     for step, start in enumerate(range(0, n, size)):
         if stop():
-            return False
+            return None
         batch = order[start : start + size]
         model.set_dropout_key(randomness.dropout_key(spec.seed, loop, step))
         loss = F.cross_entropy(model(data.x_train[batch]), data.y_train[batch])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        total = total + loss.detach()
         reporter.step()
-    return True
+    return (total / (step + 1)).item()
 
 
 def run_loops(
@@ -89,7 +91,8 @@ def run_loops(
         optimizer = torch.optim.AdamW(
             active.parameters(), lr=spec.hyper.lr, betas=BETAS, eps=EPS, weight_decay=weight_decay
         )
-        if not train_epoch(active, optimizer, spec, data, loop, reporter, stop):
+        loss = train_epoch(active, optimizer, spec, data, loop, reporter, stop)
+        if loss is None:
             break
         score = accuracy(active, data.x_val, data.y_val)
         improved = score > state.lkg_score
@@ -98,7 +101,7 @@ def run_loops(
             if score > state.bounty:
                 state.bounty, state.bounty_loop = score, loop
         state.loops_done = loop
-        record = LoopRecord(loop, score, state.lkg_score, state.bounty, improved, ablation.describe(choice))
+        record = LoopRecord(loop, score, state.lkg_score, state.bounty, improved, ablation.describe(choice), loss)
         records.append(record)
         on_loop(record, state)
         reporter.loop_done(loop)

@@ -1,7 +1,7 @@
 """Command-line arguments that several commands share, each written once: the hyperparameters
-(from Hyper's own defaults), device, threads, MNIST folder, model family and the analyses'
-configurations file. Every number is checked as it is parsed, so a bad one is a one-line error
-before anything runs or is written."""
+(from Hyper's own defaults), device, threads, MNIST folder, model family, TensorBoard folder and
+the analyses' configurations file. Every number is checked as it is parsed, so a bad one is a
+one-line error before anything runs or is written."""
 
 import argparse
 import math
@@ -141,3 +141,13 @@ def add_config_file(parser: argparse.ArgumentParser) -> None:
         "(default: the trials' architectures, by depth and width)",
     )
     alias(parser, "--config-file", dest="config_file", type=configurations)
+
+
+def add_tensorboard(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tensorboard",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write each trial's accuracy and loss curves for TensorBoard under DIR (needs psa[tensorboard])",
+    )

@@ -19,6 +19,7 @@ from psa.progress import Reporter, duration, make_console
 from psa.settings import RunSettings
 from psa.store import DEFAULT_STORE, Finish, Store, Update
 from psa.store.claims import LostClaim, claim, holding, owner_id
+from psa.tensorboard_log import Curves
 from psa.trial import Grid, Progress, TrialSpec
 
 CHECKPOINT_EVERY = 30.0  # seconds between two commits of a group's progress (the last loop always commits)
@@ -38,9 +39,11 @@ class Journal:
         every: float,
         snapshot: Path | None = None,
         log=None,
+        curves=None,
     ):
         self.store, self.sweep_id, self.owner, self.ids = store, sweep_id, owner, ids
         self.meta_loops, self.every, self.snapshot, self.log = meta_loops, every, snapshot, log
+        self.curves = curves  # a psa.tensorboard_log.Curves: TensorBoard gets what the store got
         self.records = {spec: [] for spec in ids}
         self.changed: set[TrialSpec] = set()
         self.last = time.perf_counter()
@@ -80,6 +83,8 @@ class Journal:
                 updates.append(Update(self.ids[spec], self.records[spec], progress, seconds))
         if not self.store.commit(self.sweep_id, self.owner, updates):
             raise LostClaim
+        if self.curves:
+            self.curves.write(self.records)
         self.records = {spec: [] for spec in self.ids}
         self.changed.clear()
         if self.snapshot:
@@ -88,6 +93,8 @@ class Journal:
     def complete(self, results) -> None:
         seconds = self._share()
         self.store.complete(self.owner, [Finish(self.ids[r.spec], r.test_accuracy, seconds, r.device) for r in results])
+        if self.curves:
+            self.curves.close(r.spec for r in results)
         if self.snapshot:
             self.store.snapshot(self.snapshot)
 
@@ -128,12 +135,13 @@ def run_sweep(
     checkpoint_every: float = CHECKPOINT_EVERY,
     snapshot: Path | None = None,
     log=None,
+    curves=None,
 ) -> dict[str, int]:
     """Train every trial of the run that the store lacks and no other live sweep holds, in
     stacks that fit `memory_bytes`, up to `pack` small stacks side by side, on `data` (default:
     MNIST from `data_dir` or the usual places). With `snapshot`, a copy of the store replaces
-    that file after every commit; `log(stacks, loop, records)` sees every meta-loop. Returns
-    counts of what was done."""
+    that file after every commit; `log(stacks, loop, records)` sees every meta-loop; `curves` (a
+    psa.tensorboard_log.Curves) gets every committed loop. Returns counts of what was done."""
     console = console or make_console()
     grid, meta_loops = run.grid(), run.meta_loops
     specs = grid.specs
@@ -156,7 +164,15 @@ def run_sweep(
     data = (data or load_mnist(data_dir)).to(device)
     owner, done = owner_id(), {"trained": 0, "loops": 0}
     new_journal = functools.partial(
-        Journal, store, sweep_id, owner, meta_loops=meta_loops, every=checkpoint_every, snapshot=snapshot, log=log
+        Journal,
+        store,
+        sweep_id,
+        owner,
+        meta_loops=meta_loops,
+        every=checkpoint_every,
+        snapshot=snapshot,
+        log=log,
+        curves=curves,
     )
     complete_at_start = len(specs) - pending
 
@@ -258,6 +274,7 @@ def sweep(args) -> None:
     grouping.check_fits(run.grid().specs, memory)
     path = files.output_file(args.store, "--store")
     data = load_mnist(args.data_dir)
+    curves = Curves(args.tensorboard) if args.tensorboard else None
     store = Store(path)
     started = time.perf_counter()
     try:
@@ -270,9 +287,12 @@ def sweep(args) -> None:
             command=command_line(args),
             pack=pack_limit(device, args.pack),
             checkpoint_every=args.checkpoint_every,
+            curves=curves,
         )
     finally:
         store.close()
+        if curves:
+            curves.close()
     make_console().print(
         f"trained {done['trained']} trials ({done['loops']} trial-loops) in {time.perf_counter() - started:.1f} s; "
         + (
@@ -289,6 +309,7 @@ def add_arguments(parser, trials: int, meta_loops: int, store: str | None = DEFA
     options.add_device(parser)
     options.add_threads(parser)
     options.add_data_dir(parser)
+    options.add_tensorboard(parser)
     parser.add_argument(
         "--store", default=store, help=f"results store (default: {store or 'reproduce.sqlite in the --out folder'})"
     )

@@ -16,6 +16,7 @@ from psa.engine import accuracy, new_state, run_loops
 from psa.modes import MODES, check_mode
 from psa.progress import Reporter, make_console
 from psa.settings import SEED
+from psa.tensorboard_log import Curves
 from psa.topology import topology
 from psa.trial import TrialSpec, log_line
 
@@ -87,6 +88,7 @@ def train(args) -> None:
     spec = TrialSpec(arch, args.family, mode, 0, args.seed, options.hyper(args))
     check_fits([spec], device_memory(device), f"the {device} has")
     path = checkpoint.default_path(files.output_folder(args.model_dir, "--model-dir"), args.family)
+    curves = Curves(args.tensorboard) if args.tensorboard else None
     data = load_mnist(args.data_dir).to(device)
     state, spec = _resume(path, spec, device, console)
     if spec.seed != args.seed:
@@ -124,6 +126,8 @@ def train(args) -> None:
             },
         )
         reporter.print(log_line(record, record.loop - first, args.meta_loops))
+        if curves:
+            curves.write({spec: [record]})
         if args.debug:
             reporter.print(f"  ablated: {record.ablated or '-'} | improved: {record.improved}")
 
@@ -138,6 +142,8 @@ def train(args) -> None:
             run_loops(spec, data, state, args.meta_loops, on_loop, reporter, stop=lambda: bool(interrupted))
     finally:
         signal.signal(signal.SIGINT, previous)
+        if curves:
+            curves.close()
     if state.loops_done == first:
         console.print("No meta-loop completed; nothing to report.")
         if interrupted:
@@ -164,6 +170,7 @@ def configure(parser) -> None:
     options.add_device(parser)
     options.add_threads(parser)
     options.add_data_dir(parser)
+    options.add_tensorboard(parser)
     parser.add_argument(
         "--num-workers",
         type=options.whole(0),

@@ -97,8 +97,10 @@ class Grid:
 
 def log_line(record: LoopRecord, index: int, total: int) -> str:
     """The per-meta-loop line of docs/DESIGN.md section 6 that the logs parser reads: `index` of `total`
-    counts the loops of this run, Global the loops of the trial across resumes."""
-    return (
+    counts the loops of this run, Global the loops of the trial across resumes. The training loss,
+    where recorded, follows the study's fields, which the parser reads alone."""
+    line = (
         f"Loop {index}/{total} (Global: {record.loop}) | Current: {record.score:.2f}% | "
         f"LKG: {record.lkg_score:.2f}% | Bounty: {record.bounty:.2f}%"
     )
+    return line if record.loss is None else f"{line} | Loss: {record.loss:.4f}"

@@ -136,7 +136,7 @@ class GraphSteps(Steps):
         state = [
             t
             for stack, epoch in zip(self.stacks, self.epochs)
-            for t in (stack.active, epoch.m, epoch.v, epoch.updates, epoch.step)
+            for t in (stack.active, epoch.m, epoch.v, epoch.updates, epoch.step, epoch.loss)
         ]
         saved = [t.clone() for t in state]
         side = torch.cuda.Stream()

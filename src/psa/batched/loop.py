@@ -65,8 +65,8 @@ def train_stacks(
             reporter.step()
         # Validation; strict improvement makes a candidate its trial's LKG.
         records = [
-            promote(stack, loop, accuracy(stack, stack.active, data.x_val, data.y_val, EVAL_CHUNK), chosen)
-            for stack, chosen in zip(stacks, choices)
+            promote(stack, loop, accuracy(stack, stack.active, data.x_val, data.y_val, EVAL_CHUNK), chosen, losses)
+            for stack, chosen, losses in zip(stacks, choices, steps.losses())
         ]
         for stack_histories, stack_records in zip(histories, records):
             for history, record in zip(stack_histories, stack_records):

@@ -123,11 +123,17 @@ def backward(stack: Stack, g: torch.Tensor, last: torch.Tensor, tape, masks=None
             g = g_s + bmm(g_z, weights[li][0]) if li > 0 else None
 
 
-def cross_entropy_grad(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def cross_entropy_grad(logits: torch.Tensor, y: torch.Tensor, loss: torch.Tensor | None = None) -> torch.Tensor:
     """d(mean cross-entropy)/d logits for each trial: (softmax - one_hot) / batch. The softmax is
-    written out: torch.softmax over a last dimension of 10 is twice as slow on a CPU."""
-    g = (logits - logits.amax(2, keepdim=True)).exp_()
-    g /= g.sum(2, keepdim=True)
+    written out: torch.softmax over a last dimension of 10 is twice as slow on a CPU. With `loss`
+    (T,), each trial's mean cross-entropy of the batch is added to it, on the device: the
+    log-sum-exp comes from the softmax's own sums, so recording the loss costs a log and a gather."""
+    top = logits.amax(2, keepdim=True)
+    g = (logits - top).exp_()
+    sums = g.sum(2, keepdim=True)
+    if loss is not None:
+        loss += sums.log().add_(top).sub_(logits.gather(2, y.unsqueeze(2))).mean((1, 2))
+    g /= sums
     g.scatter_add_(2, y.unsqueeze(2), torch.full_like(y, -1, dtype=g.dtype).unsqueeze(2))
     return g / logits.shape[1]
 

@@ -165,7 +165,7 @@ def ablate(stack: Stack, loop: int) -> list:
     return choices
 
 
-def promote(stack: Stack, loop: int, scores: list[float], choices: list) -> list[LoopRecord]:
+def promote(stack: Stack, loop: int, scores: list[float], choices: list, losses: list[float]) -> list[LoopRecord]:
     """Make each candidate that beats its trial's LKG score the new LKG; the loop's records."""
     improved = [score > best for score, best in zip(scores, stack.lkg_score)]
     if any(improved):  # row indices known on the host: no device sync, unlike a boolean mask
@@ -178,6 +178,14 @@ def promote(stack: Stack, loop: int, scores: list[float], choices: list) -> list
             if scores[t] > stack.bounty[t]:
                 stack.bounty[t], stack.bounty_loop[t] = scores[t], loop
         records.append(
-            LoopRecord(loop, scores[t], stack.lkg_score[t], stack.bounty[t], improved[t], ablation.describe(choices[t]))
+            LoopRecord(
+                loop,
+                scores[t],
+                stack.lkg_score[t],
+                stack.bounty[t],
+                improved[t],
+                ablation.describe(choices[t]),
+                losses[t],
+            )
         )
     return records

@@ -1,7 +1,8 @@
 """One training step of a stack, the only one there is: the CPU runs it step after step, and the
 CUDA path captures the very same calls in a graph (psa.batched.cuda). Everything a step varies on
 lives in the tensors of an Epoch: this loop's sample orders and dropout keys, AdamW's fresh moments
-and step count, and the position of the next batch, which the step advances itself."""
+and step count, the position of the next batch, which the step advances itself, and the running
+sum of the training loss."""
 
 from dataclasses import dataclass
 
@@ -38,6 +39,7 @@ class Epoch:
     v: torch.Tensor
     updates: torch.Tensor  # AdamW's step count: a float32 scalar, as torch.optim keeps it
     step: torch.Tensor  # int64 scalar: the index of the next batch
+    loss: torch.Tensor  # (trials,) the sum of each trial's batch-mean losses so far this epoch
     # Input rows of a step, gathered into the same memory every step: fresh tens of MB a step cost
     # page faults on a CPU, and a CUDA graph needs its buffers in place anyway.
     inputs: torch.Tensor  # (len(stack.seeds) * batch size, 784)
@@ -61,6 +63,7 @@ class Epoch:
             v=torch.zeros_like(stack.active),
             updates=torch.zeros((), dtype=torch.float32, device=device),
             step=torch.zeros((), dtype=torch.int64, device=device),
+            loss=torch.zeros(len(stack.specs), dtype=stack.active.dtype, device=device),
             inputs=torch.empty(len(stack.seeds) * hyper.batch_size, INPUTS, dtype=stack.active.dtype, device=device),
             batch_size=hyper.batch_size,
             lr=hyper.lr,
@@ -71,7 +74,7 @@ class Epoch:
         self.orders.copy_(orders, non_blocking=orders.is_pinned())
         if self.keys is not None:
             self.keys.copy_(keys)
-        for fresh in (self.m, self.v, self.updates, self.step):
+        for fresh in (self.m, self.v, self.updates, self.step, self.loss):
             fresh.zero_()
 
 
@@ -101,7 +104,7 @@ def train_step(stack: Stack, epoch: Epoch, data: MNIST, batch: int, forward=ops.
     if epoch.keys is not None:
         masks = dropout_masks(stack, epoch.grid, epoch.keys.index_select(0, epoch.step.view(1)), batch)
     logits, last, tape = forward(stack, x, masks)
-    backward(stack, ops.cross_entropy_grad(logits, y), last, tape, masks)
+    backward(stack, ops.cross_entropy_grad(logits, y, epoch.loss), last, tape, masks)
     ops.adamw_step(stack, epoch.m, epoch.v, epoch.updates, epoch.lr)
     epoch.step.add_(1)
 
@@ -124,6 +127,11 @@ class Steps:
     def begin(self, loop: int) -> None:
         for epoch, (orders, keys) in zip(self.epochs, self.inputs(loop)):
             epoch.begin(orders, keys)
+
+    def losses(self) -> list[list[float]]:
+        """Each stack's trials' mean training loss over the epoch just run (the mean of the batch
+        means, as psa.engine records it): the loop's one read of the sums off the device."""
+        return [(epoch.loss / len(self.batches)).tolist() for epoch in self.epochs]
 
     def step(self, member: int, batch: int) -> None:
         train_step(self.stacks[member], self.epochs[member], self.data, batch)
