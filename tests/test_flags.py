@@ -63,8 +63,8 @@ def test_every_idea_has_one_public_name_across_all_commands():
 def test_every_command_that_takes_a_seed_shows_the_same_default():
     seeds = {path: public_flags(p)["--seed"] for path, p in parsers().items() if "--seed" in public_flags(p)}
     assert {"train", "sweep", "reproduce", "regimes", "cloud launch", "cloud job", "cloud cost"} <= set(seeds)
-    # export's --seed picks trials out of a store (default: any), it draws nothing
-    drawing = {path: action for path, action in seeds.items() if path != "export"}
+    # export's and report's --seed pick trials out of a store (default: any); they draw nothing
+    drawing = {path: action for path, action in seeds.items() if path not in ("export", "report")}
     assert {path: action.default for path, action in drawing.items()} == {path: SEED for path in drawing}
     assert all(f"default: {SEED}" in action.help or "%(default)" in action.help for action in drawing.values())
 
