@@ -127,7 +127,7 @@ def test_a_launched_job_runs_as_sagemaker_would_and_its_results_are_read(mnist, 
     ]  # how the training toolkit hands them to the entry script
     monkeypatch.setattr("psa.data.load_mnist", lambda data_dir=None: subset(mnist, train=2000, val=1000))
     monkeypatch.setenv("SM_MODEL_DIR", str(tmp_path / "model"))
-    job.main(argv + ["--device", "cpu"])
+    job.main(argv + ["--device", "cpu", "--checkpoint-dir", str(tmp_path / "checkpoints")])
     bucket, key = described["ModelArtifacts"]["S3ModelArtifacts"].removeprefix("s3://").split("/", 1)
     assert (bucket, key) == (BUCKET, f"{PREFIX}/{name}/output/model.tar.gz")
     boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=model_archive(tmp_path / "model"))
