@@ -1,10 +1,12 @@
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import tomllib
 
+from psa import device
 from psa.cli import COMMANDS, build_parser, script_argv
 
 
@@ -29,3 +31,15 @@ def test_every_installed_script_runs_a_command():
 def test_console_script_alias_and_unknown_command():
     done = subprocess.run([sys.executable, "-m", "psa", "bogus"], capture_output=True, text=True)
     assert done.returncode == 2 and "invalid choice: 'bogus'" in done.stderr
+
+
+def test_default_threads_leave_the_cores_that_other_programs_use():
+    """Two CPU-bound programs running: the default thread count leaves their cores to them."""
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        time.sleep(0.5)
+        assert 1 <= device.idle_cores() <= max(1, device.usable_cores() - 2)
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()

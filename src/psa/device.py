@@ -2,6 +2,9 @@
 use, and how much memory one stack of trials may take."""
 
 import os
+import statistics
+import time
+from pathlib import Path
 
 import torch
 
@@ -41,13 +44,26 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def busy_cores() -> float:
+    """How many threads of other programs run now: on Linux the runnable count of /proc/loadavg
+    less this process, the median of a few samples (the one-minute load average would still count
+    a job that ended a minute ago); elsewhere the load average."""
+    try:
+        samples = []
+        for _ in range(5):
+            samples.append(int(Path("/proc/loadavg").read_text().split()[3].split("/")[0]) - 1)
+            time.sleep(0.02)
+        return statistics.median(samples)
+    except (OSError, ValueError, IndexError):
+        return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+
+
 def idle_cores() -> int:
-    """The usable cores less those other programs keep busy (the one-minute load average, read
-    before psa starts working), at least one. More threads than free cores makes every step wait
-    for the slowest thread: beside one CPU-bound job a 2-core machine ran 11x slower on two."""
+    """The usable cores less those other programs keep busy, at least one. More threads than free
+    cores makes every step wait for the slowest thread: beside one CPU-bound job a 2-core machine
+    ran 11x slower on two (docs/PERFORMANCE.md, threads)."""
     cores = usable_cores()
-    busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    return max(1, min(cores, round(cores - busy)))
+    return max(1, min(cores, round(cores - busy_cores())))
 
 
 def set_threads(requested: int | None) -> int:
