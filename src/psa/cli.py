@@ -17,6 +17,7 @@ COMMANDS = {  # name -> ("module:configure function", one-line help)
     "train": ("psa.train:configure", "train one PSA trial (Frustration Engine), resuming from its checkpoint"),
     "clean": ("psa.checkpoint:configure", "delete psa checkpoints"),
     "sweep": ("psa.sweep:configure", "run a grid of architectures x modes x trials into a results store"),
+    "merge": ("psa.merge:configure", "join the complete trials of several results stores (shards) into one"),
     "export": ("psa.export:configure", "write the study's markdown tables and a CSV from a results store"),
     "reproduce": ("psa.reproduce:configure", "the main job: sweep, export, tables and figures in one command"),
     "bench": ("psa.bench:configure", "benchmarks: estimate the full sweep, compare engines"),
