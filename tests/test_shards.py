@@ -1,14 +1,13 @@
 """Shards anywhere: the balanced split, `psa sweep --shard K/N` into a store per shard, and
 `psa merge` of the shards' stores, which exports what one unsharded sweep exports."""
 
-import csv
 import shutil
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from helpers import subset
+from helpers import exported, subset
 from psa import published, shards
 from psa.architecture import read_configurations
 from psa.batched import ENGINE_VERSION
@@ -18,8 +17,6 @@ from psa.settings import RunSettings
 ARCHS = "1*4,2*3,1*6,3*2"
 GRID = ["--arch", ARCHS, "--modes", "none,hidden", "--trials", "2", "--meta-loops", "2", "--device", "cpu"]
 GRID += ["--lr", "0.002", "--checkpoint-every", "0"]
-# Columns of psa_trials.csv that say when and how long, not what: they differ between any two runs.
-WHEN = {"seconds", "updated"}
 
 
 @pytest.fixture
@@ -58,19 +55,6 @@ def test_more_shards_than_architectures_is_refused(tmp_path, monkeypatch, capsys
         main(["sweep", *GRID, "--shard", "5/5"])
     assert exit.value.code == 2 and "only 4 architectures" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
-
-
-def exported(store: str, out: str) -> dict[str, list]:
-    """Every file `psa export` writes of `store`: its lines, the trials CSV without WHEN."""
-    main(["export", "--store", store, "--out", out])
-    files = {}
-    for path in sorted(Path(out).iterdir()):
-        if path.name == "psa_trials.csv":
-            with open(path) as handle:
-                files[path.name] = [{k: v for k, v in row.items() if k not in WHEN} for row in csv.DictReader(handle)]
-        else:
-            files[path.name] = path.read_text().splitlines()
-    return files
 
 
 def trials(store: str) -> list[tuple]:

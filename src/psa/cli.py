@@ -29,6 +29,7 @@ COMMANDS = {  # name -> ("module:configure function", one-line help)
     "make-figure-heatmaps": ("psa.figures.heatmaps:configure", "the six heat maps of the design space"),
     "make-convergence-plots": ("psa.figures.convergence:configure", "validation accuracy over meta-loops"),
     "compare": ("psa.compare:configure", "compare a reproduction's trials table with a reference"),
+    "slurm": ("psa.slurm:configure", "Slurm: the grid's shards as one job array (submitit); status, collect"),
     "cloud": ("psa.cloud.cli:configure", "AWS SageMaker: launch, job, results, logs, storage, cost"),
 }
 
