@@ -2,10 +2,14 @@
 the session in a temporary folder (the simplest plugins, no cgroups, no accounting) and stopped
 after. Missing Slurm is a failure, not a skip: .ci/run installs slurm-wlm and munge."""
 
+import contextlib
 import getpass
+import json
 import os
 import shutil
+import signal
 import socket
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -138,6 +142,49 @@ def test_a_three_shard_array_exports_what_one_process_exports(slurm, tmp_path, m
 
     main(["sweep", *GRID, "--store", "whole.sqlite"])
     ignore = WHEN | {"job"}  # merged trials name the array task that trained them
+    assert exported("merged.sqlite", "merged", ignore) == exported("whole.sqlite", "whole", ignore)
+
+
+def test_a_requeued_task_goes_on_from_its_store(slurm, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    grid = ["--arch", "1*4", "--modes", "none", "--trials", "2", "--meta-loops", "16", "--lr", "0.002"]
+    grid += ["--device", "cpu", "--threads", "1"]
+    main(["slurm", "submit", "--shards", "1", "--folder", "shared", "--checkpoint-every", "0", *grid])
+    job = json.loads(Path("shared/plan.json").read_text())["job"]
+    store = Path("shared") / "psa-shard-1-of-1.sqlite"
+
+    def progress() -> tuple[int, str | None]:
+        """The fewest loops a trial has in the task's store, and the task's process (its claim)."""
+        if not store.is_file():
+            return 0, None
+        db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+        try:
+            return db.execute("SELECT COALESCE(MIN(loops_done), 0), MAX(owner) FROM trials").fetchone()
+        finally:
+            db.close()
+
+    logs = sorted(Path("shared/logs").glob("*")) + [slurm / "slurmd.log"]
+    _wait("a first commit", lambda: progress()[0] >= 1, 600, logs)
+    loops, owner = progress()
+    assert loops < 16 and owner
+    # Preemption: Slurm requeues the task; the task's process dies at once (submitit ignores the
+    # SIGTERM, and a fast machine could finish the shard within Slurm's KillWait).
+    subprocess.run(["scontrol", "requeue", job], check=True, env=os.environ)  # the array, of one task
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(int(owner.rpartition(":")[2]), signal.SIGKILL)
+
+    def ended() -> bool:
+        queue = subprocess.run(["squeue", "-h", "-j", job], capture_output=True, text=True, env=os.environ)
+        return not queue.stdout.strip() and survey(Path("shared"))[1][0].done == 2
+
+    _wait("the requeued task", ended, 600, logs)
+    db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+    sweeps = db.execute("SELECT COUNT(DISTINCT sweep_id) FROM loops").fetchone()[0]
+    db.close()
+    assert sweeps == 2  # the loops before the requeue, and the rest after it
+    main(["slurm", "collect", "--folder", "shared", "--store", "merged.sqlite"])
+    main(["sweep", *grid, "--store", "whole.sqlite"])
+    ignore = WHEN | {"job"}
     assert exported("merged.sqlite", "merged", ignore) == exported("whole.sqlite", "whole", ignore)
 
 

@@ -29,7 +29,7 @@ from psa import PSAError, costmodel, options, settings, shards
 from psa.files import read_text, write_json
 from psa.merge import merge_into
 from psa.settings import RunSettings
-from psa.store import DEFAULT_STORE, Store
+from psa.store import DEFAULT_STORE, read_complete
 
 PLAN = "plan.json"
 console = Console(highlight=False)
@@ -154,13 +154,7 @@ def survey(folder: Path) -> tuple[dict, list[ShardState]]:
     found = []
     for k, archs in enumerate(plan["shards"], start=1):
         path = shards.store_name(k, len(plan["shards"]), folder)
-        done = 0
-        if path.is_file():
-            store = Store(path)
-            try:
-                done = len(store.completed())
-            finally:
-                store.close()
+        done = len(read_complete(path)[0]) if path.is_file() else 0
         found.append(ShardState(k, archs, per_arch * len(archs), done, path))
     return plan, found
 

@@ -175,13 +175,12 @@ class Store:
         nothing is written. The sources are read from copies, never written. Returns how many
         trials were added."""
         added = 0
-        with tempfile.TemporaryDirectory() as folder, self.db:
+        with self.db:
             self.db.execute("BEGIN IMMEDIATE")
-            engines = {
-                e for (e,) in self.db.execute("SELECT COALESCE(engine, 1) FROM trials WHERE status = 'complete'")
-            }
-            for n, (path, job) in enumerate(sources.items()):
-                rows, histories = _complete_trials(path, Path(folder) / f"{n}.sqlite")
+            done = self.db.execute("SELECT COALESCE(engine, 1) FROM trials WHERE status = 'complete'")
+            engines = {engine for (engine,) in done}
+            for path, job in sources.items():
+                rows, histories = read_complete(path)
                 engines |= {row["engine"] or 1 for row in rows}
                 if len(engines) > 1:
                     raise PSAError(f"{path}: its trials and the others' come from engine versions {sorted(engines)}")
@@ -237,25 +236,28 @@ class Store:
         return dict(self.db.execute("SELECT status, COUNT(*) FROM trials GROUP BY status").fetchall())
 
 
-def _complete_trials(path: Path | str, copy: Path) -> tuple[list[dict], dict[int, list[tuple]]]:
-    """The complete trials of the store at `path` and the loops of each, read from a copy of it
-    (its schema brought up to date there) so that the store itself is left as it was."""
+def read_complete(path: Path | str) -> tuple[list[dict], dict[int, list[tuple]]]:
+    """The complete trials of the store at `path` (Store.completed) and the loops of each, read
+    from a copy of it, its schema brought up to date there: the store is only read, never written,
+    so another process may replace it meanwhile (a snapshot in a shared folder)."""
     if not Path(path).is_file():
         raise PSAError(f"results store {path} not found")
-    try:
-        source = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
-        target = sqlite3.connect(copy)
+    with tempfile.TemporaryDirectory() as folder:
+        copy = Path(folder) / "copy.sqlite"
         try:
-            source.backup(target)
+            source = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
+            target = sqlite3.connect(copy)
+            try:
+                source.backup(target)
+            finally:
+                source.close()
+                target.close()
+        except sqlite3.DatabaseError as error:
+            raise damaged(Path(path), error) from None
+        store = Store(copy)
+        try:
+            rows = store.completed()
+            loops = "SELECT loop, score, lkg, bounty, improved, ablated, loss FROM loops WHERE trial_id = ?"
+            return rows, {row["id"]: store.db.execute(loops, (row["id"],)).fetchall() for row in rows}
         finally:
-            source.close()
-            target.close()
-    except sqlite3.DatabaseError as error:
-        raise damaged(Path(path), error) from None
-    store = Store(copy)
-    try:
-        rows = store.completed()
-        loops = "SELECT loop, score, lkg, bounty, improved, ablated, loss FROM loops WHERE trial_id = ?"
-        return rows, {row["id"]: store.db.execute(loops, (row["id"],)).fetchall() for row in rows}
-    finally:
-        store.close()
+            store.close()
