@@ -30,14 +30,23 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _wait(what: str, ready, seconds: float, logs: list[Path]) -> None:
+def _wait(what: str, ready, seconds: float, logs: list[Path], fail: bool = True) -> None:
     ends = time.time() + seconds
     while time.time() < ends:
         if ready():
             return
         time.sleep(0.5)
+    if not fail:
+        return
     tails = "\n".join(f"--- {log}\n{log.read_text()[-3000:] if log.is_file() else '(none)'}" for log in logs)
     pytest.fail(f"{what} not ready after {seconds:.0f} s\n{tails}")
+
+
+def _queue(env, job: str | None = None) -> str:
+    """The states squeue says of the job, or of every job ('' once none is left in the queue)."""
+    which = ["-j", job] if job else []
+    found = subprocess.run(["squeue", "-h", "-o", "%T", *which], capture_output=True, text=True, env=env)
+    return found.stdout.strip()
 
 
 def slurm_conf(folder: Path) -> str:
@@ -110,6 +119,10 @@ def slurm(tmp_path_factory):
         os.environ["SLURM_CONF"] = str(conf)
         yield folder
     finally:
+        # A job still running would outlive its daemons: cancelled first, given a moment to end.
+        if len(daemons) == 3:
+            subprocess.run(["scancel", "--user", getpass.getuser()], env=env, check=False)
+            _wait("cancelled jobs", lambda: not _queue(env), 60, logs, fail=False)
         for daemon in reversed(daemons):
             daemon.terminate()
         for daemon in daemons:
@@ -172,10 +185,10 @@ def test_a_requeued_task_goes_on_from_its_store(slurm, tmp_path, monkeypatch, ca
     subprocess.run(["scontrol", "requeue", job], check=True, env=os.environ)  # the array, of one task
     with contextlib.suppress(ProcessLookupError):
         os.kill(int(owner.rpartition(":")[2]), signal.SIGKILL)
+    # Slurm starts the requeued task again after a couple of minutes (its old credential revoked).
 
     def ended() -> bool:
-        queue = subprocess.run(["squeue", "-h", "-j", job], capture_output=True, text=True, env=os.environ)
-        return not queue.stdout.strip() and survey(Path("shared"))[1][0].done == 2
+        return not _queue(os.environ, job) and survey(Path("shared"))[1][0].done == 2
 
     _wait("the requeued task", ended, 600, logs)
     db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
