@@ -1,8 +1,16 @@
-"""Small real-MNIST subsets, so engine tests train for real in a fraction of a second."""
+"""Small real-MNIST subsets, so engine tests train for real in a fraction of a second; what an
+export of a store holds, to compare two ways of running one grid."""
+
+import csv
+from pathlib import Path
 
 import torch
 
+from psa.cli import main
 from psa.data import MNIST
+
+# Columns of psa_trials.csv that say when and how long, not what: they differ between any two runs.
+WHEN = {"seconds", "updated"}
 
 
 def subset(mnist: MNIST, train: int = 1000, val: int = 500, dtype=torch.float32) -> MNIST:
@@ -18,3 +26,16 @@ def subset(mnist: MNIST, train: int = 1000, val: int = 500, dtype=torch.float32)
         mnist.val_indices,
         mnist.source,
     ).to("cpu", dtype)
+
+
+def exported(store: str, out: str, ignore: set = WHEN) -> dict[str, list]:
+    """Every file `psa export` writes of `store`: its lines, the trials CSV without the columns `ignore`."""
+    main(["export", "--store", store, "--out", out])
+    files = {}
+    for path in sorted(Path(out).iterdir()):
+        if path.name == "psa_trials.csv":
+            with open(path) as handle:
+                files[path.name] = [{k: v for k, v in row.items() if k not in ignore} for row in csv.DictReader(handle)]
+        else:
+            files[path.name] = path.read_text().splitlines()
+    return files

@@ -18,6 +18,7 @@ COMMANDS = {  # name -> ("module:configure function", one-line help)
     "train": ("psa.train:configure", "train one PSA trial (Frustration Engine), resuming from its checkpoint"),
     "clean": ("psa.checkpoint:configure", "delete psa checkpoints"),
     "sweep": ("psa.sweep:configure", "run a grid of architectures x modes x trials into a results store"),
+    "merge": ("psa.merge:configure", "join the complete trials of several results stores (shards) into one"),
     "export": ("psa.export:configure", "write the study's markdown tables and a CSV from a results store"),
     "reproduce": ("psa.reproduce:configure", "the main job: sweep, export, tables and figures in one command"),
     "report": ("psa.publish:configure", "every table, LaTeX file, figure and regime file from a store or exports"),
@@ -30,6 +31,7 @@ COMMANDS = {  # name -> ("module:configure function", one-line help)
     "make-figure-heatmaps": ("psa.figures.heatmaps:configure", "the six heat maps of the design space"),
     "make-convergence-plots": ("psa.figures.convergence:configure", "validation accuracy over meta-loops"),
     "compare": ("psa.compare:configure", "compare a reproduction's trials table with a reference"),
+    "slurm": ("psa.slurm:configure", "Slurm: the grid's shards as one job array (submitit); status, collect"),
     "cloud": ("psa.cloud.cli:configure", "AWS SageMaker: launch, job, results, logs, storage, cost"),
 }
 

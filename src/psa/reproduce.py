@@ -44,7 +44,7 @@ def reproduce(args) -> None:
 
 
 def configure(parser) -> None:
-    add_arguments(parser, trials=3, meta_loops=10, store=None)
+    add_arguments(parser, trials=3, meta_loops=10, store="reproduce.sqlite in the --out folder")
     parser.add_argument(
         "--full",
         action="store_true",

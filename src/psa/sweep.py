@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from psa import PSAError, costmodel, files, options, settings
+from psa import PSAError, costmodel, files, options, settings, shards, workers
 from psa.batched import ENGINE_VERSION, grouping, train_stacks
 from psa.data import load_mnist
 from psa.device import memory_budget, pick_device, set_threads
@@ -265,9 +265,10 @@ def command_line(args) -> str:
     return "psa sweep " + " ".join(f"{k}={v}" for k, v in sorted(vars(args).items()) if k != "func")
 
 
-def sweep(args) -> None:
-    # Every input is checked before the store is made: a bad one leaves nothing behind.
-    run = settings.from_args(args)
+def sweep(args, run: RunSettings | None = None) -> None:
+    """Train `run` (default: the command line's) into the store and on the device of `args`; every
+    input is checked before the store is made, so a bad one leaves nothing behind."""
+    run = run or settings.from_args(args)
     device = pick_device(args.device)
     set_threads(args.threads)
     memory = memory_budget(device, args.max_memory)
@@ -303,16 +304,14 @@ def sweep(args) -> None:
     )
 
 
-def add_arguments(parser, trials: int, meta_loops: int, store: str | None = DEFAULT_STORE) -> None:
+def add_arguments(parser, trials: int, meta_loops: int, store: str) -> None:
     """A run's settings (psa.settings) and how a sweep runs it."""
     settings.add_arguments(parser, trials, meta_loops)
     options.add_device(parser)
     options.add_threads(parser)
     options.add_data_dir(parser)
     options.add_tensorboard(parser)
-    parser.add_argument(
-        "--store", default=store, help=f"results store (default: {store or 'reproduce.sqlite in the --out folder'})"
-    )
+    parser.add_argument("--store", default=None, help=f"results store (default: {store})")
     parser.add_argument(
         "--max-memory",
         type=options.POSITIVE,
@@ -334,6 +333,42 @@ def add_arguments(parser, trials: int, meta_loops: int, store: str | None = DEFA
     )
 
 
+def run_command(args) -> None:
+    """`psa sweep`: the grid or one shard of it, in one process or one worker per device."""
+    run = settings.from_args(args)
+    if args.shard:
+        k, n = args.shard
+        run = shards.shard_run(run, k, n, costmodel.read_measured(args.cost_model) if args.cost_model else None)
+        args.store = args.store or str(shards.store_name(k, n))
+        make_console().print(f"shard {k}/{n}: {', '.join(str(arch) for arch in run.archs)}")
+    args.store = args.store or DEFAULT_STORE
+    if args.devices:
+        if args.device:
+            raise PSAError("give --device or --devices, not both")
+        workers.run(sweep, args, run, workers.devices(args.devices))
+    else:
+        sweep(args, run)
+
+
 def configure(parser) -> None:
-    add_arguments(parser, trials=10, meta_loops=100)
-    parser.set_defaults(func=sweep)
+    add_arguments(parser, trials=10, meta_loops=100, store=f"{DEFAULT_STORE}; a shard's: {shards.store_name('K', 'N')}")
+    parser.add_argument(
+        "--shard",
+        type=shards.parse,
+        default=None,
+        metavar="K/N",
+        help="train only the K-th of N shards of whole architectures, balanced by estimated cost, into its own "
+        "store; `psa merge` joins the shards' stores",
+    )
+    parser.add_argument(
+        "--cost-model",
+        type=Path,
+        default=None,
+        help="with --shard: a `psa bench --estimate-sweep --json` file to balance by (default: psa.costmodel)",
+    )
+    parser.add_argument(
+        "--devices",
+        default=None,
+        help="one worker process per device on the one store, e.g. cuda:0,cuda:1 or all (every CUDA GPU)",
+    )
+    parser.set_defaults(func=run_command)

@@ -21,9 +21,10 @@ from helpers import subset
 from psa import costmodel, published
 from psa.architecture import read_configurations
 from psa.cli import main
-from psa.cloud import shards
+from psa.cloud import sharded
 from psa.cloud.layout import MNIST_FOLDER as FOLDER
 from psa.data import SHA256
+from psa.settings import RunSettings
 from psa.store import Store
 
 GRID = ["--modes", "none,hidden", "--trials", "2", "--meta-loops", "2", "--retry-wait", "0"]
@@ -43,15 +44,14 @@ def launched(configs, *extra) -> dict:
 
 def test_the_balanced_split_puts_the_costliest_architectures_apart():
     archs = read_configurations(published.CONFIGURATIONS)
-    plan = shards.split(archs, ("none", "full"), 10, 100, 4, 1.0, {"seed": "0"})
+    run = RunSettings(tuple(archs), ("none", "full"), 10, 100, seed=0)
+    plan = sharded.split(run, 4, 1.0)
     assert sorted(a for shard in plan.shards for a in shard) == sorted(str(a) for a in archs)
     assert max(plan.seconds) / min(plan.seconds) < 1.2  # balanced within 20%
     heaviest = {"115*115", "91*91", "4*632", "2*939"}
     assert all(len(heaviest & set(shard)) == 1 for shard in plan.shards)
-    assert (
-        plan.id == shards.split(archs, ("none", "full"), 10, 100, 4, 0.1, {"seed": "0"}).id
-    )  # the split is not the id
-    assert plan.id != shards.split(archs, ("none", "full"), 10, 100, 3, 1.0, {"seed": "0"}).id
+    assert plan.id == sharded.split(run, 4, 0.1).id  # the split is not the id
+    assert plan.id != sharded.split(run, 3, 1.0).id
     # The model reproduces the H100 full-grid estimate it was fitted to (3,044 s measured).
     assert 2900 < sum(costmodel.arch_seconds(a, 60, 100, 1.0) for a in archs) < 3200
 

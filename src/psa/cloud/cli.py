@@ -12,7 +12,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from psa import PSAError, costmodel, options, series, settings
 from psa.architecture import read_configurations
-from psa.cloud import FAMILY, cost, fleet, job, launch, logparse, logs, results, shards, storage
+from psa.cloud import FAMILY, cost, job, launch, logparse, logs, results, sharded, storage
 from psa.cloud.aws import Cloud, describe, load_config
 from psa.cloud.files import DEFAULT_JOBS_FILE, read_jobs_file
 from psa.files import write_json
@@ -69,7 +69,7 @@ def _reconstruct(args, config, cloud) -> None:
 # ------------------------------------------------------------------------------------ tools
 
 
-def _split(args, shards_count: int, instance_type: str) -> shards.Plan:
+def _split(args, shards_count: int, instance_type: str) -> sharded.Plan:
     """The sharded plan of the command line's grid (the split by the cost model, or by a bench file)."""
     measured = costmodel.read_measured(args.cost_model) if args.cost_model else None
     speed = costmodel.INSTANCE_SPEED.get(instance_type)
@@ -78,17 +78,7 @@ def _split(args, shards_count: int, instance_type: str) -> shards.Plan:
             f"no speed known for {instance_type}: pass --cost-model (a `psa bench --estimate-sweep --json` "
             f"file measured on its GPU)"
         )
-    run = settings.from_args(args)
-    return shards.split(
-        list(run.archs),
-        run.modes,
-        run.trials,
-        run.meta_loops,
-        shards_count,
-        speed or 1.0,
-        run.job_arguments(),
-        measured,
-    )
+    return sharded.split(settings.from_args(args), shards_count, speed or 1.0, measured)
 
 
 @_aws
@@ -100,7 +90,7 @@ def run_launch(args) -> None:
     if args.shards:
         plan = _split(args, args.shards, instance_type)
         if not args.dry_run:
-            plan = shards.settle(cloud, config.bucket, config.prefix, plan)
+            plan = sharded.settle(cloud, config.bucket, config.prefix, plan)
         console.print(
             f"plan {plan.id}: {len(plan.archs)} architectures in {len(plan.shards)} shards "
             f"(collect with `psa cloud collect --plan {plan.id}`)"
@@ -182,15 +172,15 @@ def run_parse_logs(args) -> None:
 @_aws
 def run_collect(args) -> None:
     config, cloud = _open(args)
-    plan = shards.load(cloud, config.bucket, config.prefix, args.plan)
+    plan = sharded.load(cloud, config.bucket, config.prefix, args.plan)
     store = Store(args.store)
     try:
         before = store.counts().get("complete", 0)
-        found = fleet.survey(cloud, config.bucket, config.prefix, plan, into=store)
+        found = sharded.survey(cloud, config.bucket, config.prefix, plan, into=store)
         added = store.counts().get("complete", 0) - before
     finally:
         store.close()
-    console.print(fleet.table(plan, found, cost.price_per_hour(config.instance_type, args.price_per_hour)))
+    console.print(sharded.table(plan, found, cost.price_per_hour(config.instance_type, args.price_per_hour)))
     _problems([f"shard {s.k}: {s.problem}" for s in found if s.problem], "shards")
     console.print(f"{added} trials added to {args.store} (export with `psa export --store {args.store}`)")
 
@@ -198,9 +188,9 @@ def run_collect(args) -> None:
 @_aws
 def run_status(args) -> None:
     config, cloud = _open(args)
-    plan = shards.load(cloud, config.bucket, config.prefix, args.plan)
-    found = fleet.survey(cloud, config.bucket, config.prefix, plan)
-    console.print(fleet.table(plan, found, cost.price_per_hour(config.instance_type, args.price_per_hour)))
+    plan = sharded.load(cloud, config.bucket, config.prefix, args.plan)
+    found = sharded.survey(cloud, config.bucket, config.prefix, plan)
+    console.print(sharded.table(plan, found, cost.price_per_hour(config.instance_type, args.price_per_hour)))
 
 
 def run_plan_cost(args) -> None:

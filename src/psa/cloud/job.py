@@ -1,7 +1,7 @@
 """`psa cloud job`: what a SageMaker training job runs (the entry script of the source archive
 calls `main` with the job's hyperparameters; nothing on this path needs an AWS library). A job
 trains its share of the grid with the sweep engine: one architecture x mode in the study's plan,
-whole architectures in all modes for a shard (psa.cloud.shards).
+whole architectures in all modes for a shard (psa.cloud.sharded).
 
 Its results store lives in a scratch folder and is copied, after every committed meta-loop, as
 one plain file into the checkpoint folder (--checkpoint-dir, SageMaker's /opt/ml/checkpoints),
@@ -30,7 +30,6 @@ study's (docs/DESIGN.md section 6):
 import argparse
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -76,19 +75,14 @@ def run(
     folder; the trials' rows."""
     # torch comes in here, not whenever a `psa cloud` tool starts.
     from psa.device import memory_budget, pick_device
-    from psa.store import Store
+    from psa.store.claims import restore
     from psa.sweep import CHECKPOINT_EVERY, run_sweep
 
     device = pick_device(device)
     snapshot = checkpoint_dir / STORE
     live = (work_dir or Path(tempfile.mkdtemp(prefix="psa-job-"))) / STORE
-    resumed = snapshot.is_file() and not live.is_file()
-    if resumed:
-        shutil.copyfile(snapshot, live)
-    store = Store(live)
+    store, resumed = restore(snapshot, live)
     try:
-        if resumed:
-            store.release()  # claims of the interrupted run: this job is its store's only writer
         grid, meta_loops = run_settings.grid(), run_settings.meta_loops
         archs = ", ".join(str(arch) for arch in grid.archs)
         modes = ", ".join(run_settings.modes)

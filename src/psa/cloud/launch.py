@@ -1,5 +1,5 @@
 """`sagemaker-launch`: the training jobs of a plan. The study's plan has one job per architecture x
-mode; a sharded plan (psa.cloud.shards) splits the grid into N jobs of whole architectures.
+mode; a sharded plan (psa.cloud.sharded) splits the grid into N jobs of whole architectures.
 
 Each job runs the project's own code: the `psa` package is packed into a source archive (with a
 requirements.txt of its dependencies and a short entry script), uploaded once under
@@ -35,7 +35,7 @@ from psa import PSAError
 from psa.architecture import Architecture
 from psa.cloud import files, layout
 from psa.cloud.aws import THROTTLED, AwsConfig, Cloud, describe, error_code
-from psa.cloud.shards import Plan
+from psa.cloud.sharded import Plan
 from psa.settings import RunSettings
 
 SKIP = ("Completed", "InProgress", "Stopping")  # any other status (Failed, Stopped) or none: launch

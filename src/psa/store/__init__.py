@@ -10,17 +10,21 @@ when it completes."""
 
 import json
 import sqlite3
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from psa import PSAError
 from psa.files import write_atomic
-from psa.store.schema import KEY_COLUMNS, WHERE_KEY, connect, guarded, key, now
+from psa.store.schema import KEY_COLUMNS, WHERE_KEY, connect, damaged, guarded, key, now
 from psa.trial import LoopRecord, Progress, TrialSpec
 
 DEFAULT_STORE = "results/psa.sqlite"
+# What two stores must agree on of a trial that both hold complete.
+AGREED = ("seeding", "base_seed", "loops_done", "bounty", "bounty_loop", "test_accuracy")
 
 
 @dataclass
@@ -163,44 +167,48 @@ class Store:
                 self.db.execute("DELETE FROM weights WHERE trial_id = ?", (f.trial_id,))
 
     @guarded
-    def merge(self, other: Path | str, job: str | None = None) -> int:
-        """Add the complete trials of another store, with their loops, that this one lacks
-        complete, recording `job` (if given) as where they were trained; one transaction. Running
-        again adds nothing. Returns how many trials were added."""
-        source = Store(other)
-        try:
-            rows = source.completed()
-            histories = {
-                row["id"]: source.db.execute(
-                    "SELECT loop, score, lkg, bounty, improved, ablated, loss FROM loops WHERE trial_id = ?",
-                    (row["id"],),
-                ).fetchall()
-                for row in rows
-            }
-        finally:
-            source.close()
+    def merge(self, sources: dict[Path | str, str | None]) -> int:
+        """Add the complete trials of other stores (each with the job it ran as, or None), with
+        their loops, that this one lacks complete, in one transaction; a trial already complete
+        here is left alone, so merging again adds nothing. A trial complete in two with other
+        results or seeds, or trials of another engine version than the rest, is a PSAError and
+        nothing is written. The sources are read from copies, never written. Returns how many
+        trials were added."""
         added = 0
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
-            for row in rows:
-                present = self.db.execute(
-                    f"SELECT id, status FROM trials WHERE {WHERE_KEY}", tuple(row[c] for c in KEY_COLUMNS)
-                ).fetchone()
-                if present and present[1] == "complete":
-                    continue
-                if present:  # a partial run of the same trial here: the complete one replaces it
-                    self.db.execute("DELETE FROM trials WHERE id = ?", (present[0],))
-                columns = [c for c in row if c not in ("id", "sweep_id", "owner", "heartbeat")]
-                trial_id = self.db.execute(
-                    f"INSERT INTO trials ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-                    [job if c == "job" and job else row[c] for c in columns],
-                ).lastrowid
-                self.db.executemany(
-                    "INSERT INTO loops (trial_id, loop, score, lkg, bounty, improved, ablated, loss) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(trial_id, *loop) for loop in histories[row["id"]]],
-                )
-                added += 1
+            done = self.db.execute("SELECT COALESCE(engine, 1) FROM trials WHERE status = 'complete'")
+            engines = {engine for (engine,) in done}
+            for path, job in sources.items():
+                rows, histories = read_complete(path)
+                engines |= {row["engine"] or 1 for row in rows}
+                if len(engines) > 1:
+                    raise PSAError(f"{path}: its trials and the others' come from engine versions {sorted(engines)}")
+                for row in rows:
+                    found = self.db.execute(f"SELECT * FROM trials WHERE {WHERE_KEY}", [row[c] for c in KEY_COLUMNS])
+                    present = found.fetchone()
+                    present = present and dict(zip([d[0] for d in found.description], present))
+                    if present and present["status"] == "complete":
+                        differ = [c for c in AGREED if present[c] != row[c]]
+                        if differ:
+                            raise PSAError(
+                                f"{path}: trial {row['trial']} of {row['arch']} x {row['mode']} (seed {row['seed']}) "
+                                f"is complete in two stores with other {', '.join(differ)}"
+                            )
+                        continue
+                    if present:  # a partial run of the same trial here: the complete one replaces it
+                        self.db.execute("DELETE FROM trials WHERE id = ?", (present["id"],))
+                    columns = [c for c in row if c not in ("id", "sweep_id", "owner", "heartbeat")]
+                    trial_id = self.db.execute(
+                        f"INSERT INTO trials ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                        [job if c == "job" and job else row[c] for c in columns],
+                    ).lastrowid
+                    self.db.executemany(
+                        "INSERT INTO loops (trial_id, loop, score, lkg, bounty, improved, ablated, loss) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        [(trial_id, *loop) for loop in histories[row["id"]]],
+                    )
+                    added += 1
         return added
 
     @guarded
@@ -226,3 +234,30 @@ class Store:
     @guarded
     def counts(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT status, COUNT(*) FROM trials GROUP BY status").fetchall())
+
+
+def read_complete(path: Path | str) -> tuple[list[dict], dict[int, list[tuple]]]:
+    """The complete trials of the store at `path` (Store.completed) and the loops of each, read
+    from a copy of it, its schema brought up to date there: the store is only read, never written,
+    so another process may replace it meanwhile (a snapshot in a shared folder)."""
+    if not Path(path).is_file():
+        raise PSAError(f"results store {path} not found")
+    with tempfile.TemporaryDirectory() as folder:
+        copy = Path(folder) / "copy.sqlite"
+        try:
+            source = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
+            target = sqlite3.connect(copy)
+            try:
+                source.backup(target)
+            finally:
+                source.close()
+                target.close()
+        except sqlite3.DatabaseError as error:
+            raise damaged(Path(path), error) from None
+        store = Store(copy)
+        try:
+            rows = store.completed()
+            loops = "SELECT loop, score, lkg, bounty, improved, ablated, loss FROM loops WHERE trial_id = ?"
+            return rows, {row["id"]: store.db.execute(loops, (row["id"],)).fetchall() for row in rows}
+        finally:
+            store.close()

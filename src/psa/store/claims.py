@@ -4,10 +4,12 @@ has ended; anywhere: no heartbeat for LEASE seconds) is taken over, so several s
 finish a grid once between them, and a killed sweep's trials are not left stranded."""
 
 import os
+import shutil
 import socket
 import threading
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 from psa.store.schema import WHERE_KEY, guarded, key, now
 from psa.trial import TrialSpec
@@ -116,3 +118,19 @@ def holding(store, owner: str):
     finally:
         stop.set()
         release(store, owner)
+
+
+def restore(snapshot: Path, live: Path):
+    """The store at `live`, going on from `snapshot` (a copy a killed run kept, Store.snapshot) if
+    `live` does not exist yet; the claims of the killed run's sweeps are released then, since this
+    run is the store's only writer now. Returns (the store, whether it resumed from the copy)."""
+    from psa.store import Store
+
+    resumed = snapshot.is_file() and not live.is_file()
+    if resumed:
+        live.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(snapshot, live)
+    store = Store(live)
+    if resumed:
+        release(store)
+    return store, resumed

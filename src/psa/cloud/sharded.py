@@ -1,22 +1,89 @@
-"""A sharded plan's fleet once launched: `psa cloud collect` merges the shards' results stores into
+"""The sharded plan on SageMaker: the grid split into N jobs of whole architectures (psa.shards),
+each job running the sweep engine over its share. A plan is named by a hash of what it trains and
+how many shards, and its split is kept in S3 the first time it is launched, so launching it again
+finds the same shards. Once launched, `psa cloud collect` merges the shards' results stores into
 one local store (a finished shard's from its model artifact, a running one's from its checkpoint
 folder in S3), and `psa cloud status` says how far each shard got and what it has cost so far."""
 
+import hashlib
 import io
+import json
 import tarfile
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from botocore.exceptions import ClientError
 from rich.table import Table
 
+import psa.shards
+from psa import PSAError
 from psa.cloud import layout
 from psa.cloud.aws import Cloud, describe
 from psa.cloud.results import member
-from psa.cloud.shards import Plan
+from psa.settings import RunSettings
 from psa.store import Store
+
+
+@dataclass(frozen=True)
+class Plan:
+    archs: tuple[str, ...]
+    modes: tuple[str, ...]
+    trials: int  # per architecture and mode
+    arguments: tuple[tuple[str, str], ...]  # the rest of a job's arguments (Run.arguments)
+    shards: tuple[tuple[str, ...], ...]  # the architectures of each job
+    seconds: tuple[float, ...]  # estimated training seconds of each job
+
+    @property
+    def id(self) -> str:
+        """What the plan trains and in how many jobs, hashed: the same for the same launch."""
+        key = json.dumps([self.archs, self.modes, self.trials, self.arguments, len(self.shards)])
+        return hashlib.sha256(key.encode()).hexdigest()[:8]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Plan":
+        data = json.loads(text)
+        return cls(
+            tuple(data["archs"]),
+            tuple(data["modes"]),
+            data["trials"],
+            tuple(tuple(pair) for pair in data["arguments"]),
+            tuple(tuple(s) for s in data["shards"]),
+            tuple(data["seconds"]),
+        )
+
+
+def split(run: RunSettings, shards: int, speed: float, measured: dict | None = None) -> Plan:
+    """The run's plan of N shards: psa.shards' balanced split, named by what it trains."""
+    balanced = psa.shards.split(run, shards, speed, measured)
+    return Plan(
+        tuple(str(a) for a in dict.fromkeys(run.archs)),
+        tuple(run.modes),
+        run.trials,
+        tuple(sorted(run.job_arguments().items())),
+        tuple(tuple(str(a) for a in shard) for shard in balanced.shards),
+        balanced.seconds,
+    )
+
+
+def settle(cloud: Cloud, bucket: str, prefix: str, plan: Plan) -> Plan:
+    """The plan as first launched: its split, kept in S3, wins over a new estimate, so a second
+    launch finds the same shards (their jobs and checkpoints) whatever the cost model says now."""
+    key = layout.plan_key(prefix, plan.id)
+    if cloud.exists(bucket, key):
+        return Plan.from_json(cloud.read(bucket, key).decode())
+    cloud.write(bucket, key, plan.to_json().encode())
+    return plan
+
+
+def load(cloud: Cloud, bucket: str, prefix: str, plan_id: str) -> Plan:
+    if not cloud.exists(bucket, layout.plan_key(prefix, plan_id)):
+        raise PSAError(f"no plan {plan_id} under {layout.uri(bucket, layout.plans(prefix))} (launched with --shards?)")
+    return Plan.from_json(cloud.read(bucket, layout.plan_key(prefix, plan_id)).decode())
 
 
 @dataclass
@@ -64,11 +131,11 @@ def shard_store(cloud: Cloud, bucket: str, prefix: str, plan: Plan, shard: Shard
 
 
 def survey(cloud: Cloud, bucket: str, prefix: str, plan: Plan, into: Store | None = None) -> list[Shard]:
-    """Every shard's job, status, billable time and trials done; with `into`, each shard's complete
-    trials merged into that store (idempotent: a trial already complete there is left alone)."""
+    """Every shard's job, status, billable time and trials done; with `into`, the shards' complete
+    trials merged into that store (Store.merge: all or nothing, and merging again adds nothing)."""
     latest = latest_jobs(cloud, plan)
     per_arch = len(plan.modes) * plan.trials
-    shards = []
+    shards, found = [], {}
     with tempfile.TemporaryDirectory() as folder:
         for k, archs in enumerate(plan.shards, start=1):
             shard = Shard(k, archs, per_arch * len(archs))
@@ -93,8 +160,9 @@ def survey(cloud: Cloud, bucket: str, prefix: str, plan: Plan, into: Store | Non
                 shard.done = len(store.completed())
             finally:
                 store.close()
-            if into is not None:
-                into.merge(path, shard.job)
+            found[path] = shard.job
+        if into is not None:
+            into.merge(found)
     return shards
 
 
