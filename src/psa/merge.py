@@ -4,9 +4,8 @@ is refused with nothing written, and merging again adds nothing (docs/DESIGN.md 
 
 from pathlib import Path
 
-from rich.console import Console
-
 from psa import PSAError
+from psa.progress import make_console
 from psa.store import Store
 
 
@@ -35,7 +34,7 @@ def run(args) -> None:
     if missing:
         raise PSAError(f"results store {missing[0]} not found")
     added = merge_into(args.into, dict.fromkeys(args.stores))
-    Console(highlight=False).print(
+    make_console().print(
         f"{added} trials added to {args.into} from {len(args.stores)} stores "
         f"(export with `psa export --store {args.into}`)"
     )

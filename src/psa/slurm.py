@@ -22,17 +22,17 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from rich.console import Console
 from rich.table import Table
 
 from psa import PSAError, costmodel, options, settings, shards
 from psa.files import read_text, write_json
 from psa.merge import merge_into
+from psa.progress import make_console
 from psa.settings import RunSettings
 from psa.store import DEFAULT_STORE, read_complete
 
 PLAN = "plan.json"
-console = Console(highlight=False)
+console = make_console()
 
 
 @dataclass

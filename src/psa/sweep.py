@@ -15,88 +15,15 @@ from psa import PSAError, costmodel, files, options, settings, shards, workers
 from psa.batched import ENGINE_VERSION, grouping, train_stacks
 from psa.data import load_mnist
 from psa.device import memory_budget, pick_device, set_threads
+from psa.journal import Journal
 from psa.progress import Reporter, duration, make_console
 from psa.settings import RunSettings
-from psa.store import DEFAULT_STORE, Finish, Store, Update
+from psa.store import DEFAULT_STORE, Store
 from psa.store.claims import LostClaim, claim, holding, owner_id
 from psa.tensorboard_log import Curves
-from psa.trial import Grid, Progress, TrialSpec
+from psa.trial import Grid, TrialSpec
 
 CHECKPOINT_EVERY = 30.0  # seconds between two commits of a group's progress (the last loop always commits)
-
-
-class Journal:
-    """Commits a group's progress into the store, as on_loop of train_stacks: the loop records
-    since the last commit and the LKG weights that changed, one transaction for the group."""
-
-    def __init__(
-        self,
-        store: Store,
-        sweep_id: int,
-        owner: str,
-        ids: dict[TrialSpec, int],
-        meta_loops: int,
-        every: float,
-        snapshot: Path | None = None,
-        log=None,
-        curves=None,
-    ):
-        self.store, self.sweep_id, self.owner, self.ids = store, sweep_id, owner, ids
-        self.meta_loops, self.every, self.snapshot, self.log = meta_loops, every, snapshot, log
-        self.curves = curves  # a psa.tensorboard_log.Curves: TensorBoard gets what the store got
-        self.records = {spec: [] for spec in ids}
-        self.changed: set[TrialSpec] = set()
-        self.last = time.perf_counter()
-        self.trained = 0  # trial-loops run, committed or not: the work done
-
-    def __call__(self, stacks, loop: int, records) -> None:
-        for stack, stack_records in zip(stacks, records):
-            self.trained += len(stack_records)
-            for spec, record in zip(stack.specs, stack_records):
-                self.records[spec].append(record)
-                if record.improved:
-                    self.changed.add(spec)
-        if loop == self.meta_loops or time.perf_counter() - self.last >= self.every:
-            self.commit(stacks)
-        if self.log:
-            self.log(stacks, loop, records)
-
-    def _share(self) -> float:
-        """Seconds since the last commit, per trial of the group."""
-        now = time.perf_counter()
-        share, self.last = (now - self.last) / len(self.ids), now
-        return share
-
-    def commit(self, stacks) -> None:
-        updates, seconds = [], self._share()
-        for stack in stacks:
-            changed = [t for t, spec in enumerate(stack.specs) if spec in self.changed]
-            weights = dict(zip(changed, stack.lkg[changed].cpu().numpy())) if changed else {}
-            for t, spec in enumerate(stack.specs):
-                progress = Progress(
-                    self.records[spec][-1].loop,
-                    weights.get(t),
-                    stack.lkg_score[t],
-                    stack.bounty[t],
-                    stack.bounty_loop[t],
-                )
-                updates.append(Update(self.ids[spec], self.records[spec], progress, seconds))
-        if not self.store.commit(self.sweep_id, self.owner, updates):
-            raise LostClaim
-        if self.curves:
-            self.curves.write(self.records)
-        self.records = {spec: [] for spec in self.ids}
-        self.changed.clear()
-        if self.snapshot:
-            self.store.snapshot(self.snapshot)
-
-    def complete(self, results) -> None:
-        seconds = self._share()
-        self.store.complete(self.owner, [Finish(self.ids[r.spec], r.test_accuracy, seconds, r.device) for r in results])
-        if self.curves:
-            self.curves.close(r.spec for r in results)
-        if self.snapshot:
-            self.store.snapshot(self.snapshot)
 
 
 def pack_limit(device: torch.device, value: int | None) -> int:

@@ -7,9 +7,8 @@ import multiprocessing
 import sys
 from copy import copy
 
-from rich.console import Console
-
 from psa import PSAError, options
+from psa.progress import make_console
 
 
 def devices(text: str) -> list[str]:
@@ -35,7 +34,7 @@ def _work(sweep, args, run_settings, device: str) -> None:
     try:
         sweep(args, run_settings)
     except PSAError as error:
-        Console(stderr=True, highlight=False).print(f"[bold red]error ({device}):[/] {error}", soft_wrap=True)
+        make_console(stderr=True).print(f"[bold red]error ({device}):[/] {error}", soft_wrap=True)
         sys.exit(2)
 
 
