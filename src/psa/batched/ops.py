@@ -71,13 +71,13 @@ def forward(stack: Stack, x: torch.Tensor, masks=None, weights=None):
         return dropped
 
     for point, (kind, li) in enumerate(top.sequence):
-        a = torch.relu(linear(x, *weights[li]))
+        a = linear(x, *weights[li]).relu_()  # linear's output is fresh: no second buffer
         if kind == "linear":
             tape.append((x, a, None))
             x = drop(a, point)
         else:
             d = drop(a, point)
-            s = torch.relu(x + linear(d, *weights[li + 1]))
+            s = linear(d, *weights[li + 1]).add_(x).relu_()
             tape.append((x, a, (d, s)))
             x = s
     return linear(x, *weights[-1]), x, tape
