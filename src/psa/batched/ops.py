@@ -9,9 +9,10 @@ from psa.batched.stack import Stack
 from psa.trial import BETAS, EPS
 
 
-def relu_backward(g: torch.Tensor, activation: torch.Tensor) -> torch.Tensor:
-    """g where the ReLU was active: one fused kernel (what autograd uses), no float mask."""
-    return torch.ops.aten.threshold_backward(g, activation, 0)
+def relu_backward_(g: torch.Tensor, activation: torch.Tensor) -> torch.Tensor:
+    """g where the ReLU was active, in place: autograd's fused kernel, no float mask. A fresh
+    buffer of a wide stack's activations costs more in page faults than the kernel itself."""
+    return torch.ops.aten.threshold_backward.grad_input(g, activation, 0, grad_input=g)
 
 
 def bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -110,17 +111,17 @@ def backward(stack: Stack, g: torch.Tensor, last: torch.Tensor, tape, masks=None
         kind, li = top.sequence[point]
         x, a, block = tape[point]
         if kind == "linear":
-            g = relu_backward(undrop(g, point), a)
+            g = relu_backward_(undrop(g, point), a)
             layer_grads(stack, li, g, x)
             if li > 0:
                 g = bmm(g, weights[li][0])
         else:
             d, s = block
-            g_s = relu_backward(g, s)
+            g_s = relu_backward_(g, s)
             layer_grads(stack, li + 1, g_s, d)
-            g_z = relu_backward(undrop(bmm(g_s, weights[li + 1][0]), point), a)
+            g_z = relu_backward_(undrop(bmm(g_s, weights[li + 1][0]), point), a)
             layer_grads(stack, li, g_z, x)
-            g = g_s + bmm(g_z, weights[li][0]) if li > 0 else None
+            g = bmm(g_z, weights[li][0]).add_(g_s) if li > 0 else None
 
 
 def cross_entropy_grad(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

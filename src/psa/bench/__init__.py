@@ -101,7 +101,7 @@ def estimate_sweep(args) -> None:
     )
     columns = ["architectures", "engine s/loop", "reference s/loop/trial", "engine total s", "reference total s"]
     for column in columns + ["ratio"] + (["GFLOP/s", "% of GEMM peak"] if args.verbose else []):
-        table.add_column(column, justify="right")
+        table.add_column(column, justify="right", overflow="fold")  # a number cut short is wrong
     engine_total = reference_total = grid_flops = 0.0
     peaks = []
     measured = {}  # per architecture, for --json: a group's time shared out by the cost model
