@@ -57,10 +57,12 @@ def linear(x, weight, bias):
     return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
 
 
-def forward(stack: Stack, x: torch.Tensor, masks=None, weights=None):
+def forward(stack: Stack, x: torch.Tensor, masks=None, weights=None, keep: bool = True):
     """Logits (T, B, 10) and what backward needs, with `weights` (default: the active ones).
-    `masks`: scaled keep-masks (dropout trials, B, units) while training, else None."""
+    `masks`: scaled keep-masks (dropout trials, B, units) while training, else None. Without
+    `keep` (evaluation), no tape: each activation is freed once the next layer has read it."""
     weights, top, tape = weights or stack.weights, stack.layout.topology, []
+    record = tape.append if keep else lambda entry: None
     offsets = top.dropout_offsets
 
     def drop(a, point):
@@ -74,12 +76,12 @@ def forward(stack: Stack, x: torch.Tensor, masks=None, weights=None):
     for point, (kind, li) in enumerate(top.sequence):
         a = linear(x, *weights[li]).relu_()  # linear's output is fresh: no second buffer
         if kind == "linear":
-            tape.append((x, a, None))
+            record((x, a, None))
             x = drop(a, point)
         else:
             d = drop(a, point)
             s = linear(d, *weights[li + 1]).add_(x).relu_()
-            tape.append((x, a, (d, s)))
+            record((x, a, (d, s)))
             x = s
     return linear(x, *weights[-1]), x, tape
 
@@ -175,7 +177,7 @@ def accuracy(stack: Stack, flat: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
     for i in range(0, len(x), chunk):
         xb = x[i : i + chunk].unsqueeze(0)
         xb = xb if shared else xb.expand(flat.shape[0], -1, -1)
-        logits = forward(stack, xb, weights=weights)[0]
+        logits = forward(stack, xb, weights=weights, keep=False)[0]
         correct += (logits.argmax(2) == y[i : i + chunk]).sum(1)
     return percent(correct, len(x))
 
