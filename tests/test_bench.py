@@ -74,3 +74,16 @@ def test_json_gives_the_cloud_plan_a_measured_cost_model(tmp_path, capsys):
     assert costmodel.arch_seconds(Architecture.parse("1*4"), 60, 100, 1.0, measured) == pytest.approx(
         100 * measured["1*4"]
     )
+
+
+def test_repeats_give_each_group_its_share_of_the_measured_peak(capsys):
+    from psa.bench.peak import Repeated
+    from psa.cli import main
+
+    assert (Repeated((3.0, 1.0, 2.0)).median, Repeated((3.0, 1.0, 2.0)).spread) == (2.0, 1.0)
+    arguments = ["bench", "--estimate-sweep", "--arch", "1*4", "--steps", "2", "--val-samples", "200"]
+    main(arguments + ["--device", "cpu", "--threads", "1", "--repeats", "2", "--verbose"])
+    out = capsys.readouterr().out
+    assert "median of 2" in out
+    share = float(out.split("GFLOP/s, ")[-1].split("% of peak")[0])
+    assert 0 < share < 100

@@ -121,3 +121,16 @@ def test_evaluation_forward_keeps_no_tape():
 )
 def test_which_stacks_have_a_fusable_chain(arch, family, width):
     assert kernels.chain_width(Layout.of(Architecture.parse(arch), family)) == width
+
+
+@pytest.mark.parametrize("chunk", [None, 50, 5_000, 1 << 17])
+def test_int32_masks_are_the_int64_hash_bit_for_bit(chunk):
+    """scaled_keep_masks in blocks of any size (a block within a trial's rows, whole trials) is
+    keep_mask / (1 - p), the single-trial engine's masks."""
+    batch, units = 13, 37
+    keys = torch.tensor([randomness.dropout_key(seed, 2, 5) for seed in range(4)])
+    p = torch.tensor([0.1, 0.3, 0.5, 0.9])
+    expected = randomness.keep_mask(randomness.counter_grid(batch, units), keys.view(-1, 1, 1), p.view(-1, 1, 1))
+    out = torch.empty(4, batch, units)
+    randomness.scaled_keep_masks(out, randomness.int32_grid(batch, units), keys, p, chunk)
+    assert torch.equal(out, expected.float() / (1 - p.view(-1, 1, 1)))

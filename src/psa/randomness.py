@@ -61,3 +61,49 @@ def keep_mask(grid: torch.Tensor, key: torch.Tensor | int, p: float) -> torch.Te
     # uniform = hash / 2**32 >= p, compared in integers: the same decision without a float pass.
     threshold = torch.ceil(p * 2.0**32).to(torch.int64) if torch.is_tensor(p) else math.ceil(p * 2.0**32)
     return _mix32_(grid ^ key) >= threshold
+
+
+def _int32(x: torch.Tensor) -> torch.Tensor:
+    """32-bit values held in int64 as the int32 of the same bits (two's complement)."""
+    return x if x.dtype == torch.int32 else torch.where(x >= 2**31, x - 2**32, x).to(torch.int32)
+
+
+def int32_grid(batch: int, units: int, device=None) -> torch.Tensor:
+    """counter_grid as int32, what scaled_keep_masks reads fastest."""
+    return _int32(counter_grid(batch, units, device))
+
+
+def scaled_keep_masks(out: torch.Tensor, grid: torch.Tensor, keys: torch.Tensor, p: torch.Tensor, chunk: int | None):
+    """out (trials, batch, units) = keep_mask(grid, keys[t], p[t]) / (1 - p[t]) for every trial t,
+    bit for bit, with grid (batch, units) and keys, p (trials,). The hash runs on int32 (half the
+    memory traffic of keep_mask's int64; a product wraps as `& MASK32` does, and a right shift
+    masked to its 16 low bits is the unsigned one) over blocks of at most `chunk` elements, which a
+    CPU then hashes within its cache; None: one block (a GPU, where every block is a kernel)."""
+    trials, batch, units = out.shape
+    grid, keys = _int32(grid), _int32(keys).view(-1, 1, 1)
+    # Unsigned h >= t is signed (h ^ 2**31 as int32) >= t - 2**31.
+    thresholds = (torch.ceil(p * 2.0**32).to(torch.int64) - 2**31).view(-1, 1, 1)
+    scales = (torch.ones_like(p) / (1 - p)).view(-1, 1, 1)  # keep / (1 - p), as 0 or this, exactly
+    if chunk is None or trials * batch * units <= chunk:
+        block_trials, block_rows = trials, batch
+    elif batch * units <= chunk:
+        block_trials, block_rows = chunk // (batch * units), batch
+    else:
+        block_trials, block_rows = 1, max(1, chunk // units)
+    size = block_trials * block_rows * units
+    x, shifted = torch.empty(2, size, dtype=torch.int32, device=out.device)
+    keep = torch.empty(size, dtype=torch.bool, device=out.device)
+    for t in range(0, trials, block_trials):
+        ts = slice(t, min(t + block_trials, trials))
+        for r in range(0, batch, block_rows):
+            rows = grid[r : r + block_rows]
+            shape = (ts.stop - ts.start, len(rows), units)
+            h, s, k = (buffer[: math.prod(shape)].view(shape) for buffer in (x, shifted, keep))
+            torch.bitwise_xor(rows, keys[ts], out=h)
+            for mix in (_MIX, _MIX, None):
+                torch.bitwise_right_shift(h, 16, out=s)
+                h ^= s.bitwise_and_(0xFFFF)
+                if mix is not None:
+                    h *= mix
+            h ^= -(2**31)
+            torch.mul(torch.ge(h, thresholds[ts], out=k), scales[ts], out=out[ts, r : r + block_rows])

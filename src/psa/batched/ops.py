@@ -9,9 +9,10 @@ from psa.batched.stack import Stack
 from psa.trial import BETAS, EPS
 
 
-def relu_backward(g: torch.Tensor, activation: torch.Tensor) -> torch.Tensor:
-    """g where the ReLU was active: one fused kernel (what autograd uses), no float mask."""
-    return torch.ops.aten.threshold_backward(g, activation, 0)
+def relu_backward_(g: torch.Tensor, activation: torch.Tensor) -> torch.Tensor:
+    """g where the ReLU was active, in place: autograd's fused kernel, no float mask. A fresh
+    buffer of a wide stack's activations costs more in page faults than the kernel itself."""
+    return torch.ops.aten.threshold_backward.grad_input(g, activation, 0, grad_input=g)
 
 
 def bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -56,10 +57,12 @@ def linear(x, weight, bias):
     return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
 
 
-def forward(stack: Stack, x: torch.Tensor, masks=None, weights=None):
+def forward(stack: Stack, x: torch.Tensor, masks=None, weights=None, keep: bool = True):
     """Logits (T, B, 10) and what backward needs, with `weights` (default: the active ones).
-    `masks`: scaled keep-masks (dropout trials, B, units) while training, else None."""
+    `masks`: scaled keep-masks (dropout trials, B, units) while training, else None. Without
+    `keep` (evaluation), no tape: each activation is freed once the next layer has read it."""
     weights, top, tape = weights or stack.weights, stack.layout.topology, []
+    record = tape.append if keep else lambda entry: None
     offsets = top.dropout_offsets
 
     def drop(a, point):
@@ -71,14 +74,14 @@ def forward(stack: Stack, x: torch.Tensor, masks=None, weights=None):
         return dropped
 
     for point, (kind, li) in enumerate(top.sequence):
-        a = torch.relu(linear(x, *weights[li]))
+        a = linear(x, *weights[li]).relu_()  # linear's output is fresh: no second buffer
         if kind == "linear":
-            tape.append((x, a, None))
+            record((x, a, None))
             x = drop(a, point)
         else:
             d = drop(a, point)
-            s = torch.relu(x + linear(d, *weights[li + 1]))
-            tape.append((x, a, (d, s)))
+            s = linear(d, *weights[li + 1]).add_(x).relu_()
+            record((x, a, (d, s)))
             x = s
     return linear(x, *weights[-1]), x, tape
 
@@ -110,17 +113,17 @@ def backward(stack: Stack, g: torch.Tensor, last: torch.Tensor, tape, masks=None
         kind, li = top.sequence[point]
         x, a, block = tape[point]
         if kind == "linear":
-            g = relu_backward(undrop(g, point), a)
+            g = relu_backward_(undrop(g, point), a)
             layer_grads(stack, li, g, x)
             if li > 0:
                 g = bmm(g, weights[li][0])
         else:
             d, s = block
-            g_s = relu_backward(g, s)
+            g_s = relu_backward_(g, s)
             layer_grads(stack, li + 1, g_s, d)
-            g_z = relu_backward(undrop(bmm(g_s, weights[li + 1][0]), point), a)
+            g_z = relu_backward_(undrop(bmm(g_s, weights[li + 1][0]), point), a)
             layer_grads(stack, li, g_z, x)
-            g = g_s + bmm(g_z, weights[li][0]) if li > 0 else None
+            g = bmm(g_z, weights[li][0]).add_(g_s) if li > 0 else None
 
 
 def cross_entropy_grad(logits: torch.Tensor, y: torch.Tensor, loss: torch.Tensor | None = None) -> torch.Tensor:
@@ -180,7 +183,7 @@ def accuracy(stack: Stack, flat: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
     for i in range(0, len(x), chunk):
         xb = x[i : i + chunk].unsqueeze(0)
         xb = xb if shared else xb.expand(flat.shape[0], -1, -1)
-        logits = forward(stack, xb, weights=weights)[0]
+        logits = forward(stack, xb, weights=weights, keep=False)[0]
         correct += (logits.argmax(2) == y[i : i + chunk]).sum(1)
     return percent(correct, len(x))
 

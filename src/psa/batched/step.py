@@ -4,6 +4,7 @@ lives in the tensors of an Epoch: this loop's sample orders and dropout keys, Ad
 and step count, the position of the next batch, which the step advances itself, and the running
 sum of the training loss."""
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -13,6 +14,8 @@ from psa.architecture import INPUTS
 from psa.batched import ops
 from psa.batched.stack import Stack
 from psa.data import MNIST
+
+MASK_CHUNK = 1 << 17  # elements hashed at a time on a CPU: the int32 blocks stay in its cache
 
 
 def loop_inputs(stack: Stack, loop: int, n: int, steps: int):
@@ -34,7 +37,8 @@ class Epoch:
 
     orders: torch.Tensor  # (len(stack.seeds), n) this loop's sample orders
     keys: torch.Tensor | None  # (steps, dropout trials) dropout keys
-    grid: torch.Tensor | None  # (batch size, dropout units) hashed counters of the masks
+    grid: torch.Tensor | None  # (batch size, dropout units) hashed counters of the masks, int32
+    masks: torch.Tensor | None  # (dropout trials * batch size * dropout units) a step's masks, reused
     m: torch.Tensor  # AdamW's moments, fresh every loop
     v: torch.Tensor
     updates: torch.Tensor  # AdamW's step count: a float32 scalar, as torch.optim keeps it
@@ -50,21 +54,22 @@ class Epoch:
     def of(cls, stack: Stack, n: int) -> "Epoch":
         device, hyper = stack.active.device, stack.specs[0].hyper
         steps = -(-n // hyper.batch_size)
-        dropping = stack.drop is not None
+        dropping, units, dtype = stack.drop is not None, stack.layout.topology.dropout_units, stack.active.dtype
         return cls(
             orders=torch.zeros(len(stack.seeds), n, dtype=torch.int64, device=device),
             keys=torch.zeros(steps, len(stack.specs[stack.drop]), dtype=torch.int64, device=device)
             if dropping
             else None,
-            grid=randomness.counter_grid(hyper.batch_size, stack.layout.topology.dropout_units, device)
+            grid=randomness.int32_grid(hyper.batch_size, units, device) if dropping else None,
+            masks=torch.empty(len(stack.specs[stack.drop]) * hyper.batch_size * units, dtype=dtype, device=device)
             if dropping
             else None,
             m=torch.zeros_like(stack.active),
             v=torch.zeros_like(stack.active),
             updates=torch.zeros((), dtype=torch.float32, device=device),
             step=torch.zeros((), dtype=torch.int64, device=device),
-            loss=torch.zeros(len(stack.specs), dtype=stack.active.dtype, device=device),
-            inputs=torch.empty(len(stack.seeds) * hyper.batch_size, INPUTS, dtype=stack.active.dtype, device=device),
+            loss=torch.zeros(len(stack.specs), dtype=dtype, device=device),
+            inputs=torch.empty(len(stack.seeds) * hyper.batch_size, INPUTS, dtype=dtype, device=device),
             batch_size=hyper.batch_size,
             lr=hyper.lr,
         )
@@ -78,10 +83,15 @@ class Epoch:
             fresh.zero_()
 
 
-def dropout_masks(stack: Stack, grid: torch.Tensor, keys: torch.Tensor, batch: int) -> torch.Tensor:
-    """Scaled keep-masks (dropout trials, batch, dropout units) from one key per dropout trial."""
-    keep = randomness.keep_mask(grid[:batch], keys.view(-1, 1, 1), stack.drop_p)
-    return keep.to(stack.active.dtype) / (1 - stack.drop_p)
+def dropout_masks(stack: Stack, grid: torch.Tensor, keys: torch.Tensor, batch: int, out=None) -> torch.Tensor:
+    """Scaled keep-masks (dropout trials, batch, dropout units) from one key per dropout trial, in
+    the first elements of `out` if given (kept contiguous: the fused kernels index them so)."""
+    shape = (len(stack.specs[stack.drop]), batch, grid.shape[1])
+    out = torch.empty(math.prod(shape), dtype=stack.active.dtype, device=grid.device) if out is None else out
+    masks = out[: math.prod(shape)].view(shape)
+    chunk = MASK_CHUNK if grid.device.type == "cpu" else None
+    randomness.scaled_keep_masks(masks, grid[:batch], keys.view(-1), stack.drop_p.view(-1), chunk)
+    return masks
 
 
 def batch_inputs(stack: Stack, data: MNIST, idx: torch.Tensor, rows: torch.Tensor):
@@ -102,7 +112,7 @@ def train_step(stack: Stack, epoch: Epoch, data: MNIST, batch: int, forward=ops.
     x, y = batch_inputs(stack, data, epoch.orders.index_select(1, positions), epoch.inputs)
     masks = None
     if epoch.keys is not None:
-        masks = dropout_masks(stack, epoch.grid, epoch.keys.index_select(0, epoch.step.view(1)), batch)
+        masks = dropout_masks(stack, epoch.grid, epoch.keys.index_select(0, epoch.step.view(1)), batch, epoch.masks)
     logits, last, tape = forward(stack, x, masks)
     backward(stack, ops.cross_entropy_grad(logits, y, epoch.loss), last, tape, masks)
     ops.adamw_step(stack, epoch.m, epoch.v, epoch.updates, epoch.lr)
