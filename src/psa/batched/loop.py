@@ -16,7 +16,7 @@ from psa.progress import Reporter
 from psa.trial import Progress, TrialResult, TrialSpec
 
 
-def runner(stacks: list[Stack], data: MNIST):
+def device_path(stacks: list[Stack], data: MNIST):
     """Training steps and accuracy for the data's device: on a GPU, CUDA graphs and fused kernels."""
     if data.x_train.device.type == "cuda":
         from psa.batched import cuda
@@ -50,7 +50,7 @@ def train_stacks(
     assert len(starts) <= 1 and len(saved or {}) in (0, sum(map(len, groups))), (
         "every trial of a group goes on from the same loop"
     )
-    steps, accuracy = runner(stacks, data)
+    steps, accuracy = device_path(stacks, data)
     histories = [[[] for _ in stack.specs] for stack in stacks]
     for loop in range(max(starts, default=0) + 1, meta_loops + 1):
         # Ablations never accumulate: each loop damages a fresh copy of the LKG (from loop 2 on).

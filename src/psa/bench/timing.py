@@ -13,8 +13,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from psa.architecture import Architecture
-from psa.batched import grouping, train_stacks
-from psa.batched.loop import runner
+from psa.batched import device_path, grouping, train_stacks
 from psa.batched.stack import Stack
 from psa.data import MNIST
 from psa.modes import MODES
@@ -82,7 +81,7 @@ def time_steps(group: list[list], scale: float, data: MNIST, steps: int, val_sam
     started = time.perf_counter()
     stacks = [Stack.of(specs, device, data.x_train.dtype) for specs in group]
     built = time.perf_counter() - started
-    training, accuracy = runner(stacks, data)
+    training, accuracy = device_path(stacks, data)
     x_val, y_val = data.x_val[:val_samples], data.y_val[:val_samples]
 
     def step_marks(loop: int, count: int) -> list[float]:
