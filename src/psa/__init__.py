@@ -4,10 +4,6 @@ import os
 
 __version__ = "0.1.0"
 
-# OpenMP threads that spin while they wait for work take the cores that other programs (or other
-# sweeps) need, and a busy machine then slows every one of them down many times over
-# (docs/PERFORMANCE.md, threads). Set before torch is imported, which reads it once.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # Huge pages for torch's large CPU tensors (read at its first allocation, so set on import): a
 # training step's fresh activations and gradients of a wide stack otherwise cost more in page
 # faults than the arithmetic on them (a ReLU backward over 25 MB: 15 ms instead of 7).

@@ -36,12 +36,13 @@ def device_speed(device) -> float:
     return DEVICE_SPEED.get(device.type, DEVICE_SPEED["cpu"])
 
 
-def model_loop_seconds(arch: Architecture, trials: int) -> float:
-    """Seconds per meta-loop of `trials` trials of `arch` on one H100 (float32), by the model."""
+def model_loop_seconds(arch: Architecture, trials: int, floor: float = FLOOR) -> float:
+    """Seconds per meta-loop of `trials` trials of `arch` on one H100 (float32), by the model;
+    `floor` is the GPU's per-loop cost (graph replays, launches), which a CPU does not pay."""
     width = max(arch.widths)
     dense = DENSE * parameter_count(arch) * max(1.0, 512 / width) ** 0.5
     chain = CHAIN * arch.depth * (width / 2) ** 0.8 if width <= 32 else 0.0
-    return FLOOR + trials * (dense + chain)
+    return floor + trials * (dense + chain)
 
 
 def read_measured(path: Path | str) -> dict[str, float]:
