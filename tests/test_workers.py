@@ -35,7 +35,8 @@ def test_two_cpu_workers_train_each_trial_once_as_one_worker_would(tmp_path, mon
     db = sqlite3.connect("two.sqlite")
     by_trial = db.execute("SELECT trial_id, COUNT(*), COUNT(DISTINCT sweep_id) FROM loops GROUP BY trial_id").fetchall()
     assert len(by_trial) == 8 and all(count == 2 and sweeps == 1 for _, count, sweeps in by_trial)
-    assert db.execute("SELECT COUNT(DISTINCT sweep_id) FROM trials").fetchone() == (2,)  # both workers trained
+    # Which worker trains which architecture is a race (a worker claims the next free group when it
+    # is ready); on a busy machine the first may claim both before the second has loaded MNIST.
     db.close()
     main(["sweep", *GRID, "--device", "cpu", "--store", "one.sqlite"])
     assert exported("two.sqlite", "two") == exported("one.sqlite", "one")
