@@ -32,8 +32,9 @@ STARTUP = 300.0  # billable seconds a job spends before training: container star
 DEVICE_SPEED = {"cuda": 1.0, "mps": 0.05, "cpu": 0.009}
 
 
-def device_speed(device) -> float:
-    return DEVICE_SPEED.get(device.type, DEVICE_SPEED["cpu"])
+def on_device(device) -> tuple[float, float]:
+    """The device's speed relative to the H100, and its per-loop floor (a CPU has no graphs to replay)."""
+    return DEVICE_SPEED.get(device.type, DEVICE_SPEED["cpu"]), FLOOR if device.type == "cuda" else 0.0
 
 
 def model_loop_seconds(arch: Architecture, trials: int, floor: float = FLOOR) -> float:
@@ -54,9 +55,11 @@ def read_measured(path: Path | str) -> dict[str, float]:
         raise PSAError(f"bench file {path} is not a `psa bench --estimate-sweep --json` file ({error})") from None
 
 
-def arch_seconds(arch: Architecture, trials: int, loops: int, speed: float, measured: dict | None = None) -> float:
+def arch_seconds(
+    arch: Architecture, trials: int, loops: int, speed: float, measured: dict | None = None, floor: float = FLOOR
+) -> float:
     """Training seconds of one architecture's `trials` trials: measured on the target GPU where
-    given (per loop of 60 trials, scaled to `trials`), else the model at `speed`."""
+    given (per loop of 60 trials, scaled to `trials`), else the model at `speed` and `floor`."""
     if measured and str(arch) in measured:
         return loops * measured[str(arch)] * trials / 60
-    return loops * model_loop_seconds(arch, trials) / speed
+    return loops * model_loop_seconds(arch, trials, floor) / speed

@@ -132,11 +132,8 @@ def estimate(specs: list[TrialSpec], known: dict, meta_loops: int, device: torch
         status, loops = known.get(spec, ("running", 0))
         if status != "complete":
             left.setdefault(spec.arch, []).append(meta_loops - loops)
-    device = torch.device(device)
-    speed, floor = costmodel.device_speed(device), costmodel.FLOOR if device.type == "cuda" else 0.0
-    return sum(
-        max(loops) * costmodel.model_loop_seconds(arch, len(loops), floor) / speed for arch, loops in left.items()
-    )
+    speed, floor = costmodel.on_device(torch.device(device))
+    return sum(costmodel.arch_seconds(arch, len(loops), max(loops), speed, floor=floor) for arch, loops in left.items())
 
 
 def train_group(
