@@ -65,23 +65,22 @@ def forward(stack: Stack, x: torch.Tensor, masks=None, weights=None, keep: bool 
     record = tape.append if keep else lambda entry: None
     offsets = top.dropout_offsets
 
-    def drop(a, point):
-        """Dropout on the dropout trials' rows; `a` itself is kept for the ReLU backward."""
-        if masks is None:
-            return a
-        dropped = a.clone()
-        dropped[stack.drop] *= masks[:, :, offsets[point] : offsets[point] + a.shape[2]]
-        return dropped
+    def drop_(a, point):
+        """Dropout in place on the dropout trials' rows. The tape keeps the dropped output for the
+        ReLU backward: a dropped unit's gradient is zero anyway, and a kept unit's output is
+        positive exactly where it was before (the fused kernels do the same)."""
+        if masks is not None:
+            a[stack.drop] *= masks[:, :, offsets[point] : offsets[point] + a.shape[2]]
+        return a
 
     for point, (kind, li) in enumerate(top.sequence):
-        a = linear(x, *weights[li]).relu_()  # linear's output is fresh: no second buffer
+        a = drop_(linear(x, *weights[li]).relu_(), point)  # linear's output is fresh: no second buffer
         if kind == "linear":
             record((x, a, None))
-            x = drop(a, point)
+            x = a
         else:
-            d = drop(a, point)
-            s = linear(d, *weights[li + 1]).add_(x).relu_()
-            record((x, a, (d, s)))
+            s = linear(a, *weights[li + 1]).add_(x).relu_()
+            record((x, a, s))
             x = s
     return linear(x, *weights[-1]), x, tape
 
@@ -111,16 +110,15 @@ def backward(stack: Stack, g: torch.Tensor, last: torch.Tensor, tape, masks=None
     g = bmm(g, weights[-1][0])
     for point in range(len(top.sequence) - 1, -1, -1):
         kind, li = top.sequence[point]
-        x, a, block = tape[point]
+        x, a, s = tape[point]
         if kind == "linear":
             g = relu_backward_(undrop(g, point), a)
             layer_grads(stack, li, g, x)
             if li > 0:
                 g = bmm(g, weights[li][0])
         else:
-            d, s = block
             g_s = relu_backward_(g, s)
-            layer_grads(stack, li + 1, g_s, d)
+            layer_grads(stack, li + 1, g_s, a)
             g_z = relu_backward_(undrop(bmm(g_s, weights[li + 1][0]), point), a)
             layer_grads(stack, li, g_z, x)
             g = bmm(g_z, weights[li][0]).add_(g_s) if li > 0 else None
