@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -162,3 +165,36 @@ def test_the_study_weight_decay_rounds_away_in_float32():
             w.grad = grad.clone()
             optimizer.step()
     assert torch.equal(weights[0], weights[1])
+
+
+KEPT_MEMORY_PROBE = """
+import sys
+if sys.argv[1] == "psa":
+    import psa
+import torch
+
+def resident_mib():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * 4096 / 2**20
+
+before = resident_mib()
+blocks = [torch.ones(1 << 20) for _ in range(32)]  # a step's activations: 32 x 4 MiB, touched
+del blocks
+print(resident_mib() - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator policy")
+def test_memory_a_step_frees_stays_mapped_for_the_next_step():
+    """import psa keeps freed blocks of a few MB mapped (mallopt), so the next step's activations
+    cost no page faults; without it glibc maps each such block afresh and unmaps it when freed."""
+    kept = {
+        side: float(
+            subprocess.run(
+                [sys.executable, "-c", KEPT_MEMORY_PROBE, side], capture_output=True, text=True, check=True
+            ).stdout
+        )
+        for side in ("psa", "torch")
+    }
+    assert kept["psa"] >= 100, kept  # 128 MiB freed, still mapped
+    assert kept["torch"] < 50, kept  # glibc's default gives it back
