@@ -168,6 +168,7 @@ def test_the_study_weight_decay_rounds_away_in_float32():
 
 
 KEPT_MEMORY_PROBE = """
+import os
 import sys
 if sys.argv[1] == "psa":
     import psa
@@ -175,7 +176,7 @@ import torch
 
 def resident_mib():
     with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * 4096 / 2**20
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 before = resident_mib()
 blocks = [torch.ones(1 << 20) for _ in range(32)]  # a step's activations: 32 x 4 MiB, touched
