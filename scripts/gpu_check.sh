@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one prepared GPU check of the CUDA path (psa.batched.cuda, psa.batched.kernels), run from the repository
+# The one prepared GPU check of the CUDA path (psa.engine.batched.cuda, psa.engine.batched.kernels), run from the repository
 # root on a CUDA machine: `bash scripts/gpu_check.sh`. Needs MNIST in $PSA_DATA_DIR (default
 # .device/mnist); writes logs and a JSON of the timings under $OUT. About 8 minutes on an H100:
 #   1. the CUDA tests: graphs, fused kernels, and the float64 single-trial vs batched
@@ -9,7 +9,7 @@
 #      group, and bench.json (per-architecture seconds: `psa cloud launch --cost-model`);
 #   3. seconds per meta-loop of one 60-trial stack for a few architectures on three paths:
 #      eager batched engine, CUDA graphs, CUDA graphs + fused Triton chain; and groups of small
-#      stacks trained one after another vs side by side (psa.batched.grouping.pack);
+#      stacks trained one after another vs side by side (psa.engine.batched.grouping.pack);
 #   4. the effect of PSA_PRECISION=tf32 / bf16 on validation accuracy (2 meta-loops, 60 trials).
 set -uo pipefail
 export PYTHONPATH=src PYTHONUNBUFFERED=1
@@ -32,13 +32,13 @@ import json, os, sys, time
 
 import torch
 
-from psa import batched
-from psa.batched import cuda, kernels, ops, train_stacks
-from psa.batched.step import Steps
-from psa.data import MNIST, load_mnist
-from psa.modes import MODES
-from psa.architecture import Architecture
-from psa.settings import RunSettings
+from psa.engine.reference import batched
+from psa.engine.batched import cuda, kernels, ops, train_stacks
+from psa.engine.batched.step import Steps
+from psa.trial.data import MNIST, load_mnist
+from psa.trial.modes import MODES
+from psa.trial.architecture import Architecture
+from psa.sweeps.settings import RunSettings
 
 # DEVICE=cpu runs the same sections without graphs (a smoke check of this script on any machine).
 out, device = sys.argv[1], torch.device(os.environ.get("DEVICE", "cuda"))

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 # One thread unless the environment says otherwise: tests compare results across runs, and a
-# thread count that follows the machine's load (psa.device.idle_cores) would vary between them.
+# thread count that follows the machine's load (psa.trial.device.idle_cores) would vary between them.
 os.environ.setdefault("PSA_THREADS", "1")
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -14,7 +14,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 def mnist():
     """MNIST as the loader finds it: --data-dir, $PSA_DATA_DIR or the user cache (the README's
     first command fills it); tests never download."""
-    from psa.data import load_mnist
+    from psa.trial.data import load_mnist
 
     return load_mnist(download=False)
 

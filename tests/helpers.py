@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from psa.cli import main
-from psa.data import MNIST
+from psa.trial.data import MNIST
 
 # Columns of psa_trials.csv that say when and how long, not what: they differ between any two runs.
 WHEN = {"seconds", "updated"}

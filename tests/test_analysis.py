@@ -1,5 +1,5 @@
-from psa.analysis import analyze_mnist, configure
 from psa.cli import main
+from psa.study.dataset import analyze_mnist
 
 
 def test_zeror_baselines_match_the_study():
@@ -15,4 +15,3 @@ def test_cli_prints_the_summary(capsys):
     out = capsys.readouterr().out
     for value in ("11.24%", "11.35%", "11.28%", "11.02%", "Split Validation"):
         assert value in out
-    assert callable(configure)

@@ -5,13 +5,14 @@ import pytest
 import torch
 
 from helpers import subset
-from psa import batched, engine
-from psa.architecture import Architecture
-from psa.batched import grouping, ops
-from psa.batched.stack import Layout
-from psa.modes import MODES
+from psa.engine import batched
+from psa.engine import reference as engine
+from psa.engine.batched import grouping, ops
+from psa.engine.batched.stack import Layout
 from psa.progress import Reporter
-from psa.trial import Hyper, TrialSpec
+from psa.trial.architecture import Architecture
+from psa.trial.modes import MODES
+from psa.trial.spec import Hyper, TrialSpec
 
 
 @pytest.fixture(scope="module")
@@ -170,9 +171,12 @@ def test_the_study_weight_decay_rounds_away_in_float32():
 KEPT_MEMORY_PROBE = """
 import os
 import sys
-if sys.argv[1] == "psa":
-    import psa
 import torch
+
+if sys.argv[1] == "psa":
+    from psa.engine.memory import tune_for_training
+
+    tune_for_training()
 
 def resident_mib():
     with open("/proc/self/statm") as statm:
@@ -187,8 +191,9 @@ print(resident_mib() - before)
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator policy")
 def test_memory_a_step_frees_stays_mapped_for_the_next_step():
-    """import psa keeps freed blocks of a few MB mapped (mallopt), so the next step's activations
-    cost no page faults; without it glibc maps each such block afresh and unmaps it when freed."""
+    """Where training starts, psa keeps freed blocks of a few MB mapped (mallopt), so the next step's
+    activations cost no page faults; without it glibc maps each such block afresh and unmaps it
+    when freed."""
     kept = {
         side: float(
             subprocess.run(

@@ -8,7 +8,7 @@ from rich.console import Console
 
 from helpers import subset
 from psa import bench
-from psa.architecture import Architecture
+from psa.trial.architecture import Architecture
 
 
 @pytest.fixture(scope="module")
@@ -39,14 +39,19 @@ def test_time_engine_measures_a_group(small, whole_loops):
 
 def test_validation_runs_the_real_sweep_and_reports_its_error(small):
     console = Console(record=True, width=200)
-    error = bench.validate(archs("1*4", "2*2"), small, "cpu", 2 << 30, 2, 2, 200, False, console)
-    assert math.isfinite(error) and error > -1
-    assert "validation: real sweep of 1*4, 2*2 (120 trials x 2 meta-loops)" in console.export_text()
+    machine = bench.Machine(device="cpu", threads=1, pack=2)
+    found = bench.validate(archs("1*4", "2*2"), small, machine, bench.Timing(steps=2, val_samples=200), console)
+    assert found.trained == 120  # the real sweep trained the two architectures' 60 trials each
+    assert found.estimated > 0 and found.measured > 0
+    assert found.error == (found.estimated - found.measured) / found.measured
+    printed = console.export_text()
+    assert "validation: real sweep of 1*4, 2*2 (120 trials x 2 meta-loops)" in printed
+    assert f"took {found.measured:.1f} s, estimated {found.estimated:.1f} s, error {100 * found.error:+.1f}%" in printed
 
 
 def test_json_gives_the_cloud_plan_a_measured_cost_model(tmp_path, capsys):
-    from psa import costmodel
     from psa.cli import main
+    from psa.engine import costmodel
 
     main(
         [

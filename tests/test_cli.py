@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import tomllib
 
-from psa import device
 from psa.cli import COMMANDS, build_parser, script_argv
+from psa.trial import device
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))

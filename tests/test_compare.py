@@ -3,9 +3,9 @@ import pytest
 
 from psa import published
 from psa.cli import main
-from psa.compare import compare_convergence, compare_trials, study_curves
-from psa.results import read_trials, write_trials
-from psa.series import SeriesRow, read_series, write_series
+from psa.study.compare import compare_convergence, compare_trials, study_curves
+from psa.study.results import read_trials, write_trials
+from psa.study.series import SeriesRow, read_series, write_series
 
 
 def test_a_study_agrees_with_itself_and_not_with_another(fixtures):

@@ -1,4 +1,4 @@
-"""The CUDA path (psa.batched.cuda) against the eager steps. GraphSteps is device-agnostic but for
+"""The CUDA path (psa.engine.batched.cuda) against the eager steps. GraphSteps is device-agnostic but for
 the capture, so the CPU runs it without graphs (and the fused kernels under Triton's interpreter,
 when triton is installed); graph capture and the engine equivalence on a GPU run only where CUDA
 is."""
@@ -13,13 +13,15 @@ if not torch.cuda.is_available():
 import pytest  # noqa: E402
 
 from helpers import subset  # noqa: E402
-from psa import PSAError, batched, engine  # noqa: E402
-from psa.architecture import Architecture  # noqa: E402
-from psa.batched import cuda, kernels, ops  # noqa: E402
-from psa.batched.stack import ablate  # noqa: E402
-from psa.batched.step import Steps  # noqa: E402
-from psa.modes import MODES  # noqa: E402
-from psa.trial import Hyper, TrialSpec  # noqa: E402
+from psa.engine import batched
+from psa.engine import reference as engine  # noqa: E402
+from psa.engine.batched import cuda, kernels, ops  # noqa: E402
+from psa.engine.batched.stack import ablate  # noqa: E402
+from psa.engine.batched.step import Steps  # noqa: E402
+from psa.errors import PSAError
+from psa.trial.architecture import Architecture  # noqa: E402
+from psa.trial.modes import MODES  # noqa: E402
+from psa.trial.spec import Hyper, TrialSpec  # noqa: E402
 
 if kernels.triton is not None and os.environ.get("TRITON_INTERPRET") == "1":
     import test_kernels  # noqa: F401  (its fix of Triton's interpreter for NumPy >= 2.4)
@@ -57,7 +59,7 @@ def epoch(steps, loop):
 
 
 def eager(stacks, data):
-    """The reference: the steps of psa.batched.step, on whatever device the data is."""
+    """The reference: the steps of psa.engine.batched.step, on whatever device the data is."""
     return Steps(stacks, data)
 
 

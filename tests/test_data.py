@@ -4,8 +4,8 @@ import shutil
 import pytest
 import torch
 
-from psa import PSAError
-from psa.data import load_mnist, split_indices
+from psa.errors import PSAError
+from psa.trial.data import load_mnist, split_indices
 
 
 def zeror(labels: torch.Tensor) -> float:
@@ -87,7 +87,7 @@ def mirror(tmp_path, mnist_dir):
 
 
 def test_download_from_a_mirror_is_verified_and_cached(tmp_path, mirror, monkeypatch, mnist):
-    from psa import data
+    from psa.trial import data
 
     served, url = mirror
     monkeypatch.delenv("PSA_DATA_DIR")

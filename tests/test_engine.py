@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from helpers import subset
-from psa import checkpoint, engine
-from psa.architecture import Architecture
 from psa.cli import main
-from psa.trial import Hyper, TrialSpec
+from psa.engine import checkpoint
+from psa.engine import reference as engine
+from psa.trial.architecture import Architecture
+from psa.trial.spec import Hyper, TrialSpec
 
 ARCH = Architecture.parse("[2*8]")
 

@@ -9,11 +9,11 @@ from matplotlib.colors import to_hex
 from matplotlib.text import Text
 from PIL import Image
 
-from psa import PSAError, published
-from psa.architecture import Architecture, read_configurations
+from psa import published
 from psa.cli import main
-from psa.figures import DPI, MODE_STYLE, convergence, heatmaps, space
-from psa.figures.convergence import (
+from psa.errors import PSAError
+from psa.study.figures import DPI, MODE_STYLE, convergence, heatmaps, space
+from psa.study.figures.convergence import (
     BREAKTHROUGHS,
     RULES,
     TARGETS,
@@ -22,13 +22,14 @@ from psa.figures.convergence import (
     representatives,
     study_rows,
 )
-from psa.figures.heatmaps import ablation_effect
-from psa.figures.labels import spread
-from psa.figures.space import MAP_SIZE, design_space_figure
-from psa.modes import MODES
-from psa.regimes import REGIMES
-from psa.results import read_trials, write_trials
-from psa.series import Curve, SeriesRow, read_series, study, write_series
+from psa.study.figures.heatmaps import ablation_effect
+from psa.study.figures.labels import spread
+from psa.study.figures.space import MAP_SIZE, design_space_figure
+from psa.study.regimes import REGIMES
+from psa.study.results import read_trials, write_trials
+from psa.study.series import Curve, SeriesRow, read_series, study, write_series
+from psa.trial.architecture import Architecture, read_configurations
+from psa.trial.modes import MODES
 
 QUICK = ["1*32", "2*16", "4*17", "17*4", "16*2"]  # small published architectures, one of each shape
 
@@ -349,7 +350,7 @@ def test_missing_and_malformed_inputs(tmp_path, capsys):
 
 
 def test_the_regime_map_rings_fragile_regimes_and_leaves_out_absent_architectures(tmp_path, capsys):
-    from psa.figures.heatmaps import heatmap_figures
+    from psa.study.figures.heatmaps import heatmap_figures
 
     plain, ringed = tmp_path / "plain", tmp_path / "ringed"
     regimes = lambda folder: (folder / "SimpleMLP_Heatmap_Regimes.png").read_bytes()  # noqa: E731

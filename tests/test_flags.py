@@ -6,7 +6,7 @@ import argparse
 import pytest
 
 from psa.cli import COMMANDS, build_parser
-from psa.settings import SEED
+from psa.sweeps.settings import SEED
 
 # The ideas that several commands share, and every flag that has ever spelt them.
 CONCEPTS = {
@@ -74,7 +74,7 @@ def test_every_command_that_takes_a_seed_shows_the_same_default():
     [
         ("train", ["--arch", "1*4", "--ablation-mode", "hidden"], "mode", "hidden"),
         ("regimes", ["--config-file", "c.txt", "--family", "resmlp"], "family", "resmlp"),
-        ("make-trial-accuracy-table", ["--datafile", "s.md", "--order", "c.txt"], "datafile", "s.md"),
+        ("make-trial-accuracy-table", ["--datafile", "s.md", "--order", "c.txt"], "summary_file", "s.md"),
         ("make-architecture-table", ["--config-file", "c.txt", "--output", "t.tex"], "out", "t.tex"),
         ("make-design-space-figure", ["--output-file", "f.png"], "out", "f.png"),
         ("make-figure-heatmaps", ["--trials-file", "t.md", "--output-dir", "figs"], "out", "figs"),

@@ -6,8 +6,9 @@ import os
 import pytest
 import torch
 
-from psa import PSAError, checkpoint
 from psa.cli import main
+from psa.engine import checkpoint
+from psa.errors import PSAError
 
 
 def run(capsys, *argv) -> tuple[int, str]:

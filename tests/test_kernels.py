@@ -1,4 +1,4 @@
-"""The fused narrow-chain kernels against psa.batched.ops' forward and backward. Without CUDA they
+"""The fused narrow-chain kernels against psa.engine.batched.ops' forward and backward. Without CUDA they
 run under Triton's interpreter; without triton the module is skipped."""
 
 import os
@@ -12,10 +12,10 @@ import pytest  # noqa: E402
 
 pytest.importorskip("triton")
 
-from psa import batched  # noqa: E402
-from psa.batched import kernels, ops  # noqa: E402
-from psa.batched.stack import Layout  # noqa: E402
-from psa.batched.step import dropout_masks, loop_inputs  # noqa: E402
+from psa.engine import batched  # noqa: E402
+from psa.engine.batched import kernels, ops  # noqa: E402
+from psa.engine.batched.stack import Layout  # noqa: E402
+from psa.engine.batched.step import dropout_masks, loop_inputs  # noqa: E402
 
 if os.environ.get("TRITON_INTERPRET") == "1":
     # Triton 3.6's interpreter turns loop bounds into Python ints with int() of a one-element
@@ -29,10 +29,10 @@ if os.environ.get("TRITON_INTERPRET") == "1":
         scope.set_attr(tensor, "__index__", lambda self: int(self.handle.data.item()))
 
     interpreter._patch_lang_tensor = _patch_lang_tensor
-from psa import randomness  # noqa: E402
-from psa.architecture import Architecture  # noqa: E402
-from psa.modes import MODES  # noqa: E402
-from psa.trial import Hyper, TrialSpec  # noqa: E402
+from psa.trial import randomness  # noqa: E402
+from psa.trial.architecture import Architecture  # noqa: E402
+from psa.trial.modes import MODES  # noqa: E402
+from psa.trial.spec import Hyper, TrialSpec  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 

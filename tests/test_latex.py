@@ -8,8 +8,8 @@ import subprocess
 import pytest
 
 from psa import published
-from psa.report import accuracy_table, architecture_table
-from psa.results import read_summary
+from psa.study.latex import accuracy_table, architecture_table
+from psa.study.results import read_summary
 
 pytestmark = pytest.mark.skipif(
     shutil.which("pdflatex") is None,

@@ -1,13 +1,14 @@
 import pytest
 import torch
 
-from psa import PSAError, ablation
-from psa.architecture import Architecture
-from psa.engine import new_state
-from psa.models import KeyedDropout, build_model
-from psa.modes import MODES
-from psa.topology import parameter_count, topology
-from psa.trial import Hyper, TrialSpec
+from psa.engine.reference import new_state
+from psa.errors import PSAError
+from psa.trial import ablation
+from psa.trial.architecture import Architecture
+from psa.trial.models import KeyedDropout, build_model
+from psa.trial.modes import MODES
+from psa.trial.spec import Hyper, TrialSpec
+from psa.trial.topology import parameter_count, topology
 
 
 @pytest.mark.parametrize(

@@ -3,10 +3,8 @@ import json
 import numpy as np
 
 from psa import published
-from psa.architecture import read_configurations
 from psa.cli import main
-from psa.modes import MODES
-from psa.regimes import (
+from psa.study.regimes import (
     Thresholds,
     apply_rules,
     calculate_summary_metrics,
@@ -15,7 +13,9 @@ from psa.regimes import (
     get_all_regime_classifications,
     stability,
 )
-from psa.results import ModeStats, read_trials, write_trials
+from psa.study.results import ModeStats, read_trials, write_trials
+from psa.trial.architecture import read_configurations
+from psa.trial.modes import MODES
 
 Z = 11.02
 

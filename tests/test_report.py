@@ -2,11 +2,12 @@ import re
 
 import pytest
 
-from psa import PSAError, published
-from psa.architecture import read_configurations
+from psa import published
 from psa.cli import main
-from psa.report import accuracy_table, architecture_table, winners
-from psa.results import ModeStats, SummaryEntry, read_summary
+from psa.errors import PSAError
+from psa.study.latex import accuracy_table, architecture_table, winners
+from psa.study.results import ModeStats, SummaryEntry, read_summary
+from psa.trial.architecture import read_configurations
 
 
 def test_architecture_table():

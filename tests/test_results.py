@@ -1,8 +1,9 @@
 import pytest
 
-from psa import PSAError, published
-from psa.results import mode_stats, read_summary, read_trials, write_summary, write_trials
-from psa.series import read_series
+from psa import published
+from psa.errors import PSAError
+from psa.study.results import mode_stats, read_summary, read_trials, write_summary, write_trials
+from psa.study.series import read_series
 
 WITHDRAWN = "resmlp-withdrawn"
 

@@ -8,17 +8,17 @@ import matplotlib.pyplot as plt
 import pytest
 
 from helpers import subset
-from psa.architecture import Architecture
 from psa.cli import main
-from psa.compare import compare_trials
-from psa.export import export
-from psa.figures import DPI, heatmaps
-from psa.reproduce import QUICK_ARCHS
-from psa.results import read_trials
-from psa.settings import RunSettings
+from psa.cli.reproduce import QUICK_ARCHS
 from psa.store import Store
-from psa.sweep import run_sweep
-from psa.trial import Hyper
+from psa.study.compare import compare_trials
+from psa.study.export import export
+from psa.study.figures import DPI, heatmaps
+from psa.study.results import read_trials
+from psa.sweeps.settings import RunSettings
+from psa.sweeps.grid import train_grid
+from psa.trial.architecture import Architecture
+from psa.trial.spec import Hyper
 
 QUICK = QUICK_ARCHS.split(",")  # 4*8 and 8*4 are not among the published 98
 RESMLP = ["2*8", "[1*8, 2*8]"]
@@ -32,7 +32,7 @@ def exported(folder, mnist, archs: list[str], family: str):
     )
     store = Store(folder / "psa.sqlite")
     try:
-        run_sweep(store, run, "cpu", 2 << 30, subset(mnist, train=600, val=300))
+        train_grid(store, run, "cpu", 2 << 30, subset(mnist, train=600, val=300))
         export(store, folder)
     finally:
         store.close()

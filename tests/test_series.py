@@ -1,7 +1,7 @@
 import pytest
 
 from psa import published
-from psa.series import Curve, SeriesRow, best_trials, per_trial, read_series, study, write_series
+from psa.study.series import Curve, SeriesRow, best_trials, per_trial, read_series, study, write_series
 
 
 def curve(trial, scores, mode="full", test=None):
@@ -49,7 +49,7 @@ def test_series_published_tables_round_trip(tmp_path, kind):
 
 
 def test_series_with_trial_column_and_settings(tmp_path):
-    from psa.tables import read_settings
+    from psa.study.tables import read_settings
 
     rows = [SeriesRow("18*18", "full", 1, [10.92, None, 12.5], 11.0), SeriesRow("1*4", "none", 2, [50.0], None)]
     write_series(tmp_path / "c.md", rows, "convergence", "simplemlp", {"seeding": "paired", "meta-loops": 3})

@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 
 from helpers import exported, subset
-from psa import published, shards
-from psa.architecture import read_configurations
-from psa.batched import ENGINE_VERSION
+from psa import published
 from psa.cli import main
-from psa.settings import RunSettings
+from psa.engine.batched import ENGINE_VERSION
+from psa.sweeps import shards
+from psa.sweeps.settings import RunSettings
+from psa.trial.architecture import read_configurations
 
 ARCHS = "1*4,2*3,1*6,3*2"
 GRID = ["--arch", ARCHS, "--modes", "none,hidden", "--trials", "2", "--meta-loops", "2", "--device", "cpu"]
@@ -21,7 +22,7 @@ GRID += ["--lr", "0.002", "--checkpoint-every", "0"]
 
 @pytest.fixture
 def small_mnist(mnist, monkeypatch, tmp_path):
-    monkeypatch.setattr("psa.sweep.load_mnist", lambda data_dir=None: subset(mnist, train=600, val=300))
+    monkeypatch.setattr("psa.sweeps.sweep.load_mnist", lambda data_dir=None: subset(mnist, train=600, val=300))
     monkeypatch.chdir(tmp_path)
 
 

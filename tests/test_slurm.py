@@ -18,7 +18,8 @@ import pytest
 
 from helpers import WHEN, exported
 from psa.cli import main
-from psa.slurm import minutes, survey
+from psa.cli.slurm import minutes
+from psa.clusters.slurm import survey
 
 GRID = ["--arch", "1*4,2*3,3*2", "--modes", "none,hidden", "--trials", "2", "--meta-loops", "2"]
 GRID += ["--lr", "0.002", "--device", "cpu", "--threads", "1"]

@@ -6,8 +6,8 @@ import pytest
 from scipy import stats as scipy_stats
 
 from psa import published
-from psa.results import read_trials
-from psa.stats import benjamini_hochberg, cohens_d, holm, welch
+from psa.study.results import read_trials
+from psa.study.stats import benjamini_hochberg, cohens_d, holm, welch
 
 
 @pytest.fixture(autouse=True)

@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from psa import PSAError
-from psa.batched import ENGINE_VERSION
+from psa.engine.batched import ENGINE_VERSION
+from psa.errors import PSAError
 from psa.store import Store
 
 SWEEP = [

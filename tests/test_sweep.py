@@ -7,17 +7,18 @@ from dataclasses import replace
 import pytest
 
 from helpers import subset
-from psa import PSAError, results
-from psa.architecture import Architecture
 from psa.cli import main
-from psa.export import export
-from psa.series import read_series
-from psa.settings import RunSettings
+from psa.errors import PSAError
 from psa.store import Store
 from psa.store.claims import claim
-from psa.sweep import run_sweep
-from psa.topology import parameter_count
-from psa.trial import Hyper
+from psa.study import results
+from psa.study.export import export
+from psa.study.series import read_series
+from psa.sweeps.settings import RunSettings
+from psa.sweeps.grid import train_grid
+from psa.trial.architecture import Architecture
+from psa.trial.spec import Hyper
+from psa.trial.topology import parameter_count
 
 HYPER = Hyper(lr=2e-3, batch_size=100)
 
@@ -31,9 +32,9 @@ def test_sweep_skips_completed_trials_and_exports_the_study_formats(tmp_path, mn
     data = subset(mnist, train=600, val=300)
     store = Store(tmp_path / "psa.sqlite")
     run = small_run()
-    assert run_sweep(store, run, "cpu", 2 << 30, data) == {"total": 12, "trained": 12, "loops": 36, "left": 0}
-    assert run_sweep(store, run, "cpu", 2 << 30, data) == {"total": 12, "trained": 0, "loops": 0, "left": 0}
-    assert run_sweep(store, small_run(trials=3), "cpu", 2 << 30, data)["trained"] == 6
+    assert train_grid(store, run, "cpu", 2 << 30, data) == {"total": 12, "trained": 12, "loops": 36, "left": 0}
+    assert train_grid(store, run, "cpu", 2 << 30, data) == {"total": 12, "trained": 0, "loops": 0, "left": 0}
+    assert train_grid(store, small_run(trials=3), "cpu", 2 << 30, data)["trained"] == 6
     assert store.counts() == {"complete": 18}
     rows = store.completed()
     assert all(len(store.history(r["id"])) == 3 for r in rows)
@@ -92,7 +93,7 @@ def test_decay_is_a_copy_of_none_only_with_paired_seeds(tmp_path, mnist):
     for seeding in ("independent", "paired"):
         store = Store(tmp_path / f"{seeding}.sqlite")
         run = RunSettings((Architecture.parse("1*6"),), ("none", "decay"), 2, 2, seed=5, seeding=seeding)
-        run_sweep(store, replace(run, hyper=Hyper(batch_size=100)), "cpu", 2 << 30, data)
+        train_grid(store, replace(run, hyper=Hyper(batch_size=100)), "cpu", 2 << 30, data)
         rows = {(r["mode"], r["trial"]): r for r in store.completed()}
         by_seeding[seeding] = [
             (
@@ -110,7 +111,7 @@ def test_export_never_mixes_settings(tmp_path, mnist):
     data = subset(mnist, train=300, val=200)
     store = Store(tmp_path / "psa.sqlite")
     for loops in (2, 3):
-        run_sweep(store, small_run(archs=("1*4",), modes=("none",), meta_loops=loops), "cpu", 2 << 30, data)
+        train_grid(store, small_run(archs=("1*4",), modes=("none",), meta_loops=loops), "cpu", 2 << 30, data)
     with pytest.raises(
         PSAError, match=r"2 settings \(meta_loops 2 \(2 trials\); meta_loops 3 \(2 trials\)\).*--meta-loops"
     ):
@@ -173,7 +174,7 @@ def test_packed_sweep_stores_the_same_trials(tmp_path, mnist):
     for pack in (1, 3):
         store = Store(tmp_path / f"pack{pack}.sqlite")
         assert (
-            run_sweep(store, small_run(archs=("1*4", "2*3", "3*2"), meta_loops=2), "cpu", 2 << 30, data, pack=pack)[
+            train_grid(store, small_run(archs=("1*4", "2*3", "3*2"), meta_loops=2), "cpu", 2 << 30, data, pack=pack)[
                 "trained"
             ]
             == 18
@@ -188,8 +189,8 @@ def test_packed_sweep_stores_the_same_trials(tmp_path, mnist):
 def test_trials_committed_at_different_loops_go_on_in_turns(tmp_path, mnist):
     """A sweep stopped after the first of several stacks committed two loops; the next one packs
     the architecture's trials into one stack, trains those from loop 3 and the rest from loop 1."""
-    from psa.batched.grouping import chunk_size
-    from psa.batched.stack import Layout
+    from psa.engine.batched.grouping import chunk_size
+    from psa.engine.batched.stack import Layout
 
     data = subset(mnist, train=300, val=200)
     run = small_run(archs=("1*6",), modes=("none", "full"), trials=2)
@@ -203,9 +204,9 @@ def test_trials_committed_at_different_loops_go_on_in_turns(tmp_path, mnist):
 
     store = Store(tmp_path / "psa.sqlite")
     with pytest.raises(KeyboardInterrupt):
-        run_sweep(store, run, "cpu", 2 * per_trial, data, checkpoint_every=0, log=stop)
+        train_grid(store, run, "cpu", 2 * per_trial, data, checkpoint_every=0, log=stop)
     assert sorted(loops for _, loops in store.status(specs, 3).values()) == [2, 2]
-    assert run_sweep(store, run, "cpu", 2 << 30, data) == {"total": 4, "trained": 4, "loops": 1 + 1 + 3 + 3, "left": 0}
+    assert train_grid(store, run, "cpu", 2 << 30, data) == {"total": 4, "trained": 4, "loops": 1 + 1 + 3 + 3, "left": 0}
     assert store.counts() == {"complete": 4} and all(len(store.history(r["id"])) == 3 for r in store.completed())
     store.close()
 
@@ -219,6 +220,6 @@ def test_a_sweep_sharing_its_store_counts_the_grid_and_never_calls_it_complete_e
     theirs = [spec for spec in run.grid().specs if str(spec.arch) == "2*3"]
     other = f"{socket.gethostname()}:{os.getppid()}"  # a live process on this host: a live claim
     assert claim(store, store.start_sweep("other", {}), theirs, 2, {}, other) is not None
-    done = run_sweep(store, run, "cpu", 2 << 30, data)
+    done = train_grid(store, run, "cpu", 2 << 30, data)
     assert done == {"total": 4, "trained": 2, "loops": 4, "left": 2}
     assert "about " in capsys.readouterr().out  # the preview's estimate from the cost model

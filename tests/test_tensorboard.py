@@ -3,13 +3,13 @@ import sys
 import pytest
 
 from helpers import subset
-from psa.architecture import Architecture
 from psa.cli import main
-from psa.settings import RunSettings
+from psa.engine.curves import TAGS, Curves, run_dir
 from psa.store import Store
-from psa.sweep import run_sweep
-from psa.tensorboard_log import TAGS, Curves, run_dir
-from psa.trial import Hyper, TrialSpec
+from psa.sweeps.settings import RunSettings
+from psa.sweeps.grid import train_grid
+from psa.trial.architecture import Architecture
+from psa.trial.spec import Hyper, TrialSpec
 
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
 
@@ -48,9 +48,9 @@ def test_sweep_curves_hold_every_trial_loop_as_the_store_does(tmp_path, mnist):
     )
     store, data = Store(tmp_path / "psa.sqlite"), subset(mnist, train=300, val=200)
     with Curves(tmp_path / "tb") as curves, pytest.raises(Interrupted):
-        run_sweep(store, run, "cpu", 2 << 30, data, checkpoint_every=0, log=interrupt_at(2), curves=curves)
+        train_grid(store, run, "cpu", 2 << 30, data, checkpoint_every=0, log=interrupt_at(2), curves=curves)
     with Curves(tmp_path / "tb") as curves:
-        assert run_sweep(store, run, "cpu", 2 << 30, data, checkpoint_every=0, curves=curves)["trained"] == 8
+        assert train_grid(store, run, "cpu", 2 << 30, data, checkpoint_every=0, curves=curves)["trained"] == 8
         assert not curves.writers  # every trial completed, every writer closed
     rows = store.completed()
     assert len(rows) == 8

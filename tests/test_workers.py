@@ -11,7 +11,7 @@ import pytest
 
 from helpers import exported
 from psa.cli import main
-from psa.workers import devices
+from psa.sweeps.workers import devices
 
 GRID = ["--arch", "1*4,2*3", "--modes", "none,hidden", "--trials", "2", "--meta-loops", "2"]
 GRID += ["--lr", "0.002", "--threads", "1", "--checkpoint-every", "0"]

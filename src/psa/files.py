@@ -5,7 +5,7 @@ import json
 import os
 from pathlib import Path
 
-from psa import PSAError
+from psa.errors import PSAError
 
 
 def write_atomic(path: Path | str, write) -> Path:

@@ -84,7 +84,7 @@ def job_runs(tmp_path_factory, mnist) -> dict[str, tuple[Path, list[str]]]:
         folder = tmp_path_factory.mktemp(f"model-{mode}")
         out = io.StringIO()
         with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out):
-            patch.setattr("psa.sweep.load_mnist", lambda data_dir=None: subset(mnist, train=2000, val=1000))
+            patch.setattr("psa.sweeps.sweep.load_mnist", lambda data_dir=None: subset(mnist, train=2000, val=1000))
             patch.setenv("SM_MODEL_DIR", str(folder))  # where SageMaker tells the job to write
             main(
                 [

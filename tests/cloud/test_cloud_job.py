@@ -2,7 +2,7 @@ import json
 
 from cloud_helpers import LOOPS, TRIALS
 
-from psa.cloud.logparse import parse_log
+from psa.clusters.sagemaker.logparse import parse_log
 
 
 def test_job_writes_its_results_history_and_one_log_line_per_meta_loop(job_runs):

@@ -11,11 +11,11 @@ from cloud_helpers import BUCKET, PREFIX, REGION, run_cli, sagemaker_jobs
 from moto.sagemaker.exceptions import SagemakerClientError
 from moto.sagemaker.models import SageMakerModelBackend
 
-from psa.architecture import Architecture
-from psa.cloud import launch
-from psa.cloud.aws import Cloud, load_config
-from psa.cloud.files import read_jobs_file
-from psa.settings import RunSettings
+from psa.clusters.sagemaker import launch
+from psa.clusters.sagemaker.aws import Cloud, load_config
+from psa.clusters.sagemaker.files import read_jobs_file
+from psa.sweeps.settings import RunSettings
+from psa.trial.architecture import Architecture
 
 JOBS_FILE = Path("aws/sagemaker/requested-jobs.txt")
 
@@ -108,8 +108,8 @@ def test_job_request_runs_the_packaged_project_on_spot(configs):
     assert {
         "psa_entry.py",
         "requirements.txt",
-        "psa/cloud/job.py",
-        "psa/batched/loop.py",
+        "psa/clusters/sagemaker/job.py",
+        "psa/engine/batched/loop.py",
         "psa/published/configurations.txt",
     } <= names
 

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from cloud_helpers import JOBS, LOOPS, put_logs, run_cli
 
-from psa.cloud.logparse import parse_log
-from psa.series import read_series
+from psa.clusters.sagemaker.logparse import parse_log
+from psa.study.series import read_series
 
 NO_LOGS = "psa-2x3-none-2025-08-11-19-50-00-000"  # created, never started: no log stream
 HOSTILE = "psa-1x4-none-2025-08-11-19-46-41-617/../../../../tmp/escaped"

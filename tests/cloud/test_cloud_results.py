@@ -8,9 +8,9 @@ import pytest
 from cloud_helpers import BUCKET, JOBS, PREFIX, model_archive, put_archive, run_cli, sagemaker_jobs
 
 from helpers import subset
-from psa.cloud import job, results
-from psa.cloud.files import read_jobs_file
-from psa.results import read_summary, read_trials
+from psa.clusters.sagemaker import results
+from psa.clusters.sagemaker.files import read_jobs_file
+from psa.study.results import read_summary, read_trials
 
 OLDER = "psa-1x4-none-2025-08-10-08-00-00-000"  # an earlier, failed attempt at the same cell
 
@@ -125,9 +125,9 @@ def test_a_launched_job_runs_as_sagemaker_would_and_its_results_are_read(mnist, 
         if not key.startswith("sagemaker_")
         for part in (f"--{key}", value)
     ]  # how the training toolkit hands them to the entry script
-    monkeypatch.setattr("psa.data.load_mnist", lambda data_dir=None: subset(mnist, train=2000, val=1000))
+    monkeypatch.setattr("psa.sweeps.sweep.load_mnist", lambda data_dir=None: subset(mnist, train=2000, val=1000))
     monkeypatch.setenv("SM_MODEL_DIR", str(tmp_path / "model"))
-    job.main(argv + ["--device", "cpu", "--checkpoint-dir", str(tmp_path / "checkpoints")])
+    assert run_cli("cloud", "job", *argv, "--device", "cpu", "--checkpoint-dir", str(tmp_path / "checkpoints")) == 0
     bucket, key = described["ModelArtifacts"]["S3ModelArtifacts"].removeprefix("s3://").split("/", 1)
     assert (bucket, key) == (BUCKET, f"{PREFIX}/{name}/output/model.tar.gz")
     boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=model_archive(tmp_path / "model"))

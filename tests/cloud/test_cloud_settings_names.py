@@ -3,10 +3,10 @@ from pathlib import Path
 import pytest
 from cloud_helpers import JOBS, SECRET, run_cli
 
-from psa import PSAError
-from psa.architecture import Architecture
-from psa.cloud import layout
-from psa.cloud.aws import Cloud, load_config
+from psa.clusters.sagemaker import layout
+from psa.clusters.sagemaker.aws import Cloud, load_config
+from psa.errors import PSAError
+from psa.trial.architecture import Architecture
 
 
 def test_clients_follow_aws_endpoint_url(aws):

@@ -18,14 +18,15 @@ import pytest
 from cloud_helpers import BUCKET, PREFIX, model_archive, run_cli, sagemaker_jobs
 
 from helpers import subset
-from psa import costmodel, published
-from psa.architecture import read_configurations
+from psa import published
 from psa.cli import main
-from psa.cloud import sharded
-from psa.cloud.layout import MNIST_FOLDER as FOLDER
-from psa.data import SHA256
-from psa.settings import RunSettings
+from psa.clusters.sagemaker import sharded
+from psa.clusters.sagemaker.layout import MNIST_FOLDER as FOLDER
+from psa.engine import costmodel
 from psa.store import Store
+from psa.sweeps.settings import RunSettings
+from psa.trial.architecture import read_configurations
+from psa.trial.data import SHA256
 
 GRID = ["--modes", "none,hidden", "--trials", "2", "--meta-loops", "2", "--retry-wait", "0"]
 
@@ -88,7 +89,7 @@ def run_shard(job: dict, folder: Path, mnist, monkeypatch) -> Path:
     """The job's own arguments, as SageMaker passes them, run here on a slice of MNIST."""
     args = [f"--{k}={v}" for k, v in job["HyperParameters"].items() if not k.startswith("sagemaker_")]
     with monkeypatch.context() as patch, contextlib.redirect_stdout(io.StringIO()):
-        patch.setattr("psa.sweep.load_mnist", lambda data_dir=None: subset(mnist, train=600, val=300))
+        patch.setattr("psa.sweeps.sweep.load_mnist", lambda data_dir=None: subset(mnist, train=600, val=300))
         main(
             [
                 "cloud",

@@ -5,7 +5,7 @@ import boto3
 import pytest
 from cloud_helpers import BUCKET, JOBS, PREFIX, REGION, run_cli, sagemaker_jobs
 
-from psa.cloud.storage import category, human
+from psa.clusters.sagemaker.storage import category, human
 from psa.published import COST_REPORT
 
 MISSING = "psa-2x3-none-2025-08-11-19-50-00-000"  # in the jobs file, never run

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from psa.bench.timing import seconds
-from psa.topology import parameter_count
+from psa.trial.topology import parameter_count
 
 GEMM_SIZE, GEMM_TRIES = 2048, 5
 

@@ -12,13 +12,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from psa.architecture import Architecture
-from psa.batched import device_path, grouping, train_stacks
-from psa.batched.stack import Stack
-from psa.data import MNIST
-from psa.modes import MODES
-from psa.settings import RunSettings
-from psa.trial import SEEDINGS
+from psa.engine.batched import device_path, grouping, train_stacks
+from psa.engine.batched.stack import Stack
+from psa.sweeps.settings import RunSettings
+from psa.trial.architecture import Architecture
+from psa.trial.data import MNIST
+from psa.trial.modes import MODES
+from psa.trial.spec import SEEDINGS
 
 GRID_MODES, GRID_TRIALS, GRID_LOOPS = MODES, 10, 100
 MIN_TIMED_SECONDS, MIN_STEPS, MAX_STEPS = 0.5, 6, 50

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from psa import PSAError
+from psa.errors import PSAError
 from psa.files import write_atomic
-from psa.store.schema import KEY_COLUMNS, WHERE_KEY, connect, damaged, guarded, key, now
-from psa.trial import LoopRecord, Progress, TrialSpec
+from psa.store.schema import WHERE_KEY, connect, damaged, guarded, key, now
+from psa.trial.spec import KEY, LoopRecord, Progress, TrialSpec
 
 DEFAULT_STORE = "results/psa.sqlite"
 # What two stores must agree on of a trial that both hold complete.
@@ -185,7 +185,7 @@ class Store:
                 if len(engines) > 1:
                     raise PSAError(f"{path}: its trials and the others' come from engine versions {sorted(engines)}")
                 for row in rows:
-                    found = self.db.execute(f"SELECT * FROM trials WHERE {WHERE_KEY}", [row[c] for c in KEY_COLUMNS])
+                    found = self.db.execute(f"SELECT * FROM trials WHERE {WHERE_KEY}", [row[c] for c in KEY])
                     present = found.fetchone()
                     present = present and dict(zip([d[0] for d in found.description], present))
                     if present and present["status"] == "complete":

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from psa.store.schema import WHERE_KEY, guarded, key, now
-from psa.trial import TrialSpec
+from psa.trial.spec import TrialSpec, trial_key
 
 LEASE = 60.0  # seconds without a heartbeat after which another sweep may take a claim over
 HEARTBEAT = 10.0  # seconds between two renewals of a sweep's claims
@@ -69,9 +69,8 @@ def claim(store, sweep_id: int, specs: list[TrialSpec], meta_loops: int, run: di
                 store.db.execute(f"UPDATE trials SET {assignments} WHERE id = ?", (*changed.values(), row[0]))
                 ids[spec] = row[0]
             else:
-                names = (*columns, *("family", "arch", "mode", "trial", "seed", "meta_loops"), "lr")
-                names += ("batch_size", "weight_decay", "dropout", "status")
-                values = (*columns.values(), *key(spec, meta_loops), "running")
+                columns |= trial_key(spec, meta_loops) | {"status": "running"}
+                names, values = tuple(columns), tuple(columns.values())
                 ids[spec] = store.db.execute(
                     f"INSERT INTO trials ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})", values
                 ).lastrowid

@@ -4,15 +4,14 @@ and the one way a damaged file is reported."""
 import functools
 import sqlite3
 import time
-from dataclasses import astuple
 from pathlib import Path
 
-from psa import PSAError
-from psa.trial import TrialSpec
+from psa.errors import PSAError
+from psa.trial.spec import KEY, TrialSpec, trial_key
 
 VERSION = 3
 
-SCHEMA = """
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS sweeps (
     id INTEGER PRIMARY KEY,
     started TEXT NOT NULL,
@@ -32,7 +31,7 @@ CREATE TABLE IF NOT EXISTS trials (
     loops_done INTEGER NOT NULL DEFAULT 0, lkg_score REAL,
     job TEXT, owner TEXT, heartbeat REAL,
     threads INTEGER, engine INTEGER,
-    UNIQUE (family, arch, mode, trial, seed, meta_loops, lr, batch_size, weight_decay, dropout)
+    UNIQUE ({", ".join(KEY)})
 );
 CREATE TABLE IF NOT EXISTS loops (
     trial_id INTEGER NOT NULL REFERENCES trials(id) ON DELETE CASCADE,
@@ -70,14 +69,12 @@ UPGRADES = {
     ],
 }
 
-# What identifies a trial: two rows with the same key are the same trial, trained once.
-KEY_COLUMNS = ("family", "arch", "mode", "trial", "seed", "meta_loops", "lr", "batch_size", "weight_decay", "dropout")
-WHERE_KEY = " AND ".join(f"{column} = ?" for column in KEY_COLUMNS)
+WHERE_KEY = " AND ".join(f"{column} = ?" for column in KEY)  # a trial's row (psa.trial.spec.KEY)
 
 
 def key(spec: TrialSpec, meta_loops: int) -> tuple:
-    h = spec.hyper
-    return (spec.family, str(spec.arch), spec.mode, spec.trial, spec.seed, meta_loops, *astuple(h))
+    """The values of WHERE_KEY's parameters."""
+    return tuple(trial_key(spec, meta_loops).values())
 
 
 def now() -> str:

@@ -1,0 +1,152 @@
+"""One training step of a stack, the only one there is: the CPU runs it step after step, and the
+CUDA path captures the very same calls in a graph (psa.engine.batched.cuda). Everything a step varies on
+lives in the tensors of an Epoch: this loop's sample orders and dropout keys, AdamW's fresh moments
+and step count, the position of the next batch, which the step advances itself, and the running
+sum of the training loss."""
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from psa.engine.batched import ops
+from psa.engine.batched.stack import Stack
+from psa.trial import randomness
+from psa.trial.architecture import INPUTS
+from psa.trial.data import MNIST
+
+MASK_CHUNK = 1 << 17  # elements hashed at a time on a CPU: the int32 blocks stay in its cache
+
+
+def loop_inputs(stack: Stack, loop: int, n: int, steps: int):
+    """Host work of a meta-loop: the sample order of each of stack.seeds (seeds, n), and the
+    dropout key of every step and dropout trial (steps, dropout trials), or None."""
+    orders = torch.stack([randomness.shuffle(seed, loop, n) for seed in stack.seeds])
+    if stack.drop is None:
+        return orders, None
+    dropping = stack.specs[stack.drop]
+    keys = torch.tensor(
+        [[randomness.dropout_key(s.seed, loop, step) for s in dropping] for step in range(steps)], dtype=torch.int64
+    )
+    return orders, keys
+
+
+@dataclass(eq=False)
+class Epoch:
+    """What one stack's training steps read and advance during a meta-loop's epoch."""
+
+    orders: torch.Tensor  # (len(stack.seeds), n) this loop's sample orders
+    keys: torch.Tensor | None  # (steps, dropout trials) dropout keys
+    grid: torch.Tensor | None  # (batch size, dropout units) hashed counters of the masks, int32
+    masks: torch.Tensor | None  # (dropout trials * batch size * dropout units) a step's masks, reused
+    m: torch.Tensor  # AdamW's moments, fresh every loop
+    v: torch.Tensor
+    updates: torch.Tensor  # AdamW's step count: a float32 scalar, as torch.optim keeps it
+    step: torch.Tensor  # int64 scalar: the index of the next batch
+    loss: torch.Tensor  # (trials,) the sum of each trial's batch-mean losses so far this epoch
+    # Input rows of a step, gathered into the same memory every step: fresh tens of MB a step cost
+    # page faults on a CPU, and a CUDA graph needs its buffers in place anyway.
+    inputs: torch.Tensor  # (len(stack.seeds) * batch size, 784)
+    batch_size: int
+    lr: float
+
+    @classmethod
+    def of(cls, stack: Stack, n: int) -> "Epoch":
+        device, hyper = stack.active.device, stack.specs[0].hyper
+        steps = -(-n // hyper.batch_size)
+        dropping, units, dtype = stack.drop is not None, stack.layout.topology.dropout_units, stack.active.dtype
+        return cls(
+            orders=torch.zeros(len(stack.seeds), n, dtype=torch.int64, device=device),
+            keys=torch.zeros(steps, len(stack.specs[stack.drop]), dtype=torch.int64, device=device)
+            if dropping
+            else None,
+            grid=randomness.int32_grid(hyper.batch_size, units, device) if dropping else None,
+            masks=torch.empty(len(stack.specs[stack.drop]) * hyper.batch_size * units, dtype=dtype, device=device)
+            if dropping
+            else None,
+            m=torch.zeros_like(stack.active),
+            v=torch.zeros_like(stack.active),
+            updates=torch.zeros((), dtype=torch.float32, device=device),
+            step=torch.zeros((), dtype=torch.int64, device=device),
+            loss=torch.zeros(len(stack.specs), dtype=dtype, device=device),
+            inputs=torch.empty(len(stack.seeds) * hyper.batch_size, INPUTS, dtype=dtype, device=device),
+            batch_size=hyper.batch_size,
+            lr=hyper.lr,
+        )
+
+    def begin(self, orders: torch.Tensor, keys: torch.Tensor | None) -> None:
+        """A new meta-loop: its orders and keys (from loop_inputs), fresh AdamW, first batch."""
+        self.orders.copy_(orders, non_blocking=orders.is_pinned())
+        if self.keys is not None:
+            self.keys.copy_(keys)
+        for fresh in (self.m, self.v, self.updates, self.step, self.loss):
+            fresh.zero_()
+
+
+def dropout_masks(stack: Stack, grid: torch.Tensor, keys: torch.Tensor, batch: int, out=None) -> torch.Tensor:
+    """Scaled keep-masks (dropout trials, batch, dropout units) from one key per dropout trial, in
+    the first elements of `out` if given (kept contiguous: the fused kernels index them so)."""
+    shape = (len(stack.specs[stack.drop]), batch, grid.shape[1])
+    out = torch.empty(math.prod(shape), dtype=stack.active.dtype, device=grid.device) if out is None else out
+    masks = out[: math.prod(shape)].view(shape)
+    chunk = MASK_CHUNK if grid.device.type == "cpu" else None
+    randomness.scaled_keep_masks(masks, grid[:batch], keys.view(-1), stack.drop_p.view(-1), chunk)
+    return masks
+
+
+def batch_inputs(stack: Stack, data: MNIST, idx: torch.Tensor, rows: torch.Tensor):
+    """Inputs and labels of one step, given its sample indices (a row per order of stack.seeds),
+    the inputs gathered into `rows`. Where trials share an order, labels, and inputs unless
+    shared, are fanned out to every trial."""
+    x = torch.index_select(data.x_train, 0, idx.reshape(-1), out=rows[: idx.numel()]).view(*idx.shape, -1)
+    y = data.y_train[idx]
+    if len(stack.seeds) == len(stack.specs):  # an order per trial: nothing to fan out
+        return x, y
+    return (x if stack.share_inputs else x.index_select(0, stack.fan_out)), y.index_select(0, stack.fan_out)
+
+
+def train_step(stack: Stack, epoch: Epoch, data: MNIST, batch: int, forward=ops.forward, backward=ops.backward) -> None:
+    """One step of `batch` samples for every trial of the stack: gather, dropout masks, forward,
+    backward, AdamW. `forward`/`backward` are ops' or the fused kernels' (same signatures)."""
+    positions = torch.arange(batch, device=epoch.step.device) + epoch.step * epoch.batch_size
+    x, y = batch_inputs(stack, data, epoch.orders.index_select(1, positions), epoch.inputs)
+    masks = None
+    if epoch.keys is not None:
+        masks = dropout_masks(stack, epoch.grid, epoch.keys.index_select(0, epoch.step.view(1)), batch, epoch.masks)
+    logits, last, tape = forward(stack, x, masks)
+    backward(stack, ops.cross_entropy_grad(logits, y, epoch.loss), last, tape, masks)
+    ops.adamw_step(stack, epoch.m, epoch.v, epoch.updates, epoch.lr)
+    epoch.step.add_(1)
+
+
+class Steps:
+    """The training steps of a group of stacks, a meta-loop's epoch at a time: begin(loop), then
+    one call per batch size of `batches`, which steps each stack in turn. psa.engine.batched.cuda's
+    GraphSteps replays the same steps from a CUDA graph."""
+
+    def __init__(self, stacks: list[Stack], data: MNIST):
+        self.stacks, self.data, self.n = stacks, data, len(data.x_train)
+        size = stacks[0].specs[0].hyper.batch_size  # the same for every stack of a group
+        self.batches = [min(size, self.n - start) for start in range(0, self.n, size)]
+        self.epochs = [Epoch.of(stack, self.n) for stack in stacks]
+
+    def inputs(self, loop: int) -> list:
+        """loop_inputs of every stack for `loop`."""
+        return [loop_inputs(stack, loop, self.n, len(self.batches)) for stack in self.stacks]
+
+    def begin(self, loop: int) -> None:
+        for epoch, (orders, keys) in zip(self.epochs, self.inputs(loop)):
+            epoch.begin(orders, keys)
+
+    def losses(self) -> list[list[float]]:
+        """Each stack's trials' mean training loss over the epoch just run (the mean of the batch
+        means, as psa.engine.reference records it): the loop's one read of the sums off the device."""
+        return [(epoch.loss / len(self.batches)).tolist() for epoch in self.epochs]
+
+    def step(self, member: int, batch: int) -> None:
+        train_step(self.stacks[member], self.epochs[member], self.data, batch)
+
+    @torch.no_grad()
+    def __call__(self, batch: int) -> None:
+        for member in range(len(self.stacks)):
+            self.step(member, batch)

@@ -1,0 +1,241 @@
+"""Compare a reproduction's trials table with a reference study, architecture by architecture and
+mode by mode: means, stds, Welch's two-sample t-test with a multiple-comparison correction, and
+whether both studies put each architecture in the same regime; then the convergence tables beside
+them, at chosen meta-loops. The reference is by default the published study that ships with psa."""
+
+from dataclasses import dataclass
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from psa.errors import PSAError
+from psa.study.regimes import REGIMES, architectures, calculate_summary_metrics, classify_regime
+from psa.study.results import Trials, mode_stats
+from psa.study.series import SeriesRow, study_rows
+from psa.study.stats import CORRECTIONS, welch
+from psa.trial.modes import MODES
+
+PUBLISHED = "published"  # names the shipped study wherever a trials table is asked for
+DEFAULT_LOOPS = (1, 10, 25, 50, 100)  # and the last loop both sides ran
+
+
+# ---------------------------------------------------------------------------------------------
+# The comparison.
+
+
+@dataclass
+class CellComparison:
+    arch: str
+    mode: str
+    ours_mean: float
+    ours_std: float
+    reference_mean: float
+    reference_std: float
+    t: float
+    p: float
+    p_adjusted: float = 1.0
+
+    @property
+    def difference(self) -> float:
+        return self.ours_mean - self.reference_mean
+
+
+@dataclass
+class Comparison:
+    cells: list[CellComparison]
+    regimes: dict[str, tuple[str, str]]  # arch both sides hold -> (ours, reference)
+    ours_only: dict[str, str]  # arch the reference lacks -> our regime
+    reference_only: list[str]  # archs never run on our side
+    skipped: list[str]  # "arch/mode" cells with fewer than two trials on a side
+    alpha: float
+
+    @property
+    def disagreements(self) -> list[CellComparison]:
+        return [cell for cell in self.cells if cell.p_adjusted < self.alpha]
+
+    @property
+    def regime_disagreements(self) -> dict[str, tuple[str, str]]:
+        return {arch: pair for arch, pair in self.regimes.items() if pair[0] != pair[1]}
+
+
+def compare_trials(
+    ours: Trials,
+    reference: Trials,
+    zeror: float,
+    alpha: float = 0.05,
+    correction: str = "holm",
+    config_file=None,
+    ours_file=None,
+) -> Comparison:
+    """Our architectures (in the order of psa.study.regimes.architectures), and in each the modes with at
+    least two trials on both sides, are tested; the p-values are adjusted together, since a
+    reproduction is judged on all of them at once. An architecture one side lacks is kept aside,
+    with our regime if ours."""
+    if correction not in CORRECTIONS:
+        raise PSAError(f"unknown correction {correction!r}: choose {' or '.join(CORRECTIONS)}")
+    archs = [str(arch) for arch in architectures(ours, config_file, ours_file)]
+    shared = [arch for arch in archs if arch in reference]
+    cells, skipped = [], []
+    for arch in shared:
+        for mode in MODES:
+            a = [v for v in ours[arch].get(mode, []) if v is not None]
+            b = [v for v in reference[arch].get(mode, []) if v is not None]
+            if len(a) < 2 or len(b) < 2:
+                skipped.append(f"{arch}/{mode}")
+                continue
+            sa, sb = mode_stats(a), mode_stats(b)
+            cells.append(CellComparison(arch, mode, sa.mean, sa.std, sb.mean, sb.std, *welch(a, b)))
+    for cell, adjusted in zip(cells, CORRECTIONS[correction]([c.p for c in cells])):
+        cell.p_adjusted = float(adjusted)
+    ours_metrics, reference_metrics = calculate_summary_metrics(ours), calculate_summary_metrics(reference)
+    regimes = {
+        arch: (classify_regime(arch, ours_metrics, zeror), classify_regime(arch, reference_metrics, zeror))
+        for arch in shared
+    }
+    ours_only = {arch: classify_regime(arch, ours_metrics, zeror) for arch in archs if arch not in reference}
+    return Comparison(cells, regimes, ours_only, [arch for arch in reference if arch not in ours], skipped, alpha)
+
+
+def report(comparison: Comparison, console: Console) -> None:
+    table = Table(title=f"Means that differ (adjusted p < {comparison.alpha:g})")
+    for column in ("Architecture", "Mode", "Ours", "Reference", "Difference", "p", "adjusted p"):
+        table.add_column(column, justify="left" if column in ("Architecture", "Mode") else "right")
+    for cell in sorted(comparison.disagreements, key=lambda c: c.p_adjusted):
+        table.add_row(
+            cell.arch,
+            cell.mode,
+            f"{cell.ours_mean:.2f} ± {cell.ours_std:.2f}",
+            f"{cell.reference_mean:.2f} ± {cell.reference_std:.2f}",
+            f"{cell.difference:+.2f}",
+            f"{cell.p:.2g}",
+            f"{cell.p_adjusted:.2g}",
+        )
+    if comparison.disagreements:
+        console.print(table)
+    regimes = Table(title="Regimes that differ")
+    for column in ("Architecture", "Ours", "Reference"):
+        regimes.add_column(column)
+    for arch, (ours, reference) in comparison.regime_disagreements.items():
+        regimes.add_row(arch, ours, reference)
+    if comparison.regime_disagreements:
+        console.print(regimes)
+    agree = len(comparison.regimes) - len(comparison.regime_disagreements)
+    console.print(
+        f"{len(comparison.cells)} architecture/mode cells compared: {len(comparison.disagreements)} differ "
+        f"significantly; regimes agree for {agree} of {len(comparison.regimes)} architectures."
+    )
+    if comparison.ours_only:
+        ours = ", ".join(f"{arch} ({REGIMES[regime][0]})" for arch, regime in comparison.ours_only.items())
+        console.print(f"[yellow]not in the reference, so not compared (our regime):[/] {ours}", soft_wrap=True)
+    if comparison.reference_only:
+        console.print(
+            f"[yellow]not compared, never run on our side:[/] {len(comparison.reference_only)} of the reference's "
+            f"architectures: {', '.join(comparison.reference_only)}",
+            soft_wrap=True,
+        )
+    if comparison.skipped:
+        console.print(f"[yellow]not compared (fewer than two trials on a side):[/] {', '.join(comparison.skipped)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Convergence: the study rows (per architecture and mode, each loop's maximum over the trials).
+
+Curves = dict[tuple[str, str], list[float | None]]  # (arch, mode) -> value per meta-loop
+
+
+def study_curves(rows: list[SeriesRow]) -> Curves:
+    """The study row of every architecture and mode (psa.study.series.study_rows), so that a per-trial
+    table compares with a study table like for like."""
+    return {(row.arch, row.mode): row.values for row in study_rows(rows)}
+
+
+def loops_run(curves: Curves) -> int:
+    """The last meta-loop with a value in any row (shorter rows are padded with N/A)."""
+    return max((k + 1 for values in curves.values() for k, v in enumerate(values) if v is not None), default=0)
+
+
+@dataclass
+class LoopComparison:
+    loop: int
+    cells: dict[tuple[str, str], tuple[float, float]]  # (arch, mode) -> (ours, reference)
+
+    def differences(self) -> np.ndarray:
+        return np.array([ours - reference for ours, reference in self.cells.values()])
+
+    def largest(self, count: int = 3) -> list[tuple[tuple[str, str], tuple[float, float]]]:
+        """The `count` cells that differ most (cells that agree are never listed)."""
+        differing = [item for item in self.cells.items() if item[1][0] != item[1][1]]
+        return sorted(differing, key=lambda item: -abs(item[1][0] - item[1][1]))[:count]
+
+
+@dataclass
+class ConvergenceComparison:
+    ours_loops: int
+    reference_loops: int
+    loops: list[LoopComparison]
+    beyond: list[int]  # loops asked for that one side never ran
+
+    @property
+    def length_note(self) -> str | None:
+        if self.ours_loops == self.reference_loops:
+            return None
+        return (
+            f"different run lengths: ours ran {self.ours_loops} meta-loops, the reference "
+            f"{self.reference_loops}; convergence is compared at loops up to "
+            f"{min(self.ours_loops, self.reference_loops)} "
+            "only, and bounties come from runs of different length"
+        )
+
+
+def compare_convergence(
+    ours: list[SeriesRow], reference: list[SeriesRow], loops: list[int] | None = None
+) -> ConvergenceComparison:
+    """The two sides' study rows at each chosen loop (default DEFAULT_LOOPS and the last common
+    one), over the architecture/mode cells both have a value for; loops one side lacks are dropped."""
+    mine, theirs = study_curves(ours), study_curves(reference)
+    ours_loops, reference_loops = loops_run(mine), loops_run(theirs)
+    common = min(ours_loops, reference_loops)
+    wanted = sorted(set(loops or [loop for loop in DEFAULT_LOOPS if loop <= common] + [common]))
+    compared = []
+    for loop in [loop for loop in wanted if 1 <= loop <= common]:
+        cells = {}
+        for cell, values in theirs.items():
+            ours_values = mine.get(cell, [])
+            if loop <= min(len(values), len(ours_values)) and None not in (values[loop - 1], ours_values[loop - 1]):
+                cells[cell] = (ours_values[loop - 1], values[loop - 1])
+        compared.append(LoopComparison(loop, cells))
+    return ConvergenceComparison(ours_loops, reference_loops, compared, [loop for loop in wanted if loop > common])
+
+
+def report_convergence(comparison: ConvergenceComparison, console: Console) -> None:
+    table = Table(
+        title="Convergence: d = ours - reference, validation accuracy of the study rows "
+        "(each loop's maximum over the trials)"
+    )
+    for column in ("Loop", "Cells", "Mean d", "Mean |d|", "Max |d|", "Largest |d|: ours vs reference"):
+        table.add_column(column, justify="left" if column.startswith("Largest") else "right")
+    for loop in comparison.loops:
+        if not loop.cells:
+            table.add_row(str(loop.loop), "0", "", "", "", "no cell on both sides")
+            continue
+        differences = loop.differences()
+        largest = (
+            "\n".join(
+                f"{arch}/{mode} {ours:.2f} vs {reference:.2f}" for (arch, mode), (ours, reference) in loop.largest()
+            )
+            or "none differ"
+        )
+        table.add_row(
+            str(loop.loop),
+            str(len(loop.cells)),
+            f"{differences.mean():+.2f}",
+            f"{np.abs(differences).mean():.2f}",
+            f"{np.abs(differences).max():.2f}",
+            largest,
+        )
+    console.print(table)
+    if comparison.beyond:
+        console.print(
+            f"[yellow]not compared:[/] loop {', '.join(map(str, comparison.beyond))}, beyond what both sides ran"
+        )

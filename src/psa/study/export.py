@@ -1,0 +1,186 @@
+"""`psa export`: a results store written out in the study's formats (docs/DESIGN.md section 6).
+Per family: the summary and trials tables, the study's convergence and LKG-growth tables (a row
+per architecture and mode, the maximum over its trials), each trial's own series beside them
+(`..._per_trial.md`), a CSV of every meta-loop, and a CSV of every trial.
+
+Trials trained with different settings never share a table: a store that holds several is
+exported one setting at a time, chosen by the filters."""
+
+import csv
+from pathlib import Path
+
+from psa import files
+from psa.errors import PSAError
+from psa.files import write_atomic
+from psa.store import Store
+from psa.study import results, series
+from psa.sweeps.settings import COMPARABLE
+from psa.trial.architecture import depth_and_width
+from psa.trial.modes import MODES
+
+TRIAL_FIELDS = [
+    "family",
+    "arch",
+    "mode",
+    "trial",
+    "seed",
+    "seeding",
+    "base_seed",
+    "meta_loops",
+    "lr",
+    "batch_size",
+    "weight_decay",
+    "dropout",
+    "bounty",
+    "bounty_loop",
+    "test_accuracy",
+    "device",
+    "threads",
+    "engine",
+    "seconds",
+    "job",
+    "updated",
+]
+LOOP_FIELDS = [
+    "family",
+    "arch",
+    "mode",
+    "trial",
+    "seed",
+    "loop",
+    "score",
+    "lkg",
+    "bounty",
+    "improved",
+    "ablated",
+    "loss",
+]
+
+
+def select(rows: list[dict], wanted: dict, store: Path) -> list[dict]:
+    """The rows of `wanted`'s settings (None: any), which must leave one setting per family."""
+    rows = [r for r in rows if all(value is None or r[name] == value for name, value in wanted.items())]
+    for family in sorted({r["family"] for r in rows}):
+        kinds: dict[tuple, int] = {}
+        for r in rows:
+            if r["family"] == family:
+                setting = tuple(r[name] for name in COMPARABLE)
+                kinds[setting] = kinds.get(setting, 0) + 1
+        if len(kinds) > 1:
+            differ = [i for i, name in enumerate(COMPARABLE) if len({k[i] for k in kinds}) > 1]
+            names = list(COMPARABLE)
+            listed = "; ".join(
+                ", ".join(f"{names[i]} {k[i]}" for i in differ) + f" ({n} trials)" for k, n in kinds.items()
+            )
+            raise PSAError(
+                f"results store {store} holds {family} trials of {len(kinds)} settings ({listed}): "
+                f"choose one with {', '.join(COMPARABLE[names[i]] for i in differ)}"
+            )
+    return rows
+
+
+def shared_settings(rows: list[dict]) -> dict:
+    """The `Settings:` line of an export: what its trials share."""
+    first = rows[0]
+    return {name.replace("_", "-"): first[name] for name in COMPARABLE}
+
+
+def _write_csv(path: Path, fields: list[str], rows: list[dict]) -> Path:
+    def write(tmp):
+        with open(tmp, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fields, extrasaction="ignore")
+            writer.writeheader()
+            # Trials are numbered from 1, as in the markdown tables (the store counts from 0).
+            writer.writerows({**row, "trial": row["trial"] + 1} for row in rows)
+
+    return write_atomic(path, write)
+
+
+def export(store: Store, out_dir: Path | str, archs: list[str] | None = None, wanted: dict | None = None) -> list[Path]:
+    """Write every family's tables and CSVs; only `archs` ("L*W", in that order) if given, else
+    every architecture by depth and width; only trials of the `wanted` settings."""
+    out_dir = Path(out_dir)
+    rows = select(store.completed(), wanted or {}, store.path)
+    if archs is not None:
+        rows = [r for r in rows if r["arch"] in archs]
+    if not rows:
+        raise PSAError(f"results store {store.path} holds no complete trials of these architectures and settings yet")
+    written, loops = [], []
+    for family in sorted({r["family"] for r in rows}):
+        mine = sorted(
+            (r for r in rows if r["family"] == family),
+            key=lambda r: (
+                archs.index(r["arch"]) if archs else depth_and_width(r["arch"]),
+                MODES.index(r["mode"]),
+                r["trial"],
+            ),
+        )
+        trials: dict = {}
+        curves = []
+        for r in mine:
+            cell = trials.setdefault(r["arch"], {}).setdefault(r["mode"], [])
+            cell += [None] * (r["trial"] + 1 - len(cell))
+            cell[r["trial"]] = r["bounty"]
+            history = store.history(r["id"])
+            curves.append(
+                series.Curve(
+                    r["arch"],
+                    r["mode"],
+                    r["trial"] + 1,
+                    [h.score for h in history],
+                    [h.lkg_score for h in history],
+                    r["test_accuracy"],
+                )
+            )
+            loops += [
+                {
+                    **r,
+                    "loop": h.loop,
+                    "score": h.score,
+                    "lkg": h.lkg_score,
+                    "bounty": h.bounty,
+                    "improved": int(h.improved),
+                    "ablated": h.ablated,
+                    "loss": h.loss,
+                }
+                for h in history
+            ]
+        shared = shared_settings(mine)
+        paths = {
+            kind: results.default_path(kind, family, out_dir)
+            for kind in (
+                "summary",
+                "trials",
+                "trials_convergence",
+                "trials_lkg_growth",
+                "trials_convergence_per_trial",
+                "trials_lkg_growth_per_trial",
+            )
+        }
+        results.write_summary(paths["summary"], trials, family, shared)
+        results.write_trials(paths["trials"], trials, family, shared)
+        for rows_of, suffix in ((series.study(curves), ""), (series.per_trial(curves), "_per_trial")):
+            convergence, growth = rows_of
+            series.write_series(paths[f"trials_convergence{suffix}"], convergence, "convergence", family, shared)
+            series.write_series(paths[f"trials_lkg_growth{suffix}"], growth, "lkg_growth", family, shared)
+        written += paths.values()
+        written.append(
+            _write_csv(
+                out_dir / f"psa_{family}_loops.csv", LOOP_FIELDS, [row for row in loops if row["family"] == family]
+            )
+        )
+    ordered = sorted(rows, key=lambda r: (r["family"], depth_and_width(r["arch"]), MODES.index(r["mode"]), r["trial"]))
+    return written + [_write_csv(out_dir / "psa_trials.csv", TRIAL_FIELDS, ordered)]
+
+
+def export_file(store: Path | str, out_dir: Path | str, archs: list[str] | None = None, wanted: dict | None = None):
+    """export() of the store at `store`, checked to exist first (a missing store is never created)."""
+    if not Path(store).exists():
+        raise PSAError(f"results store {store} not found; run `psa sweep` first")
+    files.existing_file(store, "results store")
+    files.output_folder(out_dir, "--out")
+    opened = Store(store)
+    try:
+        return export(opened, Path(out_dir), archs, wanted)
+    finally:
+        opened.close()
