@@ -4,6 +4,7 @@ export of a store holds, to compare two ways of running one grid."""
 import csv
 from pathlib import Path
 
+import pytest
 import torch
 
 from psa.cli import main
@@ -39,3 +40,10 @@ def exported(store: str, out: str, ignore: set = WHEN) -> dict[str, list]:
         else:
             files[path.name] = path.read_text().splitlines()
     return files
+
+
+def need(available: bool, reason: str) -> None:
+    """Skip the test when a service or tool it needs is missing here; in CI a skip is a failure
+    (tests/conftest.py), since .ci/run installs them all."""
+    if not available:
+        pytest.skip(reason)

@@ -1,3 +1,5 @@
+import importlib.metadata
+import re
 import subprocess
 import sys
 import time
@@ -6,7 +8,8 @@ from pathlib import Path
 import pytest
 import tomllib
 
-from psa.cli import COMMANDS, build_parser, script_argv
+import psa
+from psa.cli import COMMANDS, build_parser, main, script_argv
 from psa.trial import device
 
 
@@ -43,3 +46,22 @@ def test_default_threads_leave_the_cores_that_other_programs_use():
         for hog in hogs:
             hog.kill()
             hog.wait()
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out == f"psa {psa.__version__}\n"
+
+
+def test_every_install_hint_names_this_distribution_or_another_real_one():
+    """`psa` on the package index is another project: no printed or documented hint installs it."""
+    root = Path(__file__).parents[1]
+    pyproject = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    assert pyproject["name"] == psa.DISTRIBUTION != "psa"
+    assert importlib.metadata.version(psa.DISTRIBUTION) == psa.__version__  # installed under that name
+    texts = [path.read_text() for path in (root / "src").rglob("*.py")]
+    texts += [path.read_text() for path in [root / "README.md", *(root / "docs").glob("*.md")]]
+    hints = re.findall(r"pip install (?:-e )?([^\s`'\")]+)", "\n".join(texts))
+    assert {"submitit", "tensorboard"} <= set(hints)
+    assert [hint for hint in hints if re.match(r"psa\b", hint)] == []

@@ -27,7 +27,14 @@ if kernels.triton is not None and os.environ.get("TRITON_INTERPRET") == "1":
     import test_kernels  # noqa: F401  (its fix of Triton's interpreter for NumPy >= 2.4)
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # where the fused kernels can run
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+NO_GPU = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def needs_cuda(test):
+    """Runs on a CUDA GPU only; marked `gpu`, the one thing CI may lack (tests/conftest.py)."""
+    return pytest.mark.gpu(NO_GPU(test))
+
+
 needs_kernels = pytest.mark.skipif(not kernels.available(torch.device(DEVICE)), reason="needs triton")
 HYPER = Hyper(lr=2e-3, batch_size=64, dropout=0.3)
 
@@ -104,10 +111,7 @@ def group_of(archs, data, paired=True):
     return [stack_of(a, data, paired=paired) for a in archs]
 
 
-@pytest.mark.parametrize(
-    "graphs",
-    [False, pytest.param(True, marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"))],
-)
+@pytest.mark.parametrize("graphs", [False, pytest.param(True, marks=[pytest.mark.gpu, NO_GPU])])
 def test_a_group_trains_each_stack_as_if_alone(data64, graphs):
     """Stacks of different architectures stepped together (on a GPU: branches of one graph on
     their own streams) end each loop exactly where each would alone."""

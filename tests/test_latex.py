@@ -11,10 +11,13 @@ from psa import published
 from psa.study.latex import accuracy_table, architecture_table
 from psa.study.results import read_summary
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("pdflatex") is None,
-    reason="pdflatex is not installed (Debian: texlive-latex-base, texlive-latex-recommended)",
-)
+pytestmark = [
+    pytest.mark.latex,
+    pytest.mark.skipif(
+        shutil.which("pdflatex") is None,
+        reason="pdflatex is not installed (Debian: texlive-latex-base, texlive-latex-recommended)",
+    ),
+]
 
 
 def packages(table: str) -> list[str]:

@@ -15,8 +15,8 @@ from psa.study.compare import compare_trials
 from psa.study.export import export
 from psa.study.figures import DPI, heatmaps
 from psa.study.results import read_trials
-from psa.sweeps.settings import RunSettings
 from psa.sweeps.grid import train_grid
+from psa.sweeps.settings import RunSettings
 from psa.trial.architecture import Architecture
 from psa.trial.spec import Hyper
 

@@ -1,9 +1,11 @@
 """`psa slurm` against a real one-node Slurm on localhost: munged, slurmctld and slurmd started for
 the session in a temporary folder (the simplest plugins, no cgroups, no accounting) and stopped
-after. Missing Slurm is a failure, not a skip: .ci/run installs slurm-wlm and munge."""
+after. Missing Slurm skips these tests here, and fails them in CI, where .ci/run installs slurm-wlm
+and munge."""
 
 import contextlib
 import getpass
+import io
 import json
 import os
 import shutil
@@ -11,15 +13,20 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import sys
+import tarfile
 import time
 from pathlib import Path
 
 import pytest
 
-from helpers import WHEN, exported
+from helpers import WHEN, exported, need
 from psa.cli import main
 from psa.cli.slurm import minutes
+from psa.clusters.sagemaker.launch import source_archive
 from psa.clusters.slurm import survey
+
+pytestmark = pytest.mark.slurm
 
 GRID = ["--arch", "1*4,2*3,3*2", "--modes", "none,hidden", "--trials", "2", "--meta-loops", "2"]
 GRID += ["--lr", "0.002", "--device", "cpu", "--threads", "1"]
@@ -86,8 +93,7 @@ def slurm(tmp_path_factory):
     where = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
     tools = {tool: shutil.which(tool, path=where) for tool in ("munged", "slurmctld", "slurmd", "sinfo")}
     missing = [tool for tool, path in tools.items() if path is None]
-    if missing:
-        pytest.fail(f"{', '.join(missing)} not found: install slurm-wlm and munge (as .ci/run does)")
+    need(not missing, f"{', '.join(missing)} not found: install slurm-wlm and munge (as .ci/run does)")
     folder = tmp_path_factory.mktemp("slurm")
     for name in ("state", "spool"):
         (folder / name).mkdir()
@@ -137,7 +143,10 @@ def slurm(tmp_path_factory):
                 os.environ["SLURM_CONF"] = previous
 
 
-def test_a_three_shard_array_exports_what_one_process_exports(slurm, tmp_path, monkeypatch, capsys):
+def test_every_front_end_gives_the_same_exports(slurm, tmp_path, monkeypatch, capsys, mnist_dir):
+    """One run path (psa.sweeps.sweep.run_grid) behind every front end: the grid as a three-task
+    Slurm array, as a SageMaker job (the source archive's entry script, run as the training image
+    runs it) and as one local `psa sweep` gives the same exports."""
     monkeypatch.chdir(tmp_path)
     main(["slurm", "submit", "--shards", "3", "--folder", "shared", "--time", "20", "--checkpoint-every", "0", *GRID])
     assert "submitted Slurm job array" in capsys.readouterr().out
@@ -154,11 +163,23 @@ def test_a_three_shard_array_exports_what_one_process_exports(slurm, tmp_path, m
     main(["slurm", "collect", "--folder", "shared", "--store", "merged.sqlite"])
     assert "0 trials added" in capsys.readouterr().out
 
+    code = tmp_path / "code"
+    with tarfile.open(fileobj=io.BytesIO(source_archive())) as tar:
+        tar.extractall(code, filter="data")
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}  # the archive's own psa
+    env |= {"SM_MODEL_DIR": str(tmp_path / "model"), "SM_CHANNEL_TRAINING": str(mnist_dir)}
+    job = [sys.executable, "psa_entry.py", *GRID, "--checkpoint-dir", str(tmp_path / "checkpoints")]
+    done = subprocess.run(job, cwd=code, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+
     main(["sweep", *GRID, "--store", "whole.sqlite"])
     ignore = WHEN | {"job"}  # merged trials name the array task that trained them
-    assert exported("merged.sqlite", "merged", ignore) == exported("whole.sqlite", "whole", ignore)
+    whole = exported("whole.sqlite", "whole", ignore)
+    assert exported("merged.sqlite", "merged", ignore) == whole
+    assert exported(str(tmp_path / "model" / "psa.sqlite"), "job", ignore) == whole
 
 
+@pytest.mark.slow  # Slurm starts a requeued task again after about two minutes
 def test_a_requeued_task_goes_on_from_its_store(slurm, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     grid = ["--arch", "1*4", "--modes", "none", "--trials", "2", "--meta-loops", "16", "--lr", "0.002"]

@@ -14,8 +14,8 @@ from psa.store.claims import claim
 from psa.study import results
 from psa.study.export import export
 from psa.study.series import read_series
-from psa.sweeps.settings import RunSettings
 from psa.sweeps.grid import train_grid
+from psa.sweeps.settings import RunSettings
 from psa.trial.architecture import Architecture
 from psa.trial.spec import Hyper
 from psa.trial.topology import parameter_count

@@ -1,8 +1,11 @@
 import json
 
+import pytest
 from cloud_helpers import LOOPS, TRIALS
 
 from psa.clusters.sagemaker.logparse import parse_log
+
+pytestmark = pytest.mark.moto  # every test talks to the moto server (conftest.py)
 
 
 def test_job_writes_its_results_history_and_one_log_line_per_meta_loop(job_runs):

@@ -17,6 +17,8 @@ from psa.clusters.sagemaker.files import read_jobs_file
 from psa.sweeps.settings import RunSettings
 from psa.trial.architecture import Architecture
 
+pytestmark = pytest.mark.moto  # every test talks to the moto server (conftest.py)
+
 JOBS_FILE = Path("aws/sagemaker/requested-jobs.txt")
 
 

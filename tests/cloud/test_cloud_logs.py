@@ -8,6 +8,8 @@ from cloud_helpers import JOBS, LOOPS, put_logs, run_cli
 from psa.clusters.sagemaker.logparse import parse_log
 from psa.study.series import read_series
 
+pytestmark = pytest.mark.moto  # every test talks to the moto server (conftest.py)
+
 NO_LOGS = "psa-2x3-none-2025-08-11-19-50-00-000"  # created, never started: no log stream
 HOSTILE = "psa-1x4-none-2025-08-11-19-46-41-617/../../../../tmp/escaped"
 NOISE = 12_000  # more events than one GetLogEvents page holds

@@ -12,6 +12,8 @@ from psa.clusters.sagemaker import results
 from psa.clusters.sagemaker.files import read_jobs_file
 from psa.study.results import read_summary, read_trials
 
+pytestmark = pytest.mark.moto  # every test talks to the moto server (conftest.py)
+
 OLDER = "psa-1x4-none-2025-08-10-08-00-00-000"  # an earlier, failed attempt at the same cell
 
 

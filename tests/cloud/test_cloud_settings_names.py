@@ -8,6 +8,8 @@ from psa.clusters.sagemaker.aws import Cloud, load_config
 from psa.errors import PSAError
 from psa.trial.architecture import Architecture
 
+pytestmark = pytest.mark.moto  # every test talks to the moto server (conftest.py)
+
 
 def test_clients_follow_aws_endpoint_url(aws):
     cloud = Cloud("us-east-1")

@@ -28,6 +28,8 @@ from psa.sweeps.settings import RunSettings
 from psa.trial.architecture import read_configurations
 from psa.trial.data import SHA256
 
+pytestmark = pytest.mark.moto  # every test talks to the moto server (conftest.py)
+
 GRID = ["--modes", "none,hidden", "--trials", "2", "--meta-loops", "2", "--retry-wait", "0"]
 
 

@@ -8,6 +8,8 @@ from cloud_helpers import BUCKET, JOBS, PREFIX, REGION, run_cli, sagemaker_jobs
 from psa.clusters.sagemaker.storage import category, human
 from psa.published import COST_REPORT
 
+pytestmark = pytest.mark.moto  # every test talks to the moto server (conftest.py)
+
 MISSING = "psa-2x3-none-2025-08-11-19-50-00-000"  # in the jobs file, never run
 
 

@@ -3,7 +3,8 @@ trial's Current, LKG and Bounty accuracies and its mean training loss, one step 
 global loop), as the run `DIR/<family>/<arch>/<mode>/trial-<k>-seed-<seed>`. The seed keeps two
 `psa train` runs apart, whose trial is always 0; runs of one trial (resumes) continue its curves.
 
-The tensorboard package is optional (`pip install psa[tensorboard]`), imported only when asked for."""
+The tensorboard package is optional (`pip install tensorboard`, or the checkout's extra:
+`pip install -e ".[tensorboard]"`), imported only when asked for."""
 
 from pathlib import Path
 
@@ -30,7 +31,7 @@ class Curves:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            raise PSAError("--tensorboard needs the tensorboard package: pip install psa[tensorboard]") from None
+            raise PSAError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
         self.root, self.new_writer, self.writers = Path(root), SummaryWriter, {}
 
     def write(self, records: dict[TrialSpec, list[LoopRecord]]) -> None:
