@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The one prepared GPU check of the CUDA path (psa.engine.batched.cuda, psa.engine.batched.kernels), run from the repository
-# root on a CUDA machine: `bash scripts/gpu_check.sh`. Needs MNIST in $PSA_DATA_DIR (default
+# The one prepared GPU check of the CUDA path (psa.engine.batched.cuda and .kernels), run from the
+# repository root on a CUDA machine: `bash scripts/gpu_check.sh`. Needs MNIST in $PSA_DATA_DIR (default
 # .device/mnist); writes logs and a JSON of the timings under $OUT. About 8 minutes on an H100:
 #   1. the CUDA tests: graphs, fused kernels, and the float64 single-trial vs batched
 #      equivalence on CUDA;
@@ -32,7 +32,7 @@ import json, os, sys, time
 
 import torch
 
-from psa.engine.reference import batched
+from psa.engine import batched
 from psa.engine.batched import cuda, kernels, ops, train_stacks
 from psa.engine.batched.step import Steps
 from psa.trial.data import MNIST, load_mnist

@@ -88,3 +88,17 @@ def test_every_command_that_takes_a_seed_shows_the_same_default():
 def test_old_and_original_spellings_still_parse(command, argv, dest, value):
     args = build_parser(command).parse_args([command, *argv])
     assert str(getattr(args, dest)) == value
+
+
+def test_configs_takes_published_wherever_architectures_are_asked_for():
+    """--configs has one meaning: a list of architectures, a file of L*W lines or `published`."""
+    from psa.cli.options import run_settings
+    from psa.published import CONFIGURATIONS
+
+    taking = {path: parser for path, parser in parsers().items() if "--configs" in public_flags(parser)}
+    expected = {"sweep", "reproduce", "export", "regimes", "compare", "bench", "slurm submit", "cloud launch"}
+    assert expected <= set(taking)
+    for path, parser in taking.items():
+        assert public_flags(parser)["--configs"].type("published") == CONFIGURATIONS, path
+    args = build_parser("sweep").parse_args(["sweep", "--configs", "published"])
+    assert len(run_settings(args).archs) == 98

@@ -143,6 +143,7 @@ def slurm(tmp_path_factory):
                 os.environ["SLURM_CONF"] = previous
 
 
+@pytest.mark.slow
 def test_every_front_end_gives_the_same_exports(slurm, tmp_path, monkeypatch, capsys, mnist_dir):
     """One run path (psa.sweeps.sweep.run_grid) behind every front end: the grid as a three-task
     Slurm array, as a SageMaker job (the source archive's entry script, run as the training image

@@ -85,6 +85,7 @@ def kill_when(proc, condition, deadline: float = 120) -> None:
     proc.wait()
 
 
+@pytest.mark.slow
 def test_kill_after_two_committed_loops_resumes_there(tmp_path, unbroken):
     store = tmp_path / "psa.sqlite"
     proc = start(store)
@@ -112,6 +113,7 @@ def test_kill_after_two_committed_loops_resumes_there(tmp_path, unbroken):
     assert query(store, "SELECT COUNT(*) FROM weights") == [(0,)]  # dropped once complete
 
 
+@pytest.mark.slow
 def test_kills_at_random_moments_lose_nothing_and_change_nothing(tmp_path, unbroken):
     store, chance = tmp_path / "psa.sqlite", random.Random(20261201)
     for _ in range(4):
@@ -137,6 +139,7 @@ def test_two_sweeps_on_one_store_train_every_trial_once(tmp_path, unbroken):
     assert outcome(store) == unbroken
 
 
+@pytest.mark.slow
 def test_a_damaged_store_is_a_clear_error_and_stays_as_it_was(tmp_path, unbroken):
     path = tmp_path / "psa.sqlite"
     path.write_bytes(b"this is not a database" * 100)

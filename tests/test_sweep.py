@@ -127,6 +127,7 @@ def test_export_of_an_empty_store_says_so(tmp_path):
         export(Store(tmp_path / "empty.sqlite"), tmp_path / "out")
 
 
+@pytest.mark.slow
 def test_reproduce_leaves_exports_tables_and_figures_from_its_own_store(tmp_path, monkeypatch, capsys):
     """The README's main job, on a tiny grid: sweep, export, LaTeX tables, figures, regimes, in a
     store of its own, untouched by an ad-hoc sweep's."""

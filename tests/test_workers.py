@@ -17,6 +17,7 @@ GRID = ["--arch", "1*4,2*3", "--modes", "none,hidden", "--trials", "2", "--meta-
 GRID += ["--lr", "0.002", "--threads", "1", "--checkpoint-every", "0"]
 
 
+@pytest.mark.slow
 def test_two_cpu_workers_train_each_trial_once_as_one_worker_would(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     two = subprocess.run(

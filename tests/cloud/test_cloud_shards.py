@@ -151,6 +151,7 @@ def test_collect_merges_finished_and_running_shards_once(configs, tmp_path, mnis
     assert "InProgr" in capsys.readouterr().out  # shard 3, its store from the checkpoint
 
 
+@pytest.mark.slow
 def test_a_killed_shard_resumes_from_its_checkpoint_folder(tmp_path):
     def job(name: str) -> subprocess.Popen:
         return subprocess.Popen(

@@ -74,10 +74,11 @@ def training_image(region: str, instance_type: str) -> str:
 
 def _requirements() -> str:
     try:
-        # Whatever the distribution is called that installed this package.
-        (distribution,) = set(importlib.metadata.packages_distributions().get("psa", ()))
-        required = importlib.metadata.requires(distribution) or []
-    except (ValueError, importlib.metadata.PackageNotFoundError):
+        # Whatever the distribution is called that installed this package; a stale record of its
+        # former name, `psa` (another project's on the index), loses to it.
+        names = sorted(set(importlib.metadata.packages_distributions().get("psa", ())), key=lambda n: n == "psa")
+        required = importlib.metadata.requires(names[0]) or []
+    except (IndexError, importlib.metadata.PackageNotFoundError):
         raise PSAError("psa is not installed (pip install -e .): its dependency list is needed") from None
     return "".join(f"{r}\n" for r in required if "extra ==" not in r)
 

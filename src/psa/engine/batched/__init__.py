@@ -10,7 +10,7 @@ each trial exactly as the single-trial engine (psa.engine.reference) would train
 - cuda, kernels: the GPU path (CUDA graphs of the same step; fused Triton chains)."""
 
 # Results of a fixed seed change when the float32 arithmetic order changes: the store records the
-# version that began each trial, and a resume under another is refused (psa.sweeps.sweep.check_engine).
+# version that began each trial, and a resume under another is refused (psa.sweeps.grid.check_engine).
 ENGINE_VERSION = 1
 
 from psa.engine.batched.grouping import order_specs  # noqa: E402
