@@ -34,15 +34,15 @@ SWEEP = ["sweep", "--arch", "1*4", "--trials", "1", "--meta-loops", "1", "--mode
         (TRAIN + ["--batch-size", "-5"], "argument --batch-size: must be at least 1, not -5"),
         (TRAIN + ["--dropout", "1.5"], "argument --dropout: must be a finite number in [0, 1), not 1.5"),
         (TRAIN + ["--dropout", "-0.5"], "argument --dropout: must be a finite number in [0, 1), not -0.5"),
-        (TRAIN + ["--lr", "-1"], "argument --lr: must be a finite number in (0, inf], not -1"),
-        (TRAIN + ["--lr", "nan"], "argument --lr: must be a finite number in (0, inf], not nan"),
+        (TRAIN + ["--lr", "-1"], "argument --lr: must be a finite number > 0, not -1"),
+        (TRAIN + ["--lr", "nan"], "argument --lr: must be a finite number > 0, not nan"),
         (["train", "--arch", "1*4", "--meta-loops", "0"], "argument --meta-loops: must be at least 1, not 0"),
         (TRAIN + ["--device", "gpu"], "argument --device: expected cpu, mps, cuda or cuda:N, not 'gpu'"),
         (SWEEP + ["--trials", "0"], "argument --trials: must be at least 1, not 0"),
         (SWEEP + ["--pack", "0"], "argument --pack: must be at least 1, not 0"),
-        (SWEEP + ["--max-memory", "-2"], "argument --max-memory: must be a finite number in (0, inf], not -2"),
+        (SWEEP + ["--max-memory", "-2"], "argument --max-memory: must be a finite number > 0, not -2"),
         (SWEEP + ["--threads", "0"], "argument --threads: must be at least 1, not 0"),
-        (SWEEP + ["--weight-decay", "inf"], "argument --weight-decay: must be a finite number in [0, inf], not inf"),
+        (SWEEP + ["--weight-decay", "inf"], "argument --weight-decay: must be a finite number >= 0, not inf"),
         (["regimes", "--zeror", "120"], "argument --zeror: must be a finite number in [0, 100], not 120"),
         (["bench", "--estimate-sweep", "--steps", "x"], "argument --steps: expected a whole number, not 'x'"),
     ],
@@ -160,5 +160,5 @@ def test_clean_follows_its_own_advice_and_leaves_foreign_files_alone(tmp_path, c
     assert run(capsys, "clean", *advice)[0] == 0 and not path.exists()
     checkpoint.save(path, {"w": torch.zeros(1)}, {})
     code, text = run(capsys, "clean", "--all", "--model-dir", str(folder))
-    assert code == 0 and f"left {foreign} alone: not a psa checkpoint" in text
+    assert code == 0 and f"left {foreign} alone: not a readable psa checkpoint" in text
     assert sorted(folder.iterdir()) == [foreign] and foreign.read_bytes() == b"not mine"

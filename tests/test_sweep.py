@@ -221,6 +221,6 @@ def test_a_sweep_sharing_its_store_counts_the_grid_and_never_calls_it_complete_e
     theirs = [spec for spec in run.grid().specs if str(spec.arch) == "2*3"]
     other = f"{socket.gethostname()}:{os.getppid()}"  # a live process on this host: a live claim
     assert claim(store, store.start_sweep("other", {}), theirs, 2, {}, other) is not None
-    done = train_grid(store, run, "cpu", 2 << 30, data)
+    done = train_grid(store, run, "cpu", 2 << 30, data, wait=False)
     assert done == {"total": 4, "trained": 2, "loops": 4, "left": 2}
     assert "about " in capsys.readouterr().out  # the preview's estimate from the cost model

@@ -41,11 +41,12 @@ def existing_file(path: Path | str, what: str = "file") -> Path:
 
 
 def output_folder(path: Path | str, flag: str) -> Path:
-    """`path` as a folder to write into: an existing file there is a PSAError (checked before
-    anything is written)."""
+    """`path` as a folder to write into: an existing file there, or a file in place of a folder
+    above it, is a PSAError (checked before anything is written)."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise PSAError(f"{flag} {path} is a file; give a folder")
+    _parents_are_folders(path, flag)
     return path
 
 
@@ -55,18 +56,31 @@ def output_file(path: Path | str, flag: str) -> Path:
     path = Path(path)
     if path.is_dir():
         raise PSAError(f"{flag} {path} is a folder; give a file name")
+    _parents_are_folders(path, flag)
+    return path
+
+
+def _parents_are_folders(path: Path, flag: str) -> None:
+    """The nearest existing folder above `path` is one, not a file."""
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():
                 raise PSAError(f"{flag} {path}: {parent} is a file, not a folder")
-            break
-    return path
+            return
+
+
+SQLITE = b"SQLite format 3\x00"  # the first bytes of every SQLite database
 
 
 def read_text(path: Path | str, what: str = "file") -> str:
     """The UTF-8 text of `path`; a missing or undecodable file is a PSAError naming it."""
     path = existing_file(path, what)
     try:
+        with open(path, "rb") as handle:
+            if handle.read(len(SQLITE)) == SQLITE:
+                raise PSAError(
+                    f"{what} {path} is an SQLite database, not a text file: give a results store with --store"
+                )
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
         raise PSAError(f"{what} {path} is not UTF-8 text (byte {error.start}: {error.reason})") from None

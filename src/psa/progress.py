@@ -31,7 +31,12 @@ def duration(seconds: float) -> str:
 
 
 class Reporter:
-    def __init__(self, console: Console | None = None, trials: int = 0, every: float = 30.0, live: bool | None = None):
+    def __init__(
+        self, console: Console | None = None, trials: int = 0, every: float = 30.0, live: bool | None = None, check=None
+    ):
+        """`check()`, if given, runs at every step and meta-loop: where a sweep learns that a signal
+        asked it to stop (psa.sweeps.stopping)."""
+        self.check = check or (lambda: None)
         self.console = console or make_console()
         self.total, self.every = trials, every
         self.live = self.console.is_terminal if live is None else live
@@ -77,6 +82,7 @@ class Reporter:
             self.bars.update(self.step_bar, total=steps, completed=0)
 
     def step(self) -> None:
+        self.check()
         self.step_count += 1
         if self.bars:
             self.bars.advance(self.step_bar)
@@ -84,6 +90,7 @@ class Reporter:
             self._plain(f"batch {self.step_count}/{self.steps} of loop {self.loop + 1}/{self.loops}")
 
     def loop_done(self, loop: int) -> None:
+        self.check()
         self.loop, self.step_count = loop, 0
         if self.bars:
             self.bars.update(self.loop_bar, completed=loop)

@@ -14,7 +14,7 @@ from pathlib import Path
 from rich.markup import escape
 
 from psa import __version__
-from psa.errors import PSAError
+from psa.errors import PSAError, Stopped
 from psa.progress import make_console
 
 COMMANDS = {  # name -> ("module:configure function", one-line help)
@@ -103,6 +103,9 @@ def execute(parser: argparse.ArgumentParser, argv: list[str]) -> None:
         # Escaped: messages quote architectures ("[4*4, 2*8]") and extras ('.[slurm]'), not markup.
         console.print(f"[bold red]error:[/] {escape(str(error))}", soft_wrap=True)
         sys.exit(2)
+    except Stopped as stop:
+        console.print(f"[yellow]stopped by {stop}[/]: what was committed is kept; run the same command to go on")
+        sys.exit(128 + stop.signum)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")
         sys.exit(130)

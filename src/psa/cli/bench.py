@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from psa.cli import options
+from psa.errors import PSAError
 from psa.trial.spec import SEEDINGS
 
 
@@ -12,7 +13,9 @@ def bench(args) -> None:
     from psa.bench import Timing, estimate_sweep
     from psa.trial.architecture import parse_list, read_configurations
 
-    archs = parse_list(args.arch) if args.arch else read_configurations(args.configs)
+    archs = parse_list(args.arch) if args.arch is not None else read_configurations(args.configs)
+    if not archs:
+        raise PSAError(f"--arch {args.arch!r}: no architectures given")
     chosen = (parse_list(args.validate_arch) if args.validate_arch else archs[:1]) if args.validate else None
     timing = Timing(args.steps, args.val_samples, args.repeats, args.whole_loops)
     estimate_sweep(archs, options.machine(args), timing, args.seeding, chosen, args.json, args.verbose)

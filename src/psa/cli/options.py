@@ -46,11 +46,25 @@ def number(low: float = -math.inf, high: float = math.inf, low_open: bool = Fals
         below = value <= low if low_open else value < low
         above = value >= high if high_open else value > high
         if not math.isfinite(value) or below or above:
-            bounds = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-            raise argparse.ArgumentTypeError(f"must be a finite number in {bounds}, not {text}")
+            if math.isinf(high):
+                bounds = f"{'>' if low_open else '>='} {low:g}"
+            else:
+                bounds = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+            raise argparse.ArgumentTypeError(f"must be a finite number {bounds}, not {text}")
         return value
 
     return parse
+
+
+SEED_MAX = 2**63 - 1  # every seed, of every command: what the store's INTEGER holds
+
+
+def seed(text: str) -> int:
+    """An argparse type: a seed, a whole number in [0, 2^63 - 1]."""
+    value = whole(0)(text)
+    if value > SEED_MAX:
+        raise argparse.ArgumentTypeError(f"must be at most 2^63 - 1 = {SEED_MAX}, not {value}")
+    return value
 
 
 def device_name(text: str) -> str:
@@ -143,7 +157,7 @@ def add_run(parser, trials: int, meta_loops: int, archs_required: bool = False, 
     )
     add_family(parser)
     parser.add_argument(
-        "--seed", type=whole(0), default=SEED, help=f"base seed; trial seeds derive from it (default: {SEED})"
+        "--seed", type=seed, default=SEED, help=f"base seed; trial seeds derive from it (default: {SEED})"
     )
     parser.add_argument(
         "--seeding",
@@ -160,14 +174,14 @@ def run_settings(args: argparse.Namespace, default_archs: str | None = None):
     value) or the published study's architectures."""
     from psa.sweeps.settings import RunSettings
 
-    if args.arch:
+    if args.arch is not None:
         archs = parse_list(args.arch)
+        if not archs:
+            raise PSAError(f"--arch {args.arch!r}: no architectures given")
     elif args.configs is None and default_archs:
         archs = parse_list(default_archs)
     else:
         archs = read_configurations(args.configs or CONFIGURATIONS)
-    if not archs:
-        raise PSAError("no architectures given")
     modes = parse_modes(args.modes)
     return RunSettings(
         tuple(archs), modes, args.trials, args.meta_loops, args.family, args.seed, args.seeding, hyper(args)
@@ -177,7 +191,7 @@ def run_settings(args: argparse.Namespace, default_archs: str | None = None):
 def add_filters(group) -> None:
     """Which trials of a store, where it holds several settings (COMPARABLE's flags, no default)."""
     group.add_argument("--seeding", choices=SEEDINGS, default=None)
-    group.add_argument("--seed", type=whole(0), default=None, help="base seed of the sweep")
+    group.add_argument("--seed", type=seed, default=None, help="base seed of the sweep")
     group.add_argument("--meta-loops", type=whole(1), default=None)
     add_hyper(group, defaults=False)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from psa import files
 from psa.cli import options
+from psa.cli.study import printed
 from psa.errors import PSAError
 
 QUICK_ARCHS = "1*32,2*16,4*8,8*4,16*2"  # small, parameter-matched-ish, one per depth regime
@@ -15,11 +16,8 @@ QUICK_ARCHS = "1*32,2*16,4*8,8*4,16*2"  # small, parameter-matched-ish, one per 
 
 def reproduce(args) -> None:
     from psa.progress import make_console
-    from psa.store import Store
-    from psa.study.export import export
-    from psa.study.publish import publish
+    from psa.study.publish import report
     from psa.sweeps.sweep import run_grid
-    from psa.trial.modes import MODES
 
     console = make_console()
     out = files.output_folder(args.out, "--out")
@@ -36,14 +34,8 @@ def reproduce(args) -> None:
     )
     run_grid(run, store, options.machine(args), command=args.command_line, console=console)
     archs = [str(a) for a in dict.fromkeys(run.archs)]
-    opened = Store(store)
-    try:
-        written = export(opened, out, archs, run.comparable())
-    finally:
-        opened.close()
-    written += publish(out, run.family, archs, set(run.modes) == set(MODES), args.data_dir)
-    for path in written:
-        console.print(f"wrote {path}")
+    written, skipped = report(out, run.family, store, run.comparable(), args.data_dir, archs)
+    printed(written, skipped)
 
 
 def configure(parser) -> None:

@@ -25,10 +25,12 @@ def add_zeror(parser, what: str = "failure threshold") -> None:
     options.add_data_dir(parser)
 
 
-def printed(paths) -> None:
+def printed(paths, skipped: dict[str, str] | None = None) -> None:
     console = make_console()
     for path in paths:
         console.print(f"wrote {path}")
+    for what, reason in (skipped or {}).items():
+        console.print(f"[yellow]left out[/] {what}: {reason}")
 
 
 # ------------------------------------------------------------------------------ export, report
@@ -53,7 +55,7 @@ def configure_export(parser) -> None:
 def report(args) -> None:
     from psa.study.publish import report
 
-    printed(report(args.out, args.family, args.store, options.filters(args), args.data_dir))
+    printed(*report(args.out, args.family, args.store, options.filters(args), args.data_dir))
 
 
 def configure_report(parser) -> None:
@@ -114,7 +116,7 @@ def configure_regimes(parser) -> None:
         help="also resample each mode's trials N times (with replacement, same count) and report "
         "per architecture the share of resamples that keep its regime",
     )
-    parser.add_argument("--seed", type=options.whole(0), default=SEED, help=f"seed of the bootstrap (default: {SEED})")
+    parser.add_argument("--seed", type=options.seed, default=SEED, help=f"seed of the bootstrap (default: {SEED})")
     parser.add_argument(
         "--json",
         action="store_true",

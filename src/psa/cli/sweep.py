@@ -3,12 +3,15 @@ a worker per device, through the one run path (psa.sweeps.sweep.run_grid); store
 
 import argparse
 import re
+import sys
 from pathlib import Path
 
 from psa.cli import options
 from psa.errors import PSAError
 from psa.progress import make_console
 from psa.store import DEFAULT_STORE
+
+LEFT_TO_OTHERS = 75  # sysexits' EX_TEMPFAIL: --no-wait left trials that other sweeps still train
 
 
 def shard(text: str) -> tuple[int, int]:
@@ -35,9 +38,9 @@ def sweep(args) -> None:
     if args.devices:
         if args.device:
             raise PSAError("give --device or --devices, not both")
-        workers.run(run, store, options.machine(args), workers.devices(args.devices), args.command_line)
-    else:
-        run_grid(run, store, options.machine(args), command=args.command_line)
+        workers.run(run, store, options.machine(args), workers.devices(args.devices), args.command_line, args.wait)
+    elif run_grid(run, store, options.machine(args), command=args.command_line, wait=args.wait)["left"]:
+        sys.exit(LEFT_TO_OTHERS)
 
 
 def configure_sweep(parser) -> None:
@@ -66,6 +69,14 @@ def configure_sweep(parser) -> None:
         "--devices",
         default=None,
         help="one worker process per device on the one store, e.g. cuda:0,cuda:1 or all (every CUDA GPU)",
+    )
+    parser.add_argument(
+        "--no-wait",
+        dest="wait",
+        action="store_false",
+        help=f"leave trials that other live sweeps on the store are training to them, and end at once with "
+        f"status {LEFT_TO_OTHERS} if any is left (default: wait for them, taking over what they abandon; status 0 "
+        f"only once the grid is complete)",
     )
     parser.set_defaults(func=sweep)
 

@@ -25,7 +25,7 @@ def configure_train(parser) -> None:
     parser.add_argument("--meta-loops", type=options.whole(1), default=100, help="meta-loops to run (default: 100)")
     options.add_hyper(parser)
     parser.add_argument("--model-dir", type=Path, default=Path("models"), help="checkpoint folder (default: models/)")
-    parser.add_argument("--seed", type=options.whole(0), default=SEED, help=f"trial seed (default: {SEED})")
+    parser.add_argument("--seed", type=options.seed, default=SEED, help=f"trial seed (default: {SEED})")
     options.add_device(parser)
     options.add_threads(parser)
     options.add_data_dir(parser)

@@ -86,16 +86,12 @@ def load(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     return tensors, meta
 
 
-def made_by_psa(path: Path) -> bool:
-    """A psa checkpoint: psa's header, or psa's own file name for a checkpoint whose header is
-    damaged (so the fix that a damaged checkpoint's error suggests works)."""
-    return header(path) is not None or path.name in {default_path("", family).name for family in FAMILIES}
-
-
 def clean(model_dir: Path | str, family: str, names: list[Path | str] | None = None, every: bool = False) -> None:
     """`psa clean`: delete psa checkpoints inside `model_dir`: the files `names`, else with `every`
-    each psa checkpoint there, else the family's own. A file that is not a psa checkpoint, or not in
-    the folder, is never deleted: named files are refused (a PSAError after the others are done)."""
+    each psa checkpoint there, else the family's own. Unnamed, only a file whose header says psa
+    wrote it is deleted; named, also one that bears psa's checkpoint name but whose header is damaged
+    (what the error of such a checkpoint advises). Any other file, or one outside the folder, is
+    never deleted: named ones are refused (a PSAError after the others are done)."""
     console = make_console()
     folder = Path(model_dir).resolve()
     if names:
@@ -105,16 +101,20 @@ def clean(model_dir: Path | str, family: str, names: list[Path | str] | None = N
     else:
         targets = [t for t in (default_path(model_dir, family),) if t.exists()]
     refused = []
+    psa_names = {default_path("", family).name for family in FAMILIES}
     for target in targets:
         if not target.is_file():
             refused.append(f"{target}: no such file")
         elif target.resolve().parent != folder:
             refused.append(f"{target}: not in the model folder {model_dir} (see --model-dir)")
-        elif not made_by_psa(target):
+        elif header(target) is None and not (names and target.name in psa_names):
             if names:
                 refused.append(f"{target}: not a psa checkpoint")
             else:  # only psa's own files were asked for
-                console.print(f"left {target} alone: not a psa checkpoint")
+                console.print(
+                    f"left {target} alone: not a readable psa checkpoint (if it is a damaged one of psa's, "
+                    f"name it: psa clean --model-dir {model_dir} {target})"
+                )
         else:
             target.unlink()
             console.print(f"removed {target}")

@@ -10,7 +10,6 @@ when it completes."""
 
 import json
 import sqlite3
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ import numpy as np
 
 from psa.errors import PSAError
 from psa.files import write_atomic
-from psa.store.schema import WHERE_KEY, connect, damaged, guarded, key, now
+from psa.store.schema import WHERE_KEY, connect, guarded, key, now, read_copy
 from psa.trial.spec import KEY, LoopRecord, Progress, TrialSpec
 
 DEFAULT_STORE = "results/psa.sqlite"
@@ -49,12 +48,28 @@ class Finish:
 
 class Store:
     @guarded
-    def __init__(self, path: Path | str, check: bool = True):
+    def __init__(self, path: Path | str, check: bool = True, db: sqlite3.Connection | None = None):
+        """The store at `path`, created if need be, to write into (or `db`, a copy of it: Store.read)."""
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = connect(self.path, check)
+        if db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = connect(self.path, check)
+        self.db = db
+
+    @classmethod
+    def read(cls, path: Path | str) -> "Store":
+        """The store at `path` to read: a copy in memory, the file never written (nor anything left
+        beside it), read whole even while a sweep writes it; a database psa did not make, or none,
+        is a PSAError and stays as it was."""
+        return cls(path, db=read_copy(Path(path)))
 
     def close(self) -> None:
+        """Close the store, its write-ahead log first folded into the file itself: the file alone
+        (what a copy, an upload or a backup takes) then holds every commit."""
+        try:
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.DatabaseError:
+            pass  # another connection busy with it, or a copy in memory: nothing to fold
         self.db.close()
 
     @guarded
@@ -237,27 +252,13 @@ class Store:
 
 
 def read_complete(path: Path | str) -> tuple[list[dict], dict[int, list[tuple]]]:
-    """The complete trials of the store at `path` (Store.completed) and the loops of each, read
-    from a copy of it, its schema brought up to date there: the store is only read, never written,
-    so another process may replace it meanwhile (a snapshot in a shared folder)."""
-    if not Path(path).is_file():
-        raise PSAError(f"results store {path} not found")
-    with tempfile.TemporaryDirectory() as folder:
-        copy = Path(folder) / "copy.sqlite"
-        try:
-            source = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
-            target = sqlite3.connect(copy)
-            try:
-                source.backup(target)
-            finally:
-                source.close()
-                target.close()
-        except sqlite3.DatabaseError as error:
-            raise damaged(Path(path), error) from None
-        store = Store(copy)
-        try:
-            rows = store.completed()
-            loops = "SELECT loop, score, lkg, bounty, improved, ablated, loss FROM loops WHERE trial_id = ?"
-            return rows, {row["id"]: store.db.execute(loops, (row["id"],)).fetchall() for row in rows}
-        finally:
-            store.close()
+    """The complete trials of the store at `path` (Store.completed) and the loops of each, read from
+    a copy of it (Store.read): the store is only read, never written, so another process may
+    replace it meanwhile (a snapshot in a shared folder)."""
+    store = Store.read(path)
+    try:
+        rows = store.completed()
+        loops = "SELECT loop, score, lkg, bounty, improved, ablated, loss FROM loops WHERE trial_id = ?"
+        return rows, {row["id"]: store.db.execute(loops, (row["id"],)).fetchall() for row in rows}
+    finally:
+        store.close()

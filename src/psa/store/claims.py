@@ -97,7 +97,8 @@ def release(store, owner: str | None = None) -> None:
 @contextmanager
 def holding(store, owner: str):
     """While the block runs, a thread of its own (with its own connection) renews `owner`'s
-    claims; after it, they are released."""
+    claims; after it, they are released, and the thread has closed its connection: no connection
+    outlives the sweep, so the store's close folds its whole log into the file."""
     from psa.store import Store
 
     stop = threading.Event()
@@ -116,6 +117,7 @@ def holding(store, owner: str):
         yield
     finally:
         stop.set()
+        thread.join()
         release(store, owner)
 
 

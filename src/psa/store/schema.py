@@ -1,15 +1,18 @@
 """The store's file: its tables, the upgrade of an older schema, the key that identifies a trial,
-and the one way a damaged file is reported."""
+how a file is opened to write into or read from, and the one way a failing file is reported."""
 
+import errno
 import functools
 import sqlite3
 import time
+import urllib.parse
 from pathlib import Path
 
 from psa.errors import PSAError
 from psa.trial.spec import KEY, TrialSpec, trial_key
 
 VERSION = 3
+TABLES = ("sweeps", "trials", "loops", "weights")
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS sweeps (
@@ -81,41 +84,108 @@ def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def damaged(path: Path, error: Exception) -> PSAError:
+def disk_full(error: BaseException) -> bool:
+    return (isinstance(error, sqlite3.OperationalError) and "full" in str(error)) or (
+        isinstance(error, OSError) and error.errno == errno.ENOSPC
+    )
+
+
+def problem(path: Path, error: BaseException) -> PSAError:
+    """The one way a failing store file is told: a full disk damages nothing (every commit is whole,
+    and the same command goes on from the last), anything else is damage."""
+    if disk_full(error):
+        return PSAError(
+            f"no space left on the disk of results store {path} ({error}): free some space and run the same "
+            f"command again; the store keeps everything committed so far"
+        )
     return PSAError(
         f"results store {path} is damaged or unreadable ({error}); move it aside and run again to start a new store"
     )
 
 
 def guarded(method):
-    """A damaged store file is a PSAError that names it, whatever the query met."""
+    """A failing store file is a PSAError that names it, whatever the query met."""
 
     @functools.wraps(method)
     def run(self, *args, **kwargs):
         try:
             return method(self, *args, **kwargs)
-        except sqlite3.DatabaseError as error:
-            if isinstance(error, sqlite3.IntegrityError):
+        except sqlite3.IntegrityError:
+            raise
+        except (sqlite3.DatabaseError, OSError) as error:
+            if isinstance(error, OSError) and not disk_full(error):
                 raise
-            raise damaged(self.path, error) from None
+            raise problem(self.path, error) from None
 
     return run
 
 
+def tables(db: sqlite3.Connection) -> set[str]:
+    return {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def refuse_foreign(path: Path, found: set[str], reading: bool) -> None:
+    """A database with tables psa did not make is never psa's to write in, and one without psa's
+    trials is no results store to read."""
+    foreign = sorted(name for name in found - set(TABLES) if not name.startswith("sqlite_"))
+    if foreign:
+        raise PSAError(
+            f"{path} is not a psa results store (it holds the tables {', '.join(foreign)}); psa leaves it as it is"
+        )
+    if reading and "trials" not in found:
+        raise PSAError(f"{path} is not a psa results store (it holds no trials table)")
+
+
 def connect(path: Path, check: bool) -> sqlite3.Connection:
-    """The store's connection, its schema brought up to VERSION in one transaction."""
+    """A connection to write into the store at `path` (created if need be), its schema brought up to
+    VERSION in one transaction. A database psa did not make is refused before anything is written."""
     db = sqlite3.connect(path, timeout=60, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
+    try:
+        refuse_foreign(path, tables(db), reading=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        return prepare(db, path, check)
+    except BaseException:
+        db.close()
+        raise
+
+
+def read_copy(path: Path) -> sqlite3.Connection:
+    """The store at `path` copied into memory, its schema brought up to date there. The file is only
+    read: never written, nothing left beside it, whether or not a sweep is writing it meanwhile."""
+    if not path.is_file():
+        raise PSAError(f"results store {path} not found" if not path.exists() else f"results store {path} is a folder")
+    # A store that no sweep is writing has no -wal beside it, and is read as immutable: SQLite then
+    # creates no -wal and -shm of its own beside it (which a read-only connection could not remove).
+    live = path.with_name(path.name + "-wal").exists()
+    uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro{'' if live else '&immutable=1'}"
+    copy = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        source = sqlite3.connect(uri, uri=True, timeout=60)
+        try:
+            refuse_foreign(path, tables(source), reading=True)
+            source.backup(copy)
+        finally:
+            source.close()
+        return prepare(copy, path, check=True)
+    except sqlite3.DatabaseError as error:
+        copy.close()
+        raise problem(path, error) from None
+    except BaseException:
+        copy.close()
+        raise
+
+
+def prepare(db: sqlite3.Connection, path: Path, check: bool) -> sqlite3.Connection:
+    """The schema of an open store brought up to VERSION, in one transaction."""
     db.execute("PRAGMA foreign_keys=ON")
     if check and db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
         raise sqlite3.DatabaseError("integrity check failed")
     with db:
         db.execute("BEGIN IMMEDIATE")
         version = db.execute("PRAGMA user_version").fetchone()[0]
-        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if version > VERSION:
             raise PSAError(f"results store {path} has schema {version}, newer than this psa's {VERSION}: upgrade psa")
-        if "trials" in tables:
+        if "trials" in tables(db):
             # A schema-1 store says user_version 0.
             for target in range(max(version, 1) + 1, VERSION + 1):
                 for statement in UPGRADES[target]:

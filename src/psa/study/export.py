@@ -14,6 +14,7 @@ from psa.errors import PSAError
 from psa.files import write_atomic
 from psa.store import Store
 from psa.study import results, series
+from psa.study.outputs import write_set
 from psa.sweeps.settings import COMPARABLE
 from psa.trial.architecture import depth_and_width
 from psa.trial.modes import MODES
@@ -174,13 +175,13 @@ def export(store: Store, out_dir: Path | str, archs: list[str] | None = None, wa
 
 
 def export_file(store: Path | str, out_dir: Path | str, archs: list[str] | None = None, wanted: dict | None = None):
-    """export() of the store at `store`, checked to exist first (a missing store is never created)."""
+    """export() of the store at `store` (never created, never written) into `out_dir`, as one set
+    (psa.study.outputs): a failure leaves the folder as it was."""
     if not Path(store).exists():
         raise PSAError(f"results store {store} not found; run `psa sweep` first")
-    files.existing_file(store, "results store")
     files.output_folder(out_dir, "--out")
-    opened = Store(store)
+    opened = Store.read(files.existing_file(store, "results store"))
     try:
-        return export(opened, Path(out_dir), archs, wanted)
+        return write_set(out_dir, lambda staging: export(opened, staging, archs, wanted))
     finally:
         opened.close()

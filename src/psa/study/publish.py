@@ -14,20 +14,25 @@ from psa.study import latex, regimes
 from psa.study.dataset import validation_zeror
 from psa.study.export import export
 from psa.study.figures import convergence, heatmaps, space
+from psa.study.outputs import write_set
 from psa.study.results import default_path, read_summary, read_trials
 from psa.trial.architecture import FAMILY_TITLES
 from psa.trial.modes import MODES
 
 
-def publish(out: Path, family: str, archs: list[str], all_modes: bool, data_dir=None) -> list[Path]:
-    """The study's tables and figures from the exports in `out`, under the study's file names."""
+def publish(
+    source: Path, target: Path, family: str, archs: list[str], all_modes: bool, data_dir=None
+) -> tuple[list[Path], dict[str, str]]:
+    """The study's tables and figures from the exports in `source`, written into `target` under the
+    study's file names; returns the paths written and the outputs left out, each with its reason."""
     zeror = validation_zeror(data_dir)
-    configs = write_text(out / "configurations.txt", "\n".join(archs) + "\n")
+    configs = write_text(target / "configurations.txt", "\n".join(archs) + "\n")
     title = FAMILY_TITLES[family]
-    summary, trials = default_path("summary", family, out), default_path("trials", family, out)
+    summary, trials = default_path("summary", family, source), default_path("trials", family, source)
     written = [
+        configs,
         write_text(
-            out / f"{title}_Table_Accuracy.tex",
+            target / f"{title}_Table_Accuracy.tex",
             latex.accuracy_table(
                 read_summary(summary),
                 archs,
@@ -35,41 +40,66 @@ def publish(out: Path, family: str, archs: list[str], all_modes: bool, data_dir=
                 "tab:results_summary_stats",
             ),
         ),
-        write_text(out / f"{title}_Table_Architectures.tex", latex.architecture_table(configs, ASYMMETRIC, family)),
-        space.design_space_figure(configs, out / f"{title}_Testing_Design_Space.png", family),
+        write_text(target / f"{title}_Table_Architectures.tex", latex.architecture_table(configs, ASYMMETRIC, family)),
+        space.design_space_figure(configs, target / f"{title}_Testing_Design_Space.png", family),
     ]
+    skipped = {}
     if all_modes:
-        written += heatmaps.heatmap_figures(configs, trials, out, family, zeror)
+        written += heatmaps.heatmap_figures(configs, trials, target, family, zeror)
         labels = regimes.get_all_regime_classifications(configs, trials, zeror)
-        written.append(
-            write_text(default_path("regimes", family, out).with_suffix(".json"), json.dumps(labels, indent=2) + "\n")
-        )
+        regimes_file = default_path("regimes", family, target).with_suffix(".json")
+        written.append(write_text(regimes_file, json.dumps(labels, indent=2) + "\n"))
+    else:
+        reason = "needs results in all six modes"
+        skipped |= {
+            f"the heat maps of {title}": reason,
+            default_path("regimes", family).with_suffix(".json").name: reason,
+        }
     # The paper's rule draws one trial per mode: the per-trial export holds them.
     written += convergence.study_figures(
-        default_path("trials_convergence_per_trial", family, out),
-        out,
+        default_path("trials_convergence_per_trial", family, source),
+        target,
         family,
         zeror,
         archs,
         trials if all_modes else None,
     )
-    return written
+    return written, skipped
 
 
-def report(out: Path, family: str, store: Path | None = None, wanted: dict | None = None, data_dir=None) -> list[Path]:
+def report(
+    out: Path,
+    family: str,
+    store: Path | None = None,
+    wanted: dict | None = None,
+    data_dir=None,
+    archs: list[str] | None = None,
+) -> tuple[list[Path], dict[str, str]]:
     """`psa report`: the store's exports into `out` first (only trials of the `wanted` settings,
-    psa.study.export.select), then the study's tables and figures from the exports there."""
+    psa.study.export.select; only `archs`, in that order, if given), then the study's tables and
+    figures from the exports there, all as one set (psa.study.outputs). Returns the paths written
+    and the outputs left out with their reasons."""
     out = files.output_folder(out, "--out")
-    written = []
-    if store:
-        opened = Store(files.existing_file(store, "results store"))
-        try:
-            written += export(opened, out, None, wanted)
-        finally:
+    opened = Store.read(files.existing_file(store, "results store")) if store else None
+    skipped = {}
+
+    def make(staging: Path) -> list[Path]:
+        written = export(opened, staging, archs, wanted) if opened else []
+        source = staging if opened else out
+        table = default_path("trials", family, source)
+        if not table.is_file():
+            raise PSAError(f"no {family} trials table in {out}: export a store there first, or pass --store")
+        trials = read_trials(table)
+        ran = {
+            mode for cells in trials.values() for mode, values in cells.items() if any(v is not None for v in values)
+        }
+        order = [arch for arch in archs or trials if arch in trials]
+        paths, left_out = publish(source, staging, family, order, ran == set(MODES), data_dir)
+        skipped.update(left_out)
+        return written + paths
+
+    try:
+        return write_set(out, make), skipped
+    finally:
+        if opened:
             opened.close()
-    table = default_path("trials", family, out)
-    if not table.is_file():
-        raise PSAError(f"no {family} trials table in {out}: export a store there first, or pass --store")
-    trials = read_trials(table)
-    modes = {mode for cells in trials.values() for mode, values in cells.items() if any(v is not None for v in values)}
-    return written + publish(out, family, list(trials), modes == set(MODES), data_dir)

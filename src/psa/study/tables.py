@@ -2,6 +2,7 @@
 file and the line, writing percents, and the settings line that psa's own exports carry above a
 table (the published files have none)."""
 
+import math
 from pathlib import Path
 
 from psa.errors import PSAError
@@ -31,12 +32,16 @@ def is_separator(line: str) -> bool:
 
 
 def value(cell: str, path: Path, number: int) -> float | None:
+    """A percentage cell: a finite number in [0, 100], or N/A."""
     if cell == "N/A":
         return None
     try:
-        return float(cell.removesuffix("%"))
+        found = float(cell.removesuffix("%"))
     except ValueError:
-        raise error(path, number, f"expected a number like 98.22% or N/A, found {cell!r}") from None
+        found = math.nan
+    if not 0 <= found <= 100:  # NaN included
+        raise error(path, number, f"expected a percentage in [0, 100] like 98.22% or N/A, found {cell!r}")
+    return found
 
 
 def arch(text: str, path: Path, number: int) -> str:

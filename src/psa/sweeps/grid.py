@@ -6,6 +6,7 @@ psa.store.claims). psa.sweeps.sweep opens the store and calls train_grid for eve
 
 import functools
 import itertools
+import time
 from pathlib import Path
 
 import torch
@@ -13,12 +14,13 @@ from rich.console import Console
 
 from psa.engine import costmodel
 from psa.engine.batched import ENGINE_VERSION, grouping, train_stacks
-from psa.errors import PSAError
+from psa.errors import PSAError, Stopped
 from psa.progress import Reporter, duration, make_console
 from psa.store import Store
-from psa.store.claims import LostClaim, claim, holding, owner_id
+from psa.store.claims import HEARTBEAT, LostClaim, claim, holding, owner_id
 from psa.sweeps.journal import Journal
 from psa.sweeps.settings import CHECKPOINT_EVERY, RunSettings
+from psa.sweeps.stopping import stopping
 from psa.trial.data import MNIST
 from psa.trial.spec import Grid, TrialSpec
 
@@ -27,6 +29,9 @@ def pack_limit(device: torch.device, value: int | None) -> int:
     """Stacks trained side by side (psa.engine.batched.grouping.pack): a GPU runs them concurrently, a CPU
     would only interleave them."""
     return value if value is not None else 8 if device.type == "cuda" else 1
+
+
+LONG = 3600.0  # seconds of estimated training from which a run says so before it starts
 
 
 def plan_groups(grid: Grid, done: dict, memory_bytes: int, pack: int) -> list[list[list[TrialSpec]]]:
@@ -59,25 +64,35 @@ def train_grid(
     snapshot: Path | None = None,
     log=None,
     curves=None,
+    wait: bool = True,
 ) -> dict[str, int]:
-    """Train every trial of the run that the store lacks and no other live sweep holds, in
-    stacks that fit `memory_bytes`, up to `pack` small stacks side by side, on `data`. With
-    `snapshot`, a copy of the store replaces that file after every commit; `log(stacks, loop,
-    records)` sees every meta-loop; `curves` (a psa.engine.curves.Curves) gets every committed
-    loop. Returns counts of what was done."""
+    """Train every trial of the run that the store lacks, in stacks that fit `memory_bytes`, up to
+    `pack` small stacks side by side, on `data`. Trials another live sweep holds are left to it;
+    with `wait`, this sweep then waits until the grid is complete, taking over what another sweep
+    abandons. With `snapshot`, a copy of the store replaces that file after every commit;
+    `log(stacks, loop, records)` sees every meta-loop; `curves` (a psa.engine.curves.Curves) gets
+    every committed loop. SIGTERM and Ctrl-C stop it at the next training step with what the
+    journal holds committed (psa.sweeps.stopping). Returns counts: total, trained, loops, left
+    (trials of the grid other sweeps have not completed)."""
     console = console or make_console()
     grid, meta_loops = run.grid(), run.meta_loops
     specs = grid.specs
     known = store.status(specs, meta_loops)
     pending = sum(known.get(spec, ("running",))[0] != "complete" for spec in specs)
     resumed = sum(status != "complete" and loops > 0 for status, loops in known.values())
+    seconds = estimate(specs, known, meta_loops, device)
     console.print(
         f"{len(specs)} trials in the grid ({len(run.archs)} architectures x {len(run.modes)} modes x {run.trials} "
         f"trials, {meta_loops} meta-loops each), {len(specs) - pending} already complete in {store.path}, "
         f"{pending} to train on {device}"
         + (f" ({resumed} resuming from the store)" if resumed else "")
-        + f"; about {duration(estimate(specs, known, meta_loops, device))} by the cost model"
+        + f"; about {duration(seconds)} by the cost model"
     )
+    if pending and seconds > LONG:
+        console.print(
+            f"[yellow]a long run: about {duration(seconds)} on this {device}. Ctrl-C or SIGTERM stops it after a "
+            f"commit, and the same command goes on from the store[/]"
+        )
     if not pending:
         return {"total": len(specs), "trained": 0, "loops": 0, "left": 0}
     threads = torch.get_num_threads()
@@ -104,10 +119,11 @@ def train_grid(
         now = store.status(specs, meta_loops)
         return sum(status == "complete" for status, _ in now.values()) - complete_at_start
 
-    with holding(store, owner), Reporter(console, trials=pending) as reporter:
-        # A group another sweep holds is skipped; a second pass takes over any whose claim lapsed.
-        for attempt in range(2):
-            state = known if attempt == 0 else store.status(specs, meta_loops)
+    with stopping() as stop, holding(store, owner), Reporter(console, trials=pending, check=stop.check) as reporter:
+        state, passes = known, 0
+        while True:
+            # A group another live sweep holds is skipped; a later pass takes it over once its claim
+            # lapses (its sweep was killed) or trains nothing of it (complete meanwhile).
             for group in plan_groups(grid, state, memory_bytes, pack):
                 trials = [spec for stack in group for spec in stack]
                 ids = claim(store, sweep_id, trials, meta_loops, recorded, owner)
@@ -118,7 +134,24 @@ def train_grid(
                     store, group, ids, data, meta_loops, reporter, new_journal, console
                 ).items():
                     done[name] += count
+            passes += 1
+            left = pending - grid_progress()
+            if not left or (not wait and passes >= 2):
+                break
+            if passes == 1 and wait:
+                reporter.print(f"waiting for {left} trials of the grid that other sweeps on {store.path} are training")
+            if passes > 1:
+                wait_a_while(stop, reporter, grid_progress)
+            state = store.status(specs, meta_loops)
     return {"total": len(specs), **done, "left": pending - grid_progress()}
+
+
+def wait_a_while(stop, reporter: Reporter, grid_progress) -> None:
+    """A heartbeat's time for the other sweeps, a stop request heard at once."""
+    for _ in range(int(HEARTBEAT)):
+        stop.check()
+        time.sleep(1)
+    reporter.sync(grid_progress())
 
 
 def estimate(specs: list[TrialSpec], known: dict, meta_loops: int, device: torch.device) -> float:
@@ -160,6 +193,9 @@ def train_group(
             results = train_stacks(
                 stacks, data, meta_loops, reporter, journal, {s: saved[s] for s in members if s in saved}
             )
+        except Stopped:
+            journal.flush()
+            raise
         except LostClaim:
             console.print(f"[yellow]another sweep took over {names}; leaving it to that one[/]")
             continue

@@ -33,8 +33,10 @@ class Journal:
         self.changed: set[TrialSpec] = set()
         self.last = time.perf_counter()
         self.trained = 0  # trial-loops run, committed or not: the work done
+        self.stacks = None  # the group's stacks, as the last loop left them
 
     def __call__(self, stacks, loop: int, records) -> None:
+        self.stacks = stacks
         for stack, stack_records in zip(stacks, records):
             self.trained += len(stack_records)
             for spec, record in zip(stack.specs, stack_records):
@@ -74,6 +76,12 @@ class Journal:
         self.changed.clear()
         if self.snapshot:
             self.store.snapshot(self.snapshot)
+
+    def flush(self) -> None:
+        """Commit the loops not yet committed: a sweep asked to stop between two training steps,
+        where the stacks' LKG, scores and bounties are those of the last loop the journal saw."""
+        if self.stacks is not None and any(self.records.values()):
+            self.commit(self.stacks)
 
     def complete(self, results) -> None:
         seconds = self._share()

@@ -13,6 +13,7 @@ from psa import files
 from psa.engine.batched import grouping
 from psa.engine.curves import Curves
 from psa.engine.memory import tune_for_training
+from psa.errors import PSAError
 from psa.progress import make_console
 from psa.store import Store
 from psa.store.claims import restore
@@ -34,6 +35,7 @@ def run_grid(
     log=None,
     data: MNIST | None = None,
     console: Console | None = None,
+    wait: bool = True,
 ) -> dict[str, int]:
     """Train every trial of `run` that the results store at `store` lacks (and no other live sweep
     holds) on this machine, and return counts: total, trained, loops, left (trials other sweeps
@@ -42,7 +44,12 @@ def run_grid(
     With `snapshot` (a file in a folder that outlives this process: a Slurm folder, SageMaker's
     checkpoints), `store` is the live store in a scratch folder, a copy replaces `snapshot` after
     every commit, and a run that finds the copy but no live store goes on from the copy: a
-    requeued task or a restarted spot job. `log(stacks, loop, records)` sees every meta-loop."""
+    requeued task or a restarted spot job. `log(stacks, loop, records)` sees every meta-loop.
+
+    Trials other live sweeps hold are left to them; with `wait` this run waits for them, taking
+    over what they abandon, until the grid is complete. SIGTERM and Ctrl-C stop it after a commit
+    (psa.errors.Stopped). At the end the grid is read back from the file: a store that lost what
+    this run counted (its -wal deleted, say) is a PSAError, never a success."""
     console = console or make_console()
     tune_for_training()
     device = pick_device(machine.device)
@@ -73,11 +80,13 @@ def run_grid(
             snapshot,
             log,
             curves,
+            wait,
         )
     finally:
         opened.close()
         if curves:
             curves.close()
+    check_complete(path, run, done["total"] - done["left"])
     where = snapshot or path
     console.print(
         f"trained {done['trained']} trials ({done['loops']} trial-loops) in {time.perf_counter() - started:.1f} s; "
@@ -94,3 +103,19 @@ def scratch_store(name: str, work_dir: Path | None = None) -> Path:
     """Where a task that keeps a snapshot elsewhere trains its live store: `work_dir`, else a new
     temporary folder (a node's local disk, where SQLite's locks hold)."""
     return (work_dir or Path(tempfile.mkdtemp(prefix="psa-"))) / name
+
+
+def check_complete(path: Path, run: RunSettings, counted: int) -> None:
+    """The trials of `run` complete in the file at `path`, read back afresh, are at least those the
+    run counted complete."""
+    store = Store.read(path)
+    try:
+        found = sum(status == "complete" for status, _ in store.status(run.grid().specs, run.meta_loops).values())
+    finally:
+        store.close()
+    if found < counted:
+        raise PSAError(
+            f"results store {path} holds {found} complete trials of the grid, but this run counted {counted}: the "
+            f"store lost what was committed (was its -wal file deleted while it ran?); run the same command again "
+            f"to train what is missing"
+        )

@@ -69,11 +69,15 @@ def idle_cores() -> int:
 def set_threads(requested: int | None) -> int:
     """Give torch `requested` threads, else $PSA_THREADS, else the idle cores; returns the count.
     float32 results depend on it, so the store records it with every trial (docs/DESIGN.md section 8)."""
+    given = "--threads"
     if requested is None:
         text = os.environ.get("PSA_THREADS", "").strip()
         if text and (not text.isdigit() or int(text) < 1):
             raise PSAError(f"PSA_THREADS={text!r}: expected a whole number >= 1")
-        requested = int(text) if text else idle_cores()
+        requested, given = (int(text), "PSA_THREADS") if text else (idle_cores(), "")
+    if requested > usable_cores():
+        # More threads than cores only make every step wait for the slowest of them (many times slower).
+        raise PSAError(f"{given} {requested}: this process may use {usable_cores()} cores; give at most that")
     torch.set_num_threads(requested)
     return requested
 

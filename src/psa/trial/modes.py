@@ -15,7 +15,11 @@ def check_mode(mode: str) -> str:
 
 def parse_modes(text: str) -> tuple[str, ...]:
     """'none,hidden' -> ('none', 'hidden'), in the study's order; 'all' means all six."""
-    if text.strip() in ("", "all"):
+    from psa.errors import PSAError
+
+    if text.strip() == "all":
         return MODES
     wanted = {check_mode(m.strip()) for m in text.split(",") if m.strip()}
+    if not wanted:
+        raise PSAError(f"--modes {text!r}: no modes given (name some, e.g. none,hidden, or all)")
     return tuple(m for m in MODES if m in wanted)

@@ -82,7 +82,7 @@ def run(
         flush=True,
     )
     run_grid(run_settings, live, machine, snapshot=snapshot, command=command, log=LoopLines(grid, meta_loops))
-    store = Store(live)
+    store = Store.read(live)
     try:
         return write_outputs(store, grid, meta_loops, out_dir)
     finally:

@@ -155,7 +155,7 @@ def survey(cloud: Cloud, bucket: str, prefix: str, plan: Plan, into: Store | Non
             if path is None:
                 shard.problem = "no checkpoint yet"
                 continue
-            store = Store(path)
+            store = Store.read(path)
             try:
                 shard.done = len(store.completed())
             finally:
