@@ -159,6 +159,13 @@ def test_every_front_end_gives_the_same_exports(slurm, tmp_path, monkeypatch, ca
     _wait("the array's stores", complete, 900, sorted(Path("shared/logs").glob("*")) + [slurm / "slurmd.log"])
     main(["slurm", "status", "--folder", "shared"])
     assert "12 of 12 trials complete" in " ".join(capsys.readouterr().out.split())
+    copied = 0  # each shard's .sqlite file alone, as a copy of the folder takes it, holds its trials
+    for k in (1, 2, 3):
+        copy = shutil.copyfile(f"shared/psa-shard-{k}-of-3.sqlite", tmp_path / f"copy-{k}.sqlite")
+        db = sqlite3.connect(copy)
+        copied += db.execute("SELECT COUNT(*) FROM trials WHERE status = 'complete'").fetchone()[0]
+        db.close()
+    assert copied == 12
     main(["slurm", "collect", "--folder", "shared", "--store", "merged.sqlite"])
     assert "12 trials added to merged.sqlite" in " ".join(capsys.readouterr().out.split())
     main(["slurm", "collect", "--folder", "shared", "--store", "merged.sqlite"])

@@ -177,9 +177,9 @@ def export(store: Store, out_dir: Path | str, archs: list[str] | None = None, wa
 def export_file(store: Path | str, out_dir: Path | str, archs: list[str] | None = None, wanted: dict | None = None):
     """export() of the store at `store` (never created, never written) into `out_dir`, as one set
     (psa.study.outputs): a failure leaves the folder as it was."""
+    files.output_folder(out_dir, "--out")
     if not Path(store).exists():
         raise PSAError(f"results store {store} not found; run `psa sweep` first")
-    files.output_folder(out_dir, "--out")
     opened = Store.read(files.existing_file(store, "results store"))
     try:
         return write_set(out_dir, lambda staging: export(opened, staging, archs, wanted))
