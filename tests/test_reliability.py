@@ -327,3 +327,17 @@ def test_impossible_bounties_in_a_trials_file_are_refused(tmp_path, monkeypatch,
             main(argv)
         text = capsys.readouterr().err
         assert done.value.code == 2 and f"expected a percentage in [0, 100] like 98.22% or N/A, found '{cell}'" in text
+
+
+def test_a_run_the_cost_model_puts_over_an_hour_says_so_before_it_starts(tmp_path, mnist, capsys):
+    store = Store(tmp_path / "psa.sqlite")
+    run = RunSettings((Architecture.parse("1*64"),), ("none",), 1, 10**6)
+
+    def first_loop_only(stacks, loop, records):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_grid(store, run, "cpu", 2 << 30, subset(mnist, train=100, val=50), log=first_loop_only)
+    store.close()
+    said = " ".join(capsys.readouterr().out.split())
+    assert "a long run: about 2d" in said and "the same command goes on from the store" in said
