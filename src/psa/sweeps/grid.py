@@ -147,10 +147,14 @@ def train_grid(
 
 
 def wait_a_while(stop, reporter: Reporter, grid_progress) -> None:
-    """A heartbeat's time for the other sweeps, a stop request heard at once."""
+    """Up to a heartbeat's time for the other sweeps: over at once when they complete a trial, and a
+    stop request heard within a second."""
+    before = grid_progress()
     for _ in range(int(HEARTBEAT)):
         stop.check()
         time.sleep(1)
+        if grid_progress() > before:
+            break
     reporter.sync(grid_progress())
 
 
