@@ -109,4 +109,4 @@ def test_cli_compares_with_the_shipped_study_by_default(tmp_path, capsys):
     assert "not compared: loop 50, beyond what both sides ran" in out
     (tmp_path / "psa_simplemlp_trials_convergence.md").unlink()
     main(["compare", "--ours", str(ours), "--zeror", "11.02"])
-    assert "convergence not compared: no table" in " ".join(capsys.readouterr().out.split())
+    assert "convergence not compared: a side has no convergence rows" in " ".join(capsys.readouterr().out.split())

@@ -306,7 +306,13 @@ def test_targets_breakthroughs_and_representatives():
     assert [regimes[a] for a in TARGETS] == list(REGIMES)[:4]
     archs = [str(a) for a in read_configurations(published.CONFIGURATIONS)]
     assert representatives(archs, regimes) == list(TARGETS)
-    assert representatives(QUICK, regimes) == ["1*32", "17*4"]  # the first of each regime present
+    # The first of each regime present, then the others in order: four at most.
+    assert representatives(QUICK, regimes) == ["1*32", "17*4", "2*16", "4*17"]
+    assert representatives(["1*4", "2*3", "3*2"], {a: "unknown" for a in ("1*4", "2*3", "3*2")}) == [
+        "1*4",
+        "2*3",
+        "3*2",
+    ]
     assert representatives(["4*4", "2*939", "64*1", "1*1"], regimes) == ["2*939", "4*4", "1*1", "64*1"]
     assert representatives(["1*4", "2*3"], {}) == ["1*4", "2*3"]
 

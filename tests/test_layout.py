@@ -52,6 +52,7 @@ def cycle(graph: dict[str, set[str]]) -> list[str] | None:
 # stands above the layers it shows; the command line and `python -m psa` above everything.
 LAYERS = {
     "psa.errors": 0,
+    "psa.version": 0,
     "psa.files": 1,
     "psa.progress": 1,
     "psa.published": 1,

@@ -15,6 +15,7 @@ from psa.study.compare import compare_trials
 from psa.study.export import export
 from psa.study.figures import DPI, heatmaps
 from psa.study.results import read_trials
+from psa.study.study import open_study
 from psa.sweeps.grid import train_grid
 from psa.sweeps.settings import RunSettings
 from psa.trial.architecture import Architecture
@@ -33,7 +34,7 @@ def exported(folder, mnist, archs: list[str], family: str):
     store = Store(folder / "psa.sqlite")
     try:
         train_grid(store, run, "cpu", 2 << 30, subset(mnist, train=600, val=300))
-        export(store, folder)
+        export(open_study(store.path), folder)
     finally:
         store.close()
     return folder / f"psa_{family}_trials.md"
@@ -86,7 +87,7 @@ def test_the_quick_profiles_architectures_are_all_in_the_comparison(quick, tmp_p
     assert "left out: 3*3" in capsys.readouterr().err
     main(["compare", "--ours", str(quick), "--zeror", "11.02"])  # with the published study
     out = " ".join(capsys.readouterr().out.split())
-    assert "regimes agree for" in out and "of 3 architectures" in out
+    assert "of 3 architectures' regimes," in out and " agree," in out
     assert "not in the reference, so not compared (our regime): 4*8 (" in out and "), 8*4 (" in out
     assert "never run on our side: 95 of the reference's architectures: 1*2048, 1*1024" in out
 

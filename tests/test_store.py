@@ -173,6 +173,6 @@ def test_a_store_of_the_previous_schema_opens_upgraded_and_resumes(tmp_path, unb
     assert query(store, "PRAGMA user_version") == [(2,)]
     assert {row for row in query(store, "SELECT arch, status, loops_done FROM trials")} == {("1*8", "running", 3)}
     assert start(store).wait(timeout=300) == 0
-    assert query(store, "PRAGMA user_version") == [(3,)]
+    assert query(store, "PRAGMA user_version") == [(4,)]
     assert outcome(store) == unbroken
     assert set(query(store, "SELECT threads, engine FROM trials WHERE arch = '2*8'")) == {(1, ENGINE_VERSION)}

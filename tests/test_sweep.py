@@ -14,6 +14,7 @@ from psa.store.claims import claim
 from psa.study import results
 from psa.study.export import export
 from psa.study.series import read_series
+from psa.study.study import open_study
 from psa.sweeps.grid import train_grid
 from psa.sweeps.settings import RunSettings
 from psa.trial.architecture import Architecture
@@ -40,7 +41,7 @@ def test_sweep_skips_completed_trials_and_exports_the_study_formats(tmp_path, mn
     assert all(len(store.history(r["id"])) == 3 for r in rows)
     assert len({r["seed"] for r in rows}) == 18  # independent seeding: every trial its own seed
 
-    written = export(store, tmp_path / "out", ["2*3", "1*4"])
+    written = export(open_study(store.path), tmp_path / "out", ["2*3", "1*4"])
     out = tmp_path / "out"
     trials = results.read_trials(out / "psa_simplemlp_trials.md")
     assert list(trials) == ["2*3", "1*4"]
@@ -115,16 +116,17 @@ def test_export_never_mixes_settings(tmp_path, mnist):
     with pytest.raises(
         PSAError, match=r"2 settings \(meta_loops 2 \(2 trials\); meta_loops 3 \(2 trials\)\).*--meta-loops"
     ):
-        export(store, tmp_path / "out")
+        export(open_study(store.path), tmp_path / "out")
     assert not (tmp_path / "out").exists()
-    export(store, tmp_path / "out", wanted={"meta_loops": 3})
+    export(open_study(store.path), tmp_path / "out", wanted={"meta_loops": 3})
     assert all(len(row.values) == 3 for row in read_series(tmp_path / "out" / "psa_simplemlp_trials_convergence.md"))
     store.close()
 
 
 def test_export_of_an_empty_store_says_so(tmp_path):
     with pytest.raises(PSAError, match="no complete trials"):
-        export(Store(tmp_path / "empty.sqlite"), tmp_path / "out")
+        Store(tmp_path / "empty.sqlite").close()
+        export(open_study(tmp_path / "empty.sqlite"), tmp_path / "out")
 
 
 @pytest.mark.slow

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from psa.cli import options
 from psa.errors import PSAError
+from psa.files import read_text
 from psa.progress import make_console
-from psa.published import results as published_table
 from psa.store import DEFAULT_STORE
 from psa.trial.spec import SEED
 
@@ -71,14 +71,25 @@ def configure_report(parser) -> None:
 
 
 def regimes(args) -> None:
-    from psa.study.regimes import Thresholds, architectures, classify_grid, regime_table, resolve_zeror, stability
-    from psa.study.results import default_path, read_trials
+    from psa.study.regimes import (
+        Thresholds,
+        architectures,
+        classify_grid,
+        regime_table,
+        resolve_zeror,
+        rule_gaps,
+        stability,
+    )
+    from psa.study.results import default_path
+    from psa.study.study import open_study
 
-    trials_file = args.trials_file or default_path("trials", args.family)
+    source = args.store or args.trials_file or default_path("trials", args.family)
+    if not args.store:
+        read_text(source, "trials table")  # a table, not a store: --store is for those
     zeror = resolve_zeror(args.zeror, args.data_dir)
     thresholds = Thresholds(**{f.name: getattr(args, f.name) for f in fields(Thresholds)})
-    trials = read_trials(trials_file)
-    found = classify_grid(architectures(trials, args.configs, trials_file), trials, zeror, thresholds)
+    trials = open_study(source).bounties(args.family)
+    found = classify_grid(architectures(trials, args.configs, source), trials, zeror, thresholds)
     shares = None
     if args.bootstrap:
         shares = stability({arch: trials[arch] for arch in found}, zeror, args.bootstrap, args.seed, thresholds)
@@ -88,6 +99,8 @@ def regimes(args) -> None:
         return
     console = make_console()
     console.print(regime_table(found, zeror, shares))
+    for arch in (arch for arch, label in found.items() if label == "unknown"):
+        console.print(f"[yellow]no regime for {arch}:[/] {rule_gaps(trials[arch])}", soft_wrap=True)
     if shares is not None:
         console.print(
             f"stability: share of {args.bootstrap} bootstrap resamples of each mode's trials "
@@ -99,7 +112,9 @@ def configure_regimes(parser) -> None:
     from psa.study.regimes import Thresholds
 
     options.add_configs(parser, None, CONFIGS_USE, CONFIGS_DEFAULT)
-    parser.add_argument("--trials-file", type=Path, help="trials table (default: results/psa_<family>_trials.md)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--store", type=Path, help="a results store to read the trials from")
+    source.add_argument("--trials-file", type=Path, help="trials table (default: results/psa_<family>_trials.md)")
     options.add_family(parser)
     add_zeror(parser)
     for field in fields(Thresholds):
@@ -128,16 +143,69 @@ def configure_regimes(parser) -> None:
 # ------------------------------------------------------------------------------ compare
 
 
-def trials_path(text: str) -> Path:
-    return published_table("trials") if text == options.PUBLISHED else Path(text)
+def compare(args) -> None:
+    from psa.study.compare import (
+        compare_convergence,
+        compare_trials,
+        report,
+        report_convergence,
+        settings_differences,
+        to_json,
+    )
+    from psa.study.regimes import resolve_zeror
+    from psa.study.series import read_series
+    from psa.study.study import open_study
 
+    ours_source, reference_source = args.study or args.ours, args.reference_study or args.reference
+    for flag, table in (("--trials-file", args.ours), ("--reference", args.reference)):
+        if table and table != options.PUBLISHED and not (args.study or args.reference_study):
+            read_text(table, f"{flag} table")  # the former flags name tables; stores come as A and B
+    if ours_source is None:
+        raise PSAError("the study to compare is required: psa compare A [B] (a store, an export folder or a table)")
+    ours, reference = open_study(ours_source), open_study(reference_source)
+    if not set(ours.archs()) & set(reference.archs()):
+        raise PSAError(f"{ours_source} and {reference_source} share no architecture")
+    family = ours.trials["family"].iloc[0]
+    ours_series = read_series(args.ours_convergence) if args.ours_convergence else ours.series_rows()
+    reference_series = (
+        read_series(args.reference_convergence) if args.reference_convergence else reference.series_rows()
+    )
+    convergence = (
+        compare_convergence(ours_series, reference_series, args.loops) if ours_series and reference_series else None
+    )
+    zeror = resolve_zeror(args.zeror, args.data_dir)
+    found = compare_trials(
+        ours.bounties(family),
+        reference.bounties(family),
+        zeror,
+        args.alpha,
+        args.correction,
+        args.configs,
+        args.ours,
+        args.bootstrap,
+        args.seed,
+    )
+    differences = settings_differences(ours.manifest, reference.manifest)
+    if args.json:
+        print(json.dumps(to_json(found, convergence, differences), indent=2))
+    else:
+        console = make_console()
+        if differences:  # first: a variant against a baseline differs by design
+            console.print(f"[bold yellow]run with other settings:[/] {'; '.join(differences)}", soft_wrap=True)
+        if convergence and convergence.length_note:
+            console.print(f"[bold yellow]{convergence.length_note}[/]", soft_wrap=True)
+        report(found, console)
+        if convergence:
+            report_convergence(convergence, console)
+        else:
+            console.print("[yellow]convergence not compared:[/] a side has no convergence rows", soft_wrap=True)
+    if args.figure:
+        from psa.study.figures.comparison import comparison_figure
 
-def convergence_path(given: Path | None, trials: Path) -> Path:
-    """The table given, else the one that sits beside the trials table:
-    psa_<family>_trials.md -> psa_<family>_trials_convergence.md."""
-    if given is not None:
-        return given
-    return trials.with_name(f"{trials.stem}_convergence{trials.suffix}")
+        differing = list(found.regime_disagreements) + [c.arch for c in found.disagreements]
+        archs = list(dict.fromkeys(differing)) or list(found.regimes)
+        path = comparison_figure(ours_series, reference_series, archs, args.figure, zeror)
+        make_console(stderr=True).print(f"wrote {path}")
 
 
 def loop_list(text: str) -> list[int]:
@@ -148,57 +216,22 @@ def loop_list(text: str) -> list[int]:
     return loops
 
 
-def compare(args) -> None:
-    from psa.study.compare import compare_convergence, compare_trials, report, report_convergence
-    from psa.study.regimes import resolve_zeror
-    from psa.study.results import read_trials
-    from psa.study.series import read_series
-
-    if args.ours is None:  # not argparse's `required`, which an alias (--ours) would not satisfy
-        raise PSAError("the reproduction's trials table is required: --trials-file FILE")
-    ours, reference = read_trials(args.ours), read_trials(args.reference)  # paths already: see trials_path
-    if not any(arch in ours for arch in reference):
-        raise PSAError(f"{args.ours} and {args.reference} share no architecture")
-    tables = (
-        convergence_path(args.ours_convergence, args.ours),
-        convergence_path(args.reference_convergence, args.reference),
-    )
-    missing = [str(path) for path in tables if not path.is_file()]
-    asked = (args.ours_convergence, args.reference_convergence, args.loops) != (None, None, None)
-    # A table asked for, or the loops to compare, must be there: reading it says so if not.
-    convergence = (
-        compare_convergence(read_series(tables[0]), read_series(tables[1]), args.loops)
-        if asked or not missing
-        else None
-    )
-    console = make_console()
-    if convergence and convergence.length_note:  # first: it qualifies the bounties too
-        console.print(f"[bold yellow]{convergence.length_note}[/]", soft_wrap=True)
-    zeror = resolve_zeror(args.zeror, args.data_dir)
-    report(compare_trials(ours, reference, zeror, args.alpha, args.correction, args.configs, args.ours), console)
-    if convergence:
-        report_convergence(convergence, console)
-    else:
-        console.print(f"[yellow]convergence not compared:[/] no table {' or '.join(missing)}", soft_wrap=True)
-
-
 def configure_compare(parser) -> None:
     from psa.study.compare import DEFAULT_LOOPS
     from psa.study.stats import CORRECTIONS
 
+    study = "a results store, a folder of psa's exports, a trials table, or 'published'"
+    parser.add_argument("study", nargs="?", default=None, help=f"the study to compare: {study}")
     parser.add_argument(
-        "--trials-file",
-        dest="ours",
-        type=trials_path,
-        help=f"trials table of the reproduction (or {options.PUBLISHED}); required",
+        "reference_study",
+        nargs="?",
+        default=None,
+        metavar="reference",
+        help="the study to compare it with (default: published)",
     )
-    options.alias(parser, "--ours", dest="ours", type=trials_path)
-    parser.add_argument(
-        "--reference",
-        type=trials_path,
-        default=options.PUBLISHED,
-        help=f"trials table of the reference study (default: {options.PUBLISHED}, the study shipped with psa)",
-    )
+    # The former flags for the same two studies.
+    parser.add_argument("--trials-file", "--ours", dest="ours", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--reference", default=options.PUBLISHED, help=argparse.SUPPRESS)
     parser.add_argument(
         "--alpha",
         type=options.number(0, 1, low_open=True, high_open=True),
@@ -212,6 +245,14 @@ def configure_compare(parser) -> None:
         help="holm: family-wise error; bh: Benjamini-Hochberg false discovery rate",
     )
     parser.add_argument(
+        "--bootstrap",
+        type=options.whole(0),
+        default=1000,
+        metavar="N",
+        help="resamples of each side's own trials that say how often its regime labels hold (default: 1000)",
+    )
+    parser.add_argument("--seed", type=options.seed, default=SEED, help=f"seed of the bootstrap (default: {SEED})")
+    parser.add_argument(
         "--loops",
         type=loop_list,
         metavar="K,K,...",
@@ -223,13 +264,14 @@ def configure_compare(parser) -> None:
         "--convergence-file",
         dest="ours_convergence",
         type=Path,
-        help="our convergence table, study rows or per-trial rows (default: beside --trials-file, "
-        "psa_<family>_trials_convergence.md)",
+        help="our convergence table, study rows or per-trial rows (default: the study's own)",
     )
     parser.add_argument(
-        "--reference-convergence",
-        type=Path,
-        help="the reference's convergence table (default: beside --reference; published: the shipped one)",
+        "--reference-convergence", type=Path, help="the reference's convergence table (default: the study's own)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    parser.add_argument(
+        "--figure", type=Path, default=None, help="also draw both studies' convergence where they differ into this PNG"
     )
     options.add_configs(parser, None, CONFIGS_USE, CONFIGS_DEFAULT)
     add_zeror(parser, "regime failure threshold")

@@ -1,6 +1,7 @@
 """Live training curves for TensorBoard (`--tensorboard DIR` of psa train and psa sweep): every
 trial's Current, LKG and Bounty accuracies and its mean training loss, one step per meta-loop (the
-global loop), as the run `DIR/<family>/<arch>/<mode>/trial-<k>-seed-<seed>`. The seed keeps two
+global loop), as the run `DIR/<family>/<arch>/<mode>/trial-<k>-seed-<seed>` (k counts from 1, as
+every output of psa does; the store keeps the index from 0). The seed keeps two
 `psa train` runs apart, whose trial is always 0; runs of one trial (resumes) continue its curves.
 
 The tensorboard package is optional (`pip install tensorboard`, or the checkout's extra:
@@ -20,7 +21,7 @@ TAGS = {  # tag -> field of LoopRecord
 
 
 def run_dir(root: Path, spec: TrialSpec) -> Path:
-    return root / spec.family / str(spec.arch) / spec.mode / f"trial-{spec.trial}-seed-{spec.seed}"
+    return root / spec.family / str(spec.arch) / spec.mode / f"trial-{spec.trial + 1}-seed-{spec.seed}"
 
 
 class Curves:

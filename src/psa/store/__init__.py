@@ -22,6 +22,9 @@ from psa.store.schema import WHERE_KEY, connect, guarded, key, now, read_copy
 from psa.trial.spec import KEY, LoopRecord, Progress, TrialSpec
 
 DEFAULT_STORE = "results/psa.sqlite"
+# What every run's manifest says, whatever psa recorded it (docs/API.md).
+RUN_KEYS = ("id", "psa_version", "git_commit", "git_dirty", "python", "torch", "numpy", "cuda", "platform")
+RUN_KEYS += ("cpu", "gpu", "host", "command", "settings", "threads", "device", "started", "ended")
 # What two stores must agree on of a trial that both hold complete.
 AGREED = ("seeding", "base_seed", "loops_done", "bounty", "bounty_loop", "test_accuracy")
 
@@ -88,11 +91,35 @@ class Store:
         return write_atomic(path, copy)
 
     @guarded
-    def start_sweep(self, command: str, settings: dict) -> int:
+    def start_sweep(self, command: str, settings: dict, manifest: dict | None = None) -> int:
+        """A sweep begins: what it runs with, and its manifest (psa.sweeps.manifest)."""
         cursor = self.db.execute(
-            "INSERT INTO sweeps (started, command, settings) VALUES (?, ?, ?)", (now(), command, json.dumps(settings))
+            "INSERT INTO sweeps (started, command, settings, manifest) VALUES (?, ?, ?, ?)",
+            (now(), command, json.dumps(settings), manifest and json.dumps(manifest)),
         )
         return cursor.lastrowid
+
+    @guarded
+    def end_sweep(self, sweep_id: int) -> None:
+        with self.db:
+            self.db.execute("UPDATE sweeps SET ended = ? WHERE id = ?", (now(), sweep_id))
+
+    @guarded
+    def runs(self) -> list[dict]:
+        """Every recorded sweep's manifest, oldest first; a sweep of a psa from before manifests
+        gives what it recorded (command, settings, start) and None for the rest."""
+        found = []
+        for started, command, settings, manifest, ended in self.db.execute(
+            "SELECT started, command, settings, manifest, ended FROM sweeps ORDER BY id"
+        ):
+            recorded = json.loads(manifest) if manifest else {}
+            found.append(
+                {name: None for name in RUN_KEYS}
+                | {"command": command, "started": started, "settings": json.loads(settings)}
+                | recorded
+                | {"ended": ended}
+            )
+        return found
 
     @guarded
     def status(self, specs: list[TrialSpec], meta_loops: int) -> dict[TrialSpec, tuple[str, int]]:
@@ -195,7 +222,8 @@ class Store:
             done = self.db.execute("SELECT COALESCE(engine, 1) FROM trials WHERE status = 'complete'")
             engines = {engine for (engine,) in done}
             for path, job in sources.items():
-                rows, histories = read_complete(path)
+                rows, histories, runs = read_complete(path)
+                self._keep_runs(runs)
                 engines |= {row["engine"] or 1 for row in rows}
                 if len(engines) > 1:
                     raise PSAError(f"{path}: its trials and the others' come from engine versions {sorted(engines)}")
@@ -226,6 +254,18 @@ class Store:
                     added += 1
         return added
 
+    def _keep_runs(self, runs: list[dict]) -> None:
+        """Another store's sweeps, recorded here once each (by the id of its manifest), inside the
+        merge's transaction: a merged store keeps every source's manifest."""
+        known = {identity(run) for run in self.runs()}
+        for run in runs:
+            if identity(run) not in known:
+                self.db.execute(
+                    "INSERT INTO sweeps (started, command, settings, manifest, ended) VALUES (?, ?, ?, ?, ?)",
+                    (run["started"], run["command"] or "", json.dumps(run["settings"]), json.dumps(run), run["ended"]),
+                )
+                known.add(identity(run))
+
     @guarded
     def completed(self, family: str | None = None) -> list[dict]:
         """Complete trials as dicts of their columns, oldest first."""
@@ -251,14 +291,20 @@ class Store:
         return dict(self.db.execute("SELECT status, COUNT(*) FROM trials GROUP BY status").fetchall())
 
 
-def read_complete(path: Path | str) -> tuple[list[dict], dict[int, list[tuple]]]:
-    """The complete trials of the store at `path` (Store.completed) and the loops of each, read from
-    a copy of it (Store.read): the store is only read, never written, so another process may
-    replace it meanwhile (a snapshot in a shared folder)."""
+def identity(run: dict) -> tuple:
+    """What tells two recorded runs apart: a manifest's id, else (for a psa from before manifests)
+    when it started and its command."""
+    return (run["id"],) if run.get("id") else (run["started"], run["command"])
+
+
+def read_complete(path: Path | str) -> tuple[list[dict], dict[int, list[tuple]], list[dict]]:
+    """The complete trials of the store at `path` (Store.completed), the loops of each and its runs'
+    manifests, read from a copy of it (Store.read): the store is only read, never written, so
+    another process may replace it meanwhile (a snapshot in a shared folder)."""
     store = Store.read(path)
     try:
         rows = store.completed()
         loops = "SELECT loop, score, lkg, bounty, improved, ablated, loss FROM loops WHERE trial_id = ?"
-        return rows, {row["id"]: store.db.execute(loops, (row["id"],)).fetchall() for row in rows}
+        return rows, {row["id"]: store.db.execute(loops, (row["id"],)).fetchall() for row in rows}, store.runs()
     finally:
         store.close()

@@ -11,7 +11,7 @@ from pathlib import Path
 from psa.errors import PSAError
 from psa.trial.spec import KEY, TrialSpec, trial_key
 
-VERSION = 3
+VERSION = 4
 TABLES = ("sweeps", "trials", "loops", "weights")
 
 SCHEMA = f"""
@@ -19,7 +19,8 @@ CREATE TABLE IF NOT EXISTS sweeps (
     id INTEGER PRIMARY KEY,
     started TEXT NOT NULL,
     command TEXT NOT NULL,
-    settings TEXT NOT NULL
+    settings TEXT NOT NULL,
+    manifest TEXT, ended TEXT
 );
 CREATE TABLE IF NOT EXISTS trials (
     id INTEGER PRIMARY KEY,
@@ -69,6 +70,11 @@ UPGRADES = {
         "ALTER TABLE trials ADD COLUMN threads INTEGER",
         "ALTER TABLE trials ADD COLUMN engine INTEGER",
         "ALTER TABLE loops ADD COLUMN loss REAL",
+    ],
+    4: [
+        # The run's manifest (psa.sweeps.manifest: versions, machine, command, settings) and when it ended.
+        "ALTER TABLE sweeps ADD COLUMN manifest TEXT",
+        "ALTER TABLE sweeps ADD COLUMN ended TEXT",
     ],
 }
 

@@ -12,9 +12,9 @@ from pathlib import Path
 from psa import files
 from psa.errors import PSAError
 from psa.files import write_atomic
-from psa.store import Store
 from psa.study import results, series
 from psa.study.outputs import write_set
+from psa.study.study import Study, open_study
 from psa.sweeps.settings import COMPARABLE
 from psa.trial.architecture import depth_and_width
 from psa.trial.modes import MODES
@@ -91,21 +91,34 @@ def _write_csv(path: Path, fields: list[str], rows: list[dict]) -> Path:
         with open(tmp, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fields, extrasaction="ignore")
             writer.writeheader()
-            # Trials are numbered from 1, as in the markdown tables (the store counts from 0).
-            writer.writerows({**row, "trial": row["trial"] + 1} for row in rows)
+            writer.writerows(rows)
 
     return write_atomic(path, write)
 
 
-def export(store: Store, out_dir: Path | str, archs: list[str] | None = None, wanted: dict | None = None) -> list[Path]:
-    """Write every family's tables and CSVs; only `archs` ("L*W", in that order) if given, else
-    every architecture by depth and width; only trials of the `wanted` settings."""
+def records(frame) -> list[dict]:
+    """A DataFrame's rows as dicts of Python values (None where a value is missing), its index as `id`."""
+    native = frame.astype(object).where(frame.notna(), None)
+    return [
+        {"id": index, **dict(zip(native.columns, row))}
+        for index, row in zip(native.index, native.itertuples(index=False))
+    ]
+
+
+def export(study: Study, out_dir: Path | str, archs: list[str] | None = None, wanted: dict | None = None) -> list[Path]:
+    """Write every family's tables and CSVs of the study's complete trials; only `archs` ("L*W",
+    in that order) if given, else every architecture by depth and width; only trials of the
+    `wanted` settings."""
     out_dir = Path(out_dir)
-    rows = select(store.completed(), wanted or {}, store.path)
+    rows = select(records(study.complete), wanted or {}, study.source)
     if archs is not None:
         rows = [r for r in rows if r["arch"] in archs]
     if not rows:
-        raise PSAError(f"results store {store.path} holds no complete trials of these architectures and settings yet")
+        raise PSAError(f"results store {study.source} holds no complete trials of these architectures and settings yet")
+    history = {trial_id: [] for trial_id in (r["id"] for r in rows)}
+    for loop in records(study.loops):
+        if loop["trial_id"] in history:
+            history[loop["trial_id"]].append(loop | {"improved": int(loop["improved"])})
     written, loops = [], []
     for family in sorted({r["family"] for r in rows}):
         mine = sorted(
@@ -120,32 +133,12 @@ def export(store: Store, out_dir: Path | str, archs: list[str] | None = None, wa
         curves = []
         for r in mine:
             cell = trials.setdefault(r["arch"], {}).setdefault(r["mode"], [])
-            cell += [None] * (r["trial"] + 1 - len(cell))
-            cell[r["trial"]] = r["bounty"]
-            history = store.history(r["id"])
-            curves.append(
-                series.Curve(
-                    r["arch"],
-                    r["mode"],
-                    r["trial"] + 1,
-                    [h.score for h in history],
-                    [h.lkg_score for h in history],
-                    r["test_accuracy"],
-                )
-            )
-            loops += [
-                {
-                    **r,
-                    "loop": h.loop,
-                    "score": h.score,
-                    "lkg": h.lkg_score,
-                    "bounty": h.bounty,
-                    "improved": int(h.improved),
-                    "ablated": h.ablated,
-                    "loss": h.loss,
-                }
-                for h in history
-            ]
+            cell += [None] * (r["trial"] - len(cell))
+            cell[r["trial"] - 1] = r["bounty"]
+            mine_loops = sorted(history[r["id"]], key=lambda loop: loop["loop"])
+            scores, lkgs = [loop["score"] for loop in mine_loops], [loop["lkg"] for loop in mine_loops]
+            curves.append(series.Curve(r["arch"], r["mode"], r["trial"], scores, lkgs, r["test_accuracy"]))
+            loops += mine_loops
         shared = shared_settings(mine)
         paths = {
             kind: results.default_path(kind, family, out_dir)
@@ -180,8 +173,5 @@ def export_file(store: Path | str, out_dir: Path | str, archs: list[str] | None 
     files.output_folder(out_dir, "--out")
     if not Path(store).exists():
         raise PSAError(f"results store {store} not found; run `psa sweep` first")
-    opened = Store.read(files.existing_file(store, "results store"))
-    try:
-        return write_set(out_dir, lambda staging: export(opened, staging, archs, wanted))
-    finally:
-        opened.close()
+    study = open_study(files.existing_file(store, "results store"))
+    return write_set(out_dir, lambda staging: export(study, staging, archs, wanted))

@@ -9,13 +9,13 @@ from psa import files
 from psa.errors import PSAError
 from psa.files import write_text
 from psa.published import ASYMMETRIC
-from psa.store import Store
 from psa.study import latex, regimes
 from psa.study.dataset import validation_zeror
 from psa.study.export import export
 from psa.study.figures import convergence, heatmaps, space
 from psa.study.outputs import write_set
 from psa.study.results import default_path, read_summary, read_trials
+from psa.study.study import open_study
 from psa.trial.architecture import FAMILY_TITLES
 from psa.trial.modes import MODES
 
@@ -80,7 +80,7 @@ def report(
     figures from the exports there, all as one set (psa.study.outputs). Returns the paths written
     and the outputs left out with their reasons."""
     out = files.output_folder(out, "--out")
-    opened = Store.read(files.existing_file(store, "results store")) if store else None
+    opened = open_study(files.existing_file(store, "results store")) if store else None
     skipped = {}
 
     def make(staging: Path) -> list[Path]:
@@ -98,8 +98,4 @@ def report(
         skipped.update(left_out)
         return written + paths
 
-    try:
-        return write_set(out, make), skipped
-    finally:
-        if opened:
-            opened.close()
+    return write_set(out, make), skipped

@@ -97,6 +97,14 @@ def classify_regime(
     return str(apply_rules(*columns, resolve_zeror(zeror), thresholds))
 
 
+def rule_gaps(by_mode: dict[str, list]) -> str:
+    """Why the rules give an architecture no regime: the modes it lacks results in, or none fits."""
+    missing = [mode for mode in MODES if mode_stats(by_mode.get(mode, [])) is None]
+    if missing:
+        return f"the rules compare all six modes; no results in {', '.join(missing)}"
+    return "no rule of docs/DESIGN.md section 7 fits its statistics"
+
+
 def classify_grid(
     grid: list[Architecture], trials: Trials, zeror: float | None = None, thresholds: Thresholds = Thresholds()
 ) -> dict[str, str]:

@@ -36,6 +36,15 @@ def default_path(kind: str, family: str, results_dir: Path | str = "results") ->
 # psa_<family>_trials.md
 
 
+def modes_run(trials: Trials) -> tuple[str, ...]:
+    """The modes any architecture has a bounty in, in the study's order: the columns of psa's tables
+    (a study of fewer modes than the paper's is not a study with failed ones)."""
+    present = {
+        mode for by_mode in trials.values() for mode, values in by_mode.items() if any(v is not None for v in values)
+    }
+    return tuple(mode for mode in MODES if mode in present)
+
+
 def read_trials(path: Path | str) -> Trials:
     path = Path(path)
     trials: Trials = {}
@@ -76,16 +85,17 @@ def write_trials(path: Path | str, trials: Trials, family: str, settings: dict |
         "## Raw Trial Data",
         "",
     ]
+    modes = modes_run(trials)
     for arch, by_mode in trials.items():
         lines += [f"### Architecture: {arch_key(arch)}", ""]
         count = max((len(values) for values in by_mode.values()), default=0)
         if count == 0:
             lines += [NO_TRIALS, ""]
             continue
-        lines.append("| Trial | " + " | ".join(tables.MODE_TITLES[m] for m in MODES) + " |")
-        lines.append("|:-----:|" + ":----:|" * len(MODES))
+        lines.append("| Trial | " + " | ".join(tables.MODE_TITLES[m] for m in modes) + " |")
+        lines.append("|:-----:|" + ":----:|" * len(modes))
         for index in range(count):
-            row = [by_mode.get(mode, [])[index] if index < len(by_mode.get(mode, [])) else None for mode in MODES]
+            row = [by_mode.get(mode, [])[index] if index < len(by_mode.get(mode, [])) else None for mode in modes]
             lines.append(f"| {index + 1} | " + " | ".join(tables.percent(v) for v in row) + " |")
         lines.append("")
     write_text(path, "\n".join(lines) + "\n")
@@ -161,7 +171,7 @@ def write_summary(path: Path | str, trials: Trials, family: str, settings: dict 
     for arch, by_mode in trials.items():
         parameters = parameter_count(Architecture.parse(arch_key(arch)), family)
         lines.append(f"Results Shape {{{arch_key(arch)}}} Parameters {{{parameters}}}")
-        for mode in MODES:
+        for mode in modes_run(trials):
             stats = mode_stats(by_mode.get(mode, []))
             body = (
                 FAILED

@@ -4,6 +4,7 @@ architecture at a time by the batched engine. Progress is committed after meta-l
 from the last commit; several sweeps on one store share the grid out between them (their claims,
 psa.store.claims). psa.sweeps.sweep opens the store and calls train_grid for every front end."""
 
+import contextlib
 import functools
 import itertools
 import time
@@ -65,15 +66,17 @@ def train_grid(
     log=None,
     curves=None,
     wait: bool = True,
+    manifest: dict | None = None,
 ) -> dict[str, int]:
     """Train every trial of the run that the store lacks, in stacks that fit `memory_bytes`, up to
     `pack` small stacks side by side, on `data`. Trials another live sweep holds are left to it;
     with `wait`, this sweep then waits until the grid is complete, taking over what another sweep
     abandons. With `snapshot`, a copy of the store replaces that file after every commit;
     `log(stacks, loop, records)` sees every meta-loop; `curves` (a psa.engine.curves.Curves) gets
-    every committed loop. SIGTERM and Ctrl-C stop it at the next training step with what the
-    journal holds committed (psa.sweeps.stopping). Returns counts: total, trained, loops, left
-    (trials of the grid other sweeps have not completed)."""
+    every committed loop; `manifest` (psa.sweeps.manifest) is recorded with the sweep. SIGTERM and
+    Ctrl-C stop it at the next training step with what the journal holds committed
+    (psa.sweeps.stopping). Returns counts: total, trained, loops, left (trials of the grid other
+    sweeps have not completed)."""
     console = console or make_console()
     grid, meta_loops = run.grid(), run.meta_loops
     specs = grid.specs
@@ -98,7 +101,7 @@ def train_grid(
     threads = torch.get_num_threads()
     recorded = {"seeding": run.seeding, "base_seed": run.seed, "device": str(device), "threads": threads}
     recorded["engine"] = ENGINE_VERSION
-    sweep_id = store.start_sweep(command, {"meta_loops": meta_loops, **recorded})
+    sweep_id = store.start_sweep(command, {"meta_loops": meta_loops, **recorded}, manifest)
     data = data.to(device)
     owner, done = owner_id(), {"trained": 0, "loops": 0}
     new_journal = functools.partial(
@@ -119,30 +122,36 @@ def train_grid(
         now = store.status(specs, meta_loops)
         return sum(status == "complete" for status, _ in now.values()) - complete_at_start
 
-    with stopping() as stop, holding(store, owner), Reporter(console, trials=pending, check=stop.check) as reporter:
-        state, passes = known, 0
-        while True:
-            # A group another live sweep holds is skipped; a later pass takes it over once its claim
-            # lapses (its sweep was killed) or trains nothing of it (complete meanwhile).
-            for group in plan_groups(grid, state, memory_bytes, pack):
-                trials = [spec for stack in group for spec in stack]
-                ids = claim(store, sweep_id, trials, meta_loops, recorded, owner)
-                if ids is None:
-                    continue
-                reporter.sync(grid_progress())
-                for name, count in train_group(
-                    store, group, ids, data, meta_loops, reporter, new_journal, console
-                ).items():
-                    done[name] += count
-            passes += 1
-            left = pending - grid_progress()
-            if not left or (not wait and passes >= 2):
-                break
-            if passes == 1 and wait:
-                reporter.print(f"waiting for {left} trials of the grid that other sweeps on {store.path} are training")
-            if passes > 1:
-                wait_a_while(stop, reporter, grid_progress)
-            state = store.status(specs, meta_loops)
+    try:
+        with stopping() as stop, holding(store, owner), Reporter(console, trials=pending, check=stop.check) as reporter:
+            state, passes = known, 0
+            while True:
+                # A group another live sweep holds is skipped; a later pass takes it over once its claim
+                # lapses (its sweep was killed) or trains nothing of it (complete meanwhile).
+                for group in plan_groups(grid, state, memory_bytes, pack):
+                    trials = [spec for stack in group for spec in stack]
+                    ids = claim(store, sweep_id, trials, meta_loops, recorded, owner)
+                    if ids is None:
+                        continue
+                    reporter.sync(grid_progress())
+                    for name, count in train_group(
+                        store, group, ids, data, meta_loops, reporter, new_journal, console
+                    ).items():
+                        done[name] += count
+                passes += 1
+                left = pending - grid_progress()
+                if not left or (not wait and passes >= 2):
+                    break
+                if passes == 1 and wait:
+                    reporter.print(
+                        f"waiting for {left} trials of the grid that other sweeps on {store.path} are training"
+                    )
+                if passes > 1:
+                    wait_a_while(stop, reporter, grid_progress)
+                state = store.status(specs, meta_loops)
+    finally:
+        with contextlib.suppress(PSAError):  # a full disk: the error that stopped the run says so
+            store.end_sweep(sweep_id)
     return {"total": len(specs), **done, "left": pending - grid_progress()}
 
 

@@ -62,6 +62,20 @@ class RunSettings:
             self.seed,
         )
 
+    @classmethod
+    def from_manifest(cls, settings: dict) -> "RunSettings":
+        """The run a manifest's settings describe (psa.sweeps.manifest.settings_of)."""
+        return cls(
+            tuple(Architecture.parse(arch) for arch in settings["archs"]),
+            tuple(settings["modes"]),
+            settings["trials"],
+            settings["meta_loops"],
+            settings["family"],
+            settings["seed"],
+            settings["seeding"],
+            Hyper(**settings["hyper"]),
+        )
+
     def comparable(self) -> dict:
         """The store columns that trials of this run share (COMPARABLE's keys)."""
         values = {"seeding": self.seeding, "base_seed": self.seed, "meta_loops": self.meta_loops}

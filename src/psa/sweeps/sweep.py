@@ -18,6 +18,7 @@ from psa.progress import make_console
 from psa.store import Store
 from psa.store.claims import restore
 from psa.sweeps.grid import pack_limit, train_grid
+from psa.sweeps.manifest import manifest
 from psa.sweeps.settings import CHECKPOINT_EVERY, Machine, RunSettings
 from psa.trial.data import MNIST, load_mnist
 from psa.trial.device import memory_budget, pick_device, set_threads
@@ -54,6 +55,7 @@ def run_grid(
     tune_for_training()
     device = pick_device(machine.device)
     set_threads(machine.threads)
+    recorded = manifest(run, machine, command, device)
     memory = memory_budget(device, machine.max_memory)
     grouping.check_fits(run.grid().specs, memory)
     path = files.output_file(store, "--store")
@@ -81,6 +83,7 @@ def run_grid(
             log,
             curves,
             wait,
+            recorded,
         )
     finally:
         opened.close()

@@ -92,6 +92,7 @@ def run(
 def write_outputs(store, grid: Grid, meta_loops: int, out_dir: Path) -> list[dict]:
     from psa.store.schema import key
     from psa.study.export import export
+    from psa.study.study import open_study
 
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = {tuple(r[column] for column in KEY): r for r in store.completed()}
@@ -136,5 +137,5 @@ def write_outputs(store, grid: Grid, meta_loops: int, out_dir: Path) -> list[dic
     ]
     write_text(out_dir / "history.json", json.dumps(history) + "\n")
     store.snapshot(out_dir / STORE)
-    export(store, out_dir / "results", [str(arch) for arch in grid.archs])
+    export(open_study(store.path), out_dir / "results", [str(arch) for arch in grid.archs])
     return [r for _, r in mine]

@@ -86,12 +86,13 @@ def regime_labels(trials_file: Path | None, zeror: float) -> dict[str, str]:
 
 
 def representatives(archs: list[str], regimes: dict[str, str]) -> list[str]:
-    """The paper's targets when all are there; else the first architecture of each regime present
-    (at most four); without regimes, the first and the last."""
+    """The paper's targets when all are there; else the first architecture of each known regime,
+    then the others in order, four at most: a study of four architectures or fewer shows them all."""
     if set(TARGETS) <= set(archs):
         return list(TARGETS)
-    chosen = [next(a for a in archs if regimes.get(a) == r) for r in REGIMES if r in {regimes.get(a) for a in archs}]
-    return chosen[:4] or list(dict.fromkeys([archs[0], archs[-1]]))
+    known = [r for r in REGIMES if r != "unknown" and r in {regimes.get(a) for a in archs}]
+    chosen = [next(a for a in archs if regimes.get(a) == r) for r in known]
+    return (chosen + [arch for arch in archs if arch not in chosen])[:4]
 
 
 def late_breakthroughs(rows: list[SeriesRow], regimes: dict[str, str], count: int = 4) -> list[str]:
