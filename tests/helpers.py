@@ -34,6 +34,8 @@ def exported(store: str, out: str, ignore: set = WHEN) -> dict[str, list]:
     main(["export", "--store", store, "--out", out])
     files = {}
     for path in sorted(Path(out).iterdir()):
+        if path.name == "manifest.json":
+            continue  # how the results were made (each run's machine and times), not what they are
         if path.name == "psa_trials.csv":
             with open(path) as handle:
                 files[path.name] = [{k: v for k, v in row.items() if k not in ignore} for row in csv.DictReader(handle)]

@@ -3,7 +3,8 @@ import pytest
 
 from psa import published
 from psa.cli import main
-from psa.study.compare import compare_convergence, compare_trials, study_curves
+from psa.study.compare import compare_trials
+from psa.study.compare_convergence import compare_convergence, study_curves
 from psa.study.results import read_trials, write_trials
 from psa.study.series import SeriesRow, read_series, write_series
 

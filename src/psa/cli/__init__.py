@@ -42,7 +42,11 @@ COMMANDS = {  # name -> ("module:configure function", one-line help)
     "make-design-space-figure": ("psa.cli.tools:configure_design_space_figure", "log-log figure of the design space"),
     "make-figure-heatmaps": ("psa.cli.tools:configure_heatmaps", "the six heat maps of the design space"),
     "make-convergence-plots": ("psa.cli.tools:configure_convergence_plots", "validation accuracy over meta-loops"),
-    "compare": ("psa.cli.study:configure_compare", "compare a reproduction's trials table with a reference"),
+    "compare": ("psa.cli.study:configure_compare", "compare two studies, with their sampling noise"),
+    "info": (
+        "psa.cli.study:configure_info",
+        "how a store's results were made (each run's manifest) and how far its grid got",
+    ),
     "slurm": ("psa.cli.slurm:configure", "Slurm: the grid's shards as one job array (submitit); status, collect"),
     "cloud": ("psa.cli.cloud:configure", "AWS SageMaker: launch, job, results, logs, storage, cost"),
 }

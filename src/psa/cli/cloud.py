@@ -21,6 +21,7 @@ from psa.progress import make_console
 from psa.store import DEFAULT_STORE, Store
 from psa.study import series
 from psa.study.results import default_path, write_summary, write_trials
+from psa.trial.modes import MODES
 
 console = make_console()
 
@@ -125,8 +126,9 @@ def run_results(args) -> None:
     trials, problems = results.read_bounties(cloud, config.bucket, config.prefix, options.config_archs(args))
     _problems(problems, "cells")
     summary, table = default_path("summary", FAMILY, args.out), default_path("trials", FAMILY, args.out)
-    write_summary(summary, trials, FAMILY)
-    write_trials(table, trials, FAMILY)
+    # The study's plan is all six modes: a cell without a job yet is N/A, as in the study's tables.
+    write_summary(summary, trials, FAMILY, modes=MODES)
+    write_trials(table, trials, FAMILY, modes=MODES)
     console.print(f"Wrote {summary} and {table}")
 
 

@@ -39,13 +39,21 @@ def printed(paths, skipped: dict[str, str] | None = None) -> None:
 def export(args) -> None:
     from psa.study.export import export_file
 
-    printed(export_file(args.store, args.out, options.config_archs(args), options.filters(args)))
+    parquet = args.format == "parquet"
+    printed(export_file(args.store, args.out, options.config_archs(args), options.filters(args), parquet))
 
 
 def configure_export(parser) -> None:
     parser.add_argument("--store", default=DEFAULT_STORE, help=f"results store (default: {DEFAULT_STORE})")
     options.add_out_dir(parser)
     options.add_configs(parser, None, "only these architectures, in this order", "every one the store holds")
+    parser.add_argument(
+        "--format",
+        choices=("markdown", "parquet"),
+        default="markdown",
+        help="markdown: the study's tables and CSVs of trials and loops; parquet: also trials.parquet and "
+        "loops.parquet, with the runs' manifests in their metadata (default: markdown)",
+    )
     options.add_filters(
         parser.add_argument_group("which trials, where the store holds several settings (default: any)")
     )
@@ -85,7 +93,7 @@ def regimes(args) -> None:
 
     source = args.store or args.trials_file or default_path("trials", args.family)
     if not args.store:
-        read_text(source, "trials table")  # a table, not a store: --store is for those
+        read_text(source, "results file")  # a table, not a store: --store is for those
     zeror = resolve_zeror(args.zeror, args.data_dir)
     thresholds = Thresholds(**{f.name: getattr(args, f.name) for f in fields(Thresholds)})
     trials = open_study(source).bounties(args.family)
@@ -144,22 +152,16 @@ def configure_regimes(parser) -> None:
 
 
 def compare(args) -> None:
-    from psa.study.compare import (
-        compare_convergence,
-        compare_trials,
-        report,
-        report_convergence,
-        settings_differences,
-        to_json,
-    )
+    from psa.study.compare import compare_trials, report, settings_differences, to_json
+    from psa.study.compare_convergence import compare_convergence, report_convergence
     from psa.study.regimes import resolve_zeror
     from psa.study.series import read_series
     from psa.study.study import open_study
 
     ours_source, reference_source = args.study or args.ours, args.reference_study or args.reference
-    for flag, table in (("--trials-file", args.ours), ("--reference", args.reference)):
+    for table in (args.ours, args.reference):
         if table and table != options.PUBLISHED and not (args.study or args.reference_study):
-            read_text(table, f"{flag} table")  # the former flags name tables; stores come as A and B
+            read_text(table, "results file")  # the former flags name tables; stores come as A and B
     if ours_source is None:
         raise PSAError("the study to compare is required: psa compare A [B] (a store, an export folder or a table)")
     ours, reference = open_study(ours_source), open_study(reference_source)
@@ -217,7 +219,7 @@ def loop_list(text: str) -> list[int]:
 
 
 def configure_compare(parser) -> None:
-    from psa.study.compare import DEFAULT_LOOPS
+    from psa.study.compare_convergence import DEFAULT_LOOPS
     from psa.study.stats import CORRECTIONS
 
     study = "a results store, a folder of psa's exports, a trials table, or 'published'"
@@ -276,6 +278,24 @@ def configure_compare(parser) -> None:
     options.add_configs(parser, None, CONFIGS_USE, CONFIGS_DEFAULT)
     add_zeror(parser, "regime failure threshold")
     parser.set_defaults(func=compare)
+
+
+# ------------------------------------------------------------------------------ info
+
+
+def info(args) -> None:
+    from psa.study.info import progress_table, runs_table
+    from psa.study.study import open_study
+
+    study = open_study(args.store)
+    console = make_console()
+    console.print(runs_table(study))
+    console.print(progress_table(study))
+
+
+def configure_info(parser) -> None:
+    parser.add_argument("store", type=Path, help="a results store (or a folder of psa's exports)")
+    parser.set_defaults(func=info)
 
 
 # ------------------------------------------------------------------------------ analyze-dataset

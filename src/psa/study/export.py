@@ -7,6 +7,7 @@ Trials trained with different settings never share a table: a store that holds s
 exported one setting at a time, chosen by the filters."""
 
 import csv
+import json
 from pathlib import Path
 
 from psa import files
@@ -105,10 +106,13 @@ def records(frame) -> list[dict]:
     ]
 
 
-def export(study: Study, out_dir: Path | str, archs: list[str] | None = None, wanted: dict | None = None) -> list[Path]:
+def export(
+    study: Study, out_dir: Path | str, archs: list[str] | None = None, wanted: dict | None = None, parquet: bool = False
+) -> list[Path]:
     """Write every family's tables and CSVs of the study's complete trials; only `archs` ("L*W",
     in that order) if given, else every architecture by depth and width; only trials of the
-    `wanted` settings."""
+    `wanted` settings. With `parquet`, also trials.parquet and loops.parquet of those trials, the
+    study's columns and dtypes (docs/API.md) with the runs' manifests in their metadata."""
     out_dir = Path(out_dir)
     rows = select(records(study.complete), wanted or {}, study.source)
     if archs is not None:
@@ -164,14 +168,40 @@ def export(study: Study, out_dir: Path | str, archs: list[str] | None = None, wa
             )
         )
     ordered = sorted(rows, key=lambda r: (r["family"], depth_and_width(r["arch"]), MODES.index(r["mode"]), r["trial"]))
-    return written + [_write_csv(out_dir / "psa_trials.csv", TRIAL_FIELDS, ordered)]
+    written.append(_write_csv(out_dir / "psa_trials.csv", TRIAL_FIELDS, ordered))
+    if parquet:
+        ids = [r["id"] for r in ordered]
+        written.append(_write_parquet(out_dir / "trials.parquet", study.trials.loc[ids], study.manifest))
+        loops = study.loops[study.loops["trial_id"].isin(ids)]
+        written.append(_write_parquet(out_dir / "loops.parquet", loops, study.manifest))
+    return written
 
 
-def export_file(store: Path | str, out_dir: Path | str, archs: list[str] | None = None, wanted: dict | None = None):
+PARQUET_MANIFEST = b"psa.manifest"  # the key of the runs' manifests in a parquet file's metadata
+
+
+def _write_parquet(path: Path, frame, manifest: list[dict]) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame)
+    table = table.replace_schema_metadata(
+        {**table.schema.metadata, PARQUET_MANIFEST: json.dumps(manifest, default=str).encode()}
+    )
+    return write_atomic(path, lambda tmp: pq.write_table(table, tmp))
+
+
+def export_file(
+    store: Path | str,
+    out_dir: Path | str,
+    archs: list[str] | None = None,
+    wanted: dict | None = None,
+    parquet: bool = False,
+):
     """export() of the store at `store` (never created, never written) into `out_dir`, as one set
     (psa.study.outputs): a failure leaves the folder as it was."""
     files.output_folder(out_dir, "--out")
     if not Path(store).exists():
         raise PSAError(f"results store {store} not found; run `psa sweep` first")
     study = open_study(files.existing_file(store, "results store"))
-    return write_set(out_dir, lambda staging: export(study, staging, archs, wanted))
+    return write_set(out_dir, lambda staging: export(study, staging, archs, wanted, parquet), study.manifest)

@@ -2,10 +2,10 @@
 written into a folder as a whole: first into a staging folder beside it, then moved in file by
 file. A failure on the way (a full disk) leaves the folder as it was, with no half-written set.
 
-The folder's manifest.json lists the files psa wrote there and the study each belongs to (a hash of
-its trials tables): files an earlier set of another study left behind are removed, so a folder never
-mixes two studies, while outputs of the same study that this set does not rewrite stay. A file psa
-did not list is never touched."""
+The folder's manifest.json lists the manifests of the runs that made the results, the files psa
+wrote there and the study each belongs to (a hash of its trials tables): files an earlier set of
+another study left behind are removed, so a folder never mixes two studies, while outputs of the
+same study that this set does not rewrite stay. A file psa did not list is never touched."""
 
 import hashlib
 import json
@@ -40,9 +40,12 @@ def read_manifest(out: Path) -> dict:
         return {"files": {}}
 
 
-def write_set(out: Path | str, make: Callable[[Path], list[Path]], flag: str = "--out") -> list[Path]:
+def write_set(
+    out: Path | str, make: Callable[[Path], list[Path]], runs: list[dict] | None = None, flag: str = "--out"
+) -> list[Path]:
     """Call make(staging), which writes the set into the staging folder and returns the paths it
-    wrote, and move the set into `out`; returns the paths there. The manifest is updated last."""
+    wrote, and move the set into `out`; returns the paths there. The manifest is updated last, with
+    `runs`, the manifests of the runs that made the results (psa.sweeps.manifest), where given."""
     out = output_folder(out, flag)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -70,6 +73,8 @@ def write_set(out: Path | str, make: Callable[[Path], list[Path]], flag: str = "
                 (out / name).unlink()  # psa's own output of another study
         kept = {name: made_for for name, made_for in manifest["files"].items() if made_for == study}
         manifest["files"] = kept | dict.fromkeys(names, study)
+        if runs is not None:
+            manifest["runs"] = runs
         write_json(out / MANIFEST, manifest)
     except OSError as error:
         raise PSAError(f"{flag} {out}: the outputs are written, but not {MANIFEST} ({error.strerror})") from None

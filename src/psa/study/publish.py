@@ -98,4 +98,5 @@ def report(
         skipped.update(left_out)
         return written + paths
 
-    return write_set(out, make), skipped
+    runs = opened.manifest if opened else None
+    return write_set(out, make, runs), skipped

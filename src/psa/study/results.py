@@ -77,7 +77,10 @@ def read_trials(path: Path | str) -> Trials:
     return trials
 
 
-def write_trials(path: Path | str, trials: Trials, family: str, settings: dict | None = None) -> None:
+def write_trials(
+    path: Path | str, trials: Trials, family: str, settings: dict | None = None, modes: tuple[str, ...] | None = None
+) -> None:
+    """The trials table, a column per mode of `modes` (default: those the trials ran, modes_run)."""
     lines = [
         f"# Persistent Stochastic Ablation - {tables.title(family)} Raw Trial Data",
         "",
@@ -85,7 +88,7 @@ def write_trials(path: Path | str, trials: Trials, family: str, settings: dict |
         "## Raw Trial Data",
         "",
     ]
-    modes = modes_run(trials)
+    modes = modes or modes_run(trials)
     for arch, by_mode in trials.items():
         lines += [f"### Architecture: {arch_key(arch)}", ""]
         count = max((len(values) for values in by_mode.values()), default=0)
@@ -160,7 +163,11 @@ def read_summary(path: Path | str) -> dict[str, SummaryEntry]:
     return entries
 
 
-def write_summary(path: Path | str, trials: Trials, family: str, settings: dict | None = None) -> None:
+def write_summary(
+    path: Path | str, trials: Trials, family: str, settings: dict | None = None, modes: tuple[str, ...] | None = None
+) -> None:
+    """The summary, a line per mode of `modes` (default: those the trials ran, modes_run; a mode of
+    `modes` an architecture has no bounty in is FAILED_OR_INCOMPLETE, as in the study's)."""
     lines = [
         f"# Persistent Stochastic Ablation - {tables.title(family)} Results Summary",
         "",
@@ -171,7 +178,7 @@ def write_summary(path: Path | str, trials: Trials, family: str, settings: dict 
     for arch, by_mode in trials.items():
         parameters = parameter_count(Architecture.parse(arch_key(arch)), family)
         lines.append(f"Results Shape {{{arch_key(arch)}}} Parameters {{{parameters}}}")
-        for mode in modes_run(trials):
+        for mode in modes or modes_run(trials):
             stats = mode_stats(by_mode.get(mode, []))
             body = (
                 FAILED

@@ -78,5 +78,5 @@ def manifest(run: RunSettings, machine: Machine, command: str, device: torch.dev
         "settings": settings_of(run, machine),
         "threads": torch.get_num_threads(),
         "device": str(device),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
