@@ -34,7 +34,7 @@ def reproduce(args) -> None:
     )
     run_grid(run, store, options.machine(args), command=args.command_line, console=console)
     archs = [str(a) for a in dict.fromkeys(run.archs)]
-    written, skipped = report(out, run.family, store, run.comparable(), args.data_dir, archs)
+    written, skipped = report(out, run.family, store, run.comparable(), args.data_dir, archs, html=True)
     printed(written, skipped)
 
 

@@ -63,11 +63,29 @@ def configure_export(parser) -> None:
 def report(args) -> None:
     from psa.study.publish import report
 
-    printed(*report(args.out, args.family, args.store, options.filters(args), args.data_dir))
+    wanted = options.filters(args)
+    printed(
+        *report(
+            args.out, args.family, args.store, wanted, args.data_dir, None, args.html, args.against, args.from_exports
+        )
+    )
 
 
 def configure_report(parser) -> None:
-    parser.add_argument("--store", help="results store to export first (default: the exports already in --out)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--store", help="results store to export first (default: the exports already in --out)")
+    source.add_argument("--from-exports", type=Path, help="a folder of psa's exports to report on (default: --out)")
+    parser.add_argument(
+        "--html",
+        action="store_true",
+        help="also report.html: the whole study as one interactive page that opens offline (docs/API.md)",
+    )
+    parser.add_argument(
+        "--against",
+        default=None,
+        metavar="STUDY",
+        help="with --html: a study to show beside this one and compare with (a store, an export folder or published)",
+    )
     options.add_out_dir(parser)
     options.add_family(parser)
     options.add_data_dir(parser)

@@ -13,6 +13,7 @@ from psa.study import latex, regimes
 from psa.study.dataset import validation_zeror
 from psa.study.export import export
 from psa.study.figures import convergence, heatmaps, space
+from psa.study.html import write_report
 from psa.study.outputs import write_set
 from psa.study.results import default_path, read_summary, read_trials
 from psa.study.study import open_study
@@ -74,21 +75,26 @@ def report(
     wanted: dict | None = None,
     data_dir=None,
     archs: list[str] | None = None,
+    html: bool = False,
+    against: Path | str | None = None,
+    exports: Path | None = None,
 ) -> tuple[list[Path], dict[str, str]]:
     """`psa report`: the store's exports into `out` first (only trials of the `wanted` settings,
-    psa.study.export.select; only `archs`, in that order, if given), then the study's tables and
-    figures from the exports there, all as one set (psa.study.outputs). Returns the paths written
-    and the outputs left out with their reasons."""
+    psa.study.export.select; only `archs`, in that order, if given), or else the exports already in
+    `exports` (default: `out`), then the study's tables and figures from them, all as one set
+    (psa.study.outputs). With `html`, also report.html (psa.study.html), against the study
+    `against` where given. Returns the paths written and the outputs left out with their reasons."""
     out = files.output_folder(out, "--out")
     opened = open_study(files.existing_file(store, "results store")) if store else None
+    reference = open_study(against).select(family) if against else None
     skipped = {}
 
     def make(staging: Path) -> list[Path]:
         written = export(opened, staging, archs, wanted) if opened else []
-        source = staging if opened else out
+        source = staging if opened else (exports or out)
         table = default_path("trials", family, source)
         if not table.is_file():
-            raise PSAError(f"no {family} trials table in {out}: export a store there first, or pass --store")
+            raise PSAError(f"no {family} trials table in {source}: export a store there first, or pass --store")
         trials = read_trials(table)
         ran = {
             mode for cells in trials.values() for mode, values in cells.items() if any(v is not None for v in values)
@@ -96,6 +102,10 @@ def report(
         order = [arch for arch in archs or trials if arch in trials]
         paths, left_out = publish(source, staging, family, order, ran == set(MODES), data_dir)
         skipped.update(left_out)
+        if html:
+            study = open_study(source).select(family)
+            study.manifest = opened.manifest if opened else study.manifest
+            paths.append(write_report(study, staging, validation_zeror(data_dir), reference, data_dir))
         return written + paths
 
     runs = opened.manifest if opened else None

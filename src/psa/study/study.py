@@ -31,6 +31,14 @@ class Study:
     source: str
     series: list[SeriesRow] = field(default_factory=list)  # convergence rows of a source without loops
 
+    def select(self, family: str | None = None) -> "Study":
+        """The study of one family's trials (None: all)."""
+        if family is None:
+            return self
+        trials = self.trials[self.trials["family"] == family]
+        loops = self.loops[self.loops["trial_id"].isin(trials.index)]
+        return Study(trials, loops, self.manifest, self.source, self.series)
+
     @property
     def complete(self) -> pd.DataFrame:
         return self.trials[self.trials["status"] == "complete"]
