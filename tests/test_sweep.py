@@ -155,15 +155,15 @@ def test_reproduce_leaves_exports_tables_and_figures_from_its_own_store(tmp_path
     assert "1*4 &" in (out / "SimpleMLP_Table_Accuracy.tex").read_text()
     main(["reproduce", "--arch", "1*4,2*3", "--trials", "1", "--meta-loops", "2", "--out", "out"])
     assert "12 already complete" in capsys.readouterr().out.replace("\n", " ")
-    # psa report draws the same files from the store, or from the exports alone.
+    # psa report --html draws the same files from the store, or from the exports alone.
     made = sorted(p.name for p in out.iterdir() if p.suffix != ".sqlite" and not p.name.startswith("."))
-    main(["report", "--store", "out/reproduce.sqlite", "--out", "again"])
+    main(["report", "--store", "out/reproduce.sqlite", "--out", "again", "--html"])
     assert sorted(p.name for p in (tmp_path / "again").iterdir()) == made
     tables = sorted(p.name for p in out.iterdir() if p.suffix in (".md", ".csv"))
     (tmp_path / "exports").mkdir()
     for name in tables:
         (tmp_path / "exports" / name).write_bytes((out / name).read_bytes())
-    main(["report", "--out", "exports"])
+    main(["report", "--out", "exports", "--html"])
     assert sorted(p.name for p in (tmp_path / "exports").iterdir()) == made
     assert (tmp_path / "exports" / "SimpleMLP_Table_Accuracy.tex").read_text() == (
         out / "SimpleMLP_Table_Accuracy.tex"

@@ -14,6 +14,7 @@ from pathlib import Path
 from rich.markup import escape
 
 from psa import __version__
+from psa.engine.memory import openmp_environment
 from psa.errors import PSAError, Stopped
 from psa.progress import make_console
 
@@ -92,6 +93,7 @@ def script_argv(name: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    openmp_environment()  # before any command imports torch
     if argv is None:
         argv = script_argv(Path(sys.argv[0]).name) + sys.argv[1:]
     execute(build_parser(argv[0] if argv and argv[0] in COMMANDS else None), argv)

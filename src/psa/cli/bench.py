@@ -10,6 +10,8 @@ from psa.trial.spec import SEEDINGS
 
 
 def bench(args) -> None:
+    if args.under_load:
+        return under_load(args)
     from psa.bench import Timing, estimate_sweep
     from psa.trial.architecture import parse_list, read_configurations
 
@@ -21,13 +23,49 @@ def bench(args) -> None:
     estimate_sweep(archs, options.machine(args), timing, args.seeding, chosen, args.json, args.verbose)
 
 
+def under_load(args) -> None:
+    from psa.bench.load import table, under_load
+    from psa.cli.reproduce import QUICK_ARCHS
+    from psa.progress import make_console
+
+    sweep = ["--arch", args.arch or QUICK_ARCHS, "--trials", str(args.trials), "--meta-loops", str(args.meta_loops)]
+    sweep += ["--device", "cpu", "--threads", str(args.threads or 2)] + (
+        ["--data-dir", str(args.data_dir)] if args.data_dir else []
+    )
+    from psa.engine.memory import OPENMP
+
+    own = OPENMP["GOMP_SPINCOUNT"]
+    settings = [None if s == "default" else own if s == "psa" else s for s in args.spins.split(",")]
+    times = under_load(sweep, settings, args.hogs, args.delay, args.repeats)
+    make_console().print(table(times, args.hogs))
+
+
 def configure(parser) -> None:
-    parser.add_argument(
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument(
         "--estimate-sweep",
         action="store_true",
-        required=True,
         help="estimate the full grid with the batched engine and the single-trial reference",
     )
+    what.add_argument(
+        "--under-load",
+        action="store_true",
+        help="time a sweep (default: the main job's architectures) quiet and beside CPU-bound programs that start "
+        "after it, for each OpenMP waiting setting of --spins",
+    )
+    load = parser.add_argument_group("--under-load")
+    load.add_argument(
+        "--spins",
+        default="default,psa",
+        help="GOMP_SPINCOUNT settings to compare, the first the baseline: numbers, 'default' (libgomp's) or 'psa' "
+        "(psa's own, psa.engine.memory.OPENMP) (default: default,psa)",
+    )
+    load.add_argument(
+        "--hogs", type=options.whole(0), default=2, help="CPU-bound programs started after it (default: 2)"
+    )
+    load.add_argument("--delay", type=options.NON_NEGATIVE, default=5.0, help="seconds before they start (default: 5)")
+    load.add_argument("--trials", type=options.whole(1), default=3, help="trials per cell (default: 3)")
+    load.add_argument("--meta-loops", type=options.whole(1), default=10, help="meta-loops per trial (default: 10)")
     archs = parser.add_mutually_exclusive_group()
     options.add_configs(archs, options.CONFIGURATIONS, "the grid's", "'published'")
     archs.add_argument("--arch", default=None, help='only these architectures, e.g. "1*16,2048*1"')

@@ -1,9 +1,25 @@
-"""How the process gives memory to torch while it trains. Called where training starts (the sweep's
-run path, `psa train`, the bench), before the data is loaded; `import psa` changes nothing."""
+"""How the process gives memory and cores to torch while it trains. Memory: tuned where training
+starts (the sweep's run path, `psa train`, the bench), before the data is loaded. Cores: libgomp,
+torch's OpenMP runtime, reads its settings when torch is first imported, so the command line sets
+them first thing (psa.cli.main). `import psa` changes nothing."""
 
 import ctypes
 import os
 import sys
+
+# How many times an OpenMP thread spins at a barrier before it sleeps. libgomp's default (300,000)
+# keeps a thread spinning while the one it waits for is descheduled by another program, burning the
+# slice that program needed: psa keeps its thread count when others start after it (float32
+# results depend on it), so it must wait politely. Measured with `psa bench --under-load`
+# (docs/PERFORMANCE.md, 2026-12-04); a set value (the environment's) wins.
+OPENMP = {"GOMP_SPINCOUNT": "30000"}
+
+
+def openmp_environment() -> None:
+    """OPENMP's settings in the environment, unless set there: before torch is imported, they
+    govern its OpenMP threads (and those of every process psa starts)."""
+    for name, value in OPENMP.items():
+        os.environ.setdefault(name, value)
 
 
 def tune_for_training() -> None:

@@ -42,7 +42,10 @@ RETRYABLE = THROTTLED | {"ResourceLimitExceeded"}
 RETRIES = 4
 ENTRY = "psa_entry.py"
 ENTRY_SCRIPT = '''"""SageMaker's PyTorch image runs this file with the job's hyperparameters as --name value."""
-from psa.cli.cloud_job import main
+from psa.engine.memory import openmp_environment
+
+openmp_environment()  # before torch is imported
+from psa.cli.cloud_job import main  # noqa: E402
 
 main()
 '''
