@@ -12,7 +12,7 @@ import sys
 # slice that program needed: psa keeps its thread count when others start after it (float32
 # results depend on it), so it must wait politely. Measured with `psa bench --under-load`
 # (docs/PERFORMANCE.md, 2026-12-04); a set value (the environment's) wins.
-OPENMP = {"GOMP_SPINCOUNT": "30000"}
+OPENMP = {"GOMP_SPINCOUNT": "10000"}
 
 
 def openmp_environment() -> None:
