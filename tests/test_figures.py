@@ -355,6 +355,7 @@ def test_missing_and_malformed_inputs(tmp_path, capsys):
     assert plt.get_fignums() == []
 
 
+@pytest.mark.slow
 def test_the_regime_map_rings_fragile_regimes_and_leaves_out_absent_architectures(tmp_path, capsys):
     from psa.study.figures.heatmaps import heatmap_figures
 

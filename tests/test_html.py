@@ -121,6 +121,7 @@ def not_blank(png: Path) -> bool:
     return len(colours) > 200 and max(count for count, _ in colours) < 0.95 * image.width * image.height
 
 
+@pytest.mark.slow
 def test_an_own_study_with_resmlp_against_the_published_one(browser, own_study, capsys):
     main(["report", "--html", "--store", str(own_study / "simplemlp.sqlite"), "--out", str(own_study / "s")])
     main(
@@ -152,6 +153,7 @@ def test_an_own_study_with_resmlp_against_the_published_one(browser, own_study, 
     assert "reference:" in hover_numbers(page, "map-none", "1*32")
 
 
+@pytest.mark.slow
 def test_a_full_grid_study_stays_under_15_megabytes(mnist_dir):
     """98 architectures x 6 modes x 10 trials x 100 loops of current and LKG accuracies."""
     published = psa.open_study("published")

@@ -216,6 +216,7 @@ def test_a_sweep_waits_for_the_trials_another_sweep_holds_and_takes_over_what_it
 # ------------------------------------------------------------------------------ foreign files
 
 
+@pytest.mark.slow
 def test_a_database_psa_did_not_make_is_never_written(tmp_path):
     foreign = tmp_path / "foreign.sqlite"
     db = sqlite3.connect(foreign)

@@ -125,6 +125,7 @@ def test_kills_at_random_moments_lose_nothing_and_change_nothing(tmp_path, unbro
     assert outcome(store) == unbroken
 
 
+@pytest.mark.slow
 def test_two_sweeps_on_one_store_train_every_trial_once(tmp_path, unbroken):
     store = tmp_path / "psa.sqlite"
     Store(store).close()  # both find the tables
@@ -165,6 +166,7 @@ def test_a_damaged_store_is_a_clear_error_and_stays_as_it_was(tmp_path, unbroken
     assert store.read_bytes() == bytes(data) and not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_a_store_of_the_previous_schema_opens_upgraded_and_resumes(tmp_path, unbroken, fixtures):
     """A schema-2 store (written by psa before threads, engine and loss were recorded), left by a
     sweep killed after three of six loops of its 1*8 trials, resumes to the unbroken results."""
