@@ -12,12 +12,10 @@ from dataclasses import fields
 from pathlib import Path
 
 from psa.errors import PSAError
-from psa.published import CONFIGURATIONS
+from psa.published import CONFIGURATIONS, PUBLISHED
 from psa.trial.architecture import FAMILIES, parse_list, read_configurations
 from psa.trial.modes import parse_modes
 from psa.trial.spec import SEED, SEEDINGS, Hyper
-
-PUBLISHED = "published"  # names the shipped study wherever architectures or a study are asked for
 
 
 def whole(minimum: int = 1):

@@ -5,6 +5,7 @@ compares with."""
 
 from pathlib import Path
 
+PUBLISHED = "published"  # names this study wherever a study or a list of architectures is asked for
 FOLDER = Path(__file__).parent
 CONFIGURATIONS = FOLDER / "configurations.txt"
 ASYMMETRIC = FOLDER / "asymmetric.txt"

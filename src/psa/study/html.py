@@ -17,7 +17,8 @@ from psa.files import write_text
 from psa.study.compare import compare_trials
 from psa.study.dataset import analyze_mnist
 from psa.study.figures import interactive
-from psa.study.regimes import resolve_zeror
+from psa.study.regimes import REGIMES, resolve_zeror
+from psa.study.series import best_trials
 from psa.study.study import Study
 
 REPORT = "report.html"
@@ -42,9 +43,8 @@ def curves(study: Study) -> dict:
             cell["trials"].append(
                 {"trial": int(trial["trial"]), "score": _round(group["score"]), "lkg": _round(group["lkg"])}
             )
-        for cell in (c for by_mode in found.values() for c in by_mode.values()):
-            peaks = [max((v for v in t["score"] if v is not None), default=-1) for t in cell["trials"]]
-            cell["best"] = cell["trials"][peaks.index(max(peaks))]["trial"]
+        for row in best_trials(study.series_rows()):  # the paper's rule, as Study.convergence draws it
+            found[row.arch][row.mode]["best"] = row.trial
     else:
         for row in study.series_rows():
             cell = found.setdefault(row.arch, {}).setdefault(row.mode, {"trials": [], "rows": [], "best": None})
@@ -65,10 +65,7 @@ def page_data(study: Study, zeror: float, reference: Study | None = None, data_d
     other = comparison = None
     if reference is not None:
         other = reference.summary()
-        theirs = reference.regimes(zeror, bootstrap)
-        other_regimes = dict(zip(theirs["arch"], theirs["name"]))
         found_cmp = compare_trials(study.bounties(), reference.bounties(), zeror, bootstrap=bootstrap)
-        verdicts = {arch: pair.verdict for arch, pair in found_cmp.regimes.items()}
         comparison = {
             "source": reference.source,
             "cells": [
@@ -84,7 +81,12 @@ def page_data(study: Study, zeror: float, reference: Study | None = None, data_d
                 for arch, p in found_cmp.regimes.items()
             ],
         }
-        reference_regimes = {a: (other_regimes.get(a, "not run"), verdicts.get(a, "not compared")) for a in labels}
+        reference_regimes = {
+            arch: (REGIMES[pair.reference][0], pair.verdict)
+            if (pair := found_cmp.regimes.get(arch))
+            else ("not run", "not compared")
+            for arch in labels
+        }
     else:
         reference_regimes = None
     figures = interactive.mode_maps(summary, found, labels, zeror, other)

@@ -5,14 +5,16 @@ the exports and every analysis."""
 
 import csv
 import dataclasses
-import json
+import functools
 from pathlib import Path
 
 import pandas as pd
 
 from psa.errors import PSAError
+from psa.published import PUBLISHED
 from psa.published import results as published_table
 from psa.store import RUN_KEYS, Store
+from psa.study.outputs import read_manifest
 from psa.study.results import default_path, read_trials
 from psa.study.series import SeriesRow, read_series
 from psa.trial.architecture import FAMILIES, Architecture
@@ -20,7 +22,6 @@ from psa.trial.modes import MODES
 from psa.trial.spec import Hyper
 from psa.trial.topology import parameter_count
 
-PUBLISHED = "published"
 # The columns of Study.trials and Study.loops, with their dtypes (docs/API.md says what each holds).
 TRIAL_COLUMNS = {
     "family": "string",
@@ -78,6 +79,7 @@ def frame(rows: list[dict], columns: dict[str, str], index: list[int] | None = N
     return out
 
 
+@functools.cache  # a study has thousands of trials of a hundred architectures at most
 def shape(arch: str, family: str) -> dict:
     parsed = Architecture.parse(arch)
     return {"depth": parsed.depth, "width": max(parsed.widths), "parameters": parameter_count(parsed, family)}
@@ -121,8 +123,7 @@ def from_store(path: Path | str) -> tuple[pd.DataFrame, pd.DataFrame, list[dict]
 def from_exports(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, list[dict], list[SeriesRow]]:
     """psa's exports in a folder: its CSVs of trials and loops where present (every column), else
     its markdown tables (bounties and convergence rows only, as the published study's)."""
-    manifest = folder / "manifest.json"
-    runs = json.loads(manifest.read_text()).get("runs", []) if manifest.is_file() else []
+    runs = read_manifest(folder).get("runs", [])
     csv_trials = folder / "psa_trials.csv"
     if not csv_trials.is_file():
         return (*from_tables(folder), runs, series_of(folder))
