@@ -286,6 +286,7 @@ def test_a_report_into_a_folder_of_another_study_leaves_nothing_of_it_behind(tmp
     "argv, message",
     [
         (["reproduce", "--full", "--arch", "1*4"], "--full runs the paper's whole grid: leave out --arch"),
+        (["reproduce", "--full", "--trials", "3"], "--full runs the paper's whole grid: leave out --trials"),
         (["export", "--out", "a_file/sub"], "--out a_file/sub: a_file is a file, not a folder"),
         (["report", "--out", "/proc/x"], "--out /proc/x: cannot write there"),
         (["regimes", "--trials-file", "store.sqlite"], "is an SQLite database, not a text file"),

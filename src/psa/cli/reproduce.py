@@ -12,6 +12,7 @@ from psa.cli.study import printed
 from psa.errors import PSAError
 
 QUICK_ARCHS = "1*32,2*16,4*8,8*4,16*2"  # small, parameter-matched-ish, one per depth regime
+QUICK, FULL = (3, 10), (10, 100)  # trials and meta-loops of the quick profile and of the paper
 
 
 def reproduce(args) -> None:
@@ -23,10 +24,14 @@ def reproduce(args) -> None:
     out = files.output_folder(args.out, "--out")
     store = Path(args.store or out / "reproduce.sqlite")
     if args.full:
-        given = [flag for flag, value in (("--arch", args.arch), ("--configs", args.configs)) if value is not None]
+        flags = (("--arch", args.arch), ("--configs", args.configs))
+        flags += (("--trials", args.trials), ("--meta-loops", args.meta_loops))
+        given = [flag for flag, value in flags if value is not None]
         if given:
             raise PSAError(f"--full runs the paper's whole grid: leave out {' and '.join(given)}")
-        args.configs, args.trials, args.meta_loops = options.CONFIGURATIONS, 10, 100
+        args.configs, args.trials, args.meta_loops = options.CONFIGURATIONS, *FULL
+    else:
+        args.trials, args.meta_loops = args.trials or QUICK[0], args.meta_loops or QUICK[1]
     run = options.run_settings(args, default_archs=QUICK_ARCHS)
     console.print(
         f"[bold]psa reproduce[/] ({'the full study' if args.full else 'quick profile'}): "
@@ -39,7 +44,8 @@ def reproduce(args) -> None:
 
 
 def configure(parser) -> None:
-    options.add_run(parser, trials=3, meta_loops=10, archs_default=f'"{QUICK_ARCHS}"')
+    options.add_run(parser, *QUICK, archs_default=f'"{QUICK_ARCHS}"')
+    parser.set_defaults(trials=None, meta_loops=None)  # the profile's (QUICK or FULL): given, --full refuses them
     options.add_machine(parser)
     parser.add_argument("--store", default=None, help="results store (default: reproduce.sqlite in the --out folder)")
     parser.add_argument(
