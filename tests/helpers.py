@@ -8,7 +8,14 @@ import pytest
 import torch
 
 from psa.cli import main
+from psa.engine import batched
+from psa.engine.batched import ops
+from psa.engine.batched.step import dropout_masks, loop_inputs
+from psa.trial import randomness
+from psa.trial.architecture import Architecture
 from psa.trial.data import MNIST
+from psa.trial.modes import MODES
+from psa.trial.spec import Hyper, TrialSpec
 
 # Columns of psa_trials.csv that say when and how long, not what: they differ between any two runs.
 WHEN = {"seconds", "updated"}
@@ -49,3 +56,41 @@ def need(available: bool, reason: str) -> None:
     (tests/conftest.py), since .ci/run installs them all."""
     if not available:
         pytest.skip(reason)
+
+
+def chain_stack(arch: str, dtype, device, modes=MODES, seed=3) -> batched.Stack:
+    """A SimpleMLP stack of one trial per mode with random weights well away from the
+    initialisation, so that ReLUs both fire and die: for the fused chains' tests."""
+    hyper = Hyper(dropout=0.3)
+    specs = batched.order_specs(
+        [TrialSpec(Architecture.parse(arch), "simplemlp", mode, 0, seed + i, hyper) for i, mode in enumerate(modes)]
+    )
+    stack = batched.Stack.of(specs, device, dtype)
+    generator = torch.Generator().manual_seed(seed)
+    stack.active.copy_(torch.randn(stack.active.shape, generator=generator, dtype=dtype) * 0.6)
+    return stack
+
+
+def chain_step(stack, batch: int, step: int = 0, masks_of=dropout_masks):
+    """Random inputs, labels and the step's dropout masks from `masks_of` (None without dropout
+    trials)."""
+    device, generator = stack.active.device, torch.Generator().manual_seed(100 + step)
+    x = torch.randn(len(stack.specs), batch, 784, generator=generator, dtype=stack.active.dtype).to(device)
+    y = torch.randint(10, (len(stack.specs), batch), generator=generator).to(device)
+    if stack.drop is None:
+        return x, y, None
+    keys = loop_inputs(stack, 1, batch, step + 1)[1][step].to(device)
+    grid = randomness.counter_grid(batch, stack.layout.topology.dropout_units, device)
+    return x, y, masks_of(stack, grid, keys, batch)
+
+
+def gradients(stack, module, x, y, masks, **options):
+    """Logits and gradients of one step through `module`'s forward and backward."""
+    stack.grad.fill_(float("nan"))  # every element must be written
+    logits, last, tape = module.forward(stack, x, masks, **options)
+    module.backward(stack, ops.cross_entropy_grad(logits, y), last, tape, masks, **options)
+    return logits, stack.grad.clone()
+
+
+def relative(a, b):
+    return float((a - b).norm() / b.norm())

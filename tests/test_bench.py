@@ -2,6 +2,7 @@
 depend on the machine)."""
 
 import math
+import re
 
 import pytest
 from rich.console import Console
@@ -92,3 +93,19 @@ def test_repeats_give_each_group_its_share_of_the_measured_peak(capsys):
     assert "median of 2" in out
     share = float(out.split("GFLOP/s, ")[-1].split("% of peak")[0])
     assert 0 < share < 100
+
+
+@pytest.mark.slow
+def test_under_load_times_each_engine_quiet_and_beside_a_busy_program(capsys):
+    """Two tiny sweeps per engine, quiet and beside a busy loop started at once: each round is
+    reported, and the table holds both engines with the first as baseline."""
+    from psa.cli import main
+
+    flags = ["--arch", "2*2", "--trials", "1", "--meta-loops", "1", "--hogs", "1", "--delay", "0"]
+    main(["bench", "--under-load", *flags, "--spins", "psa", "--engines", "fused,eager"])
+    out = " ".join(capsys.readouterr().out.split())
+    for engine in ("fused", "eager"):
+        for case in ("quiet", "loaded"):
+            assert re.search(rf"round 1: {engine}, GOMP_SPINCOUNT \d+, {case}: [\d.]+ s", out)
+    baseline, other = re.findall(r"(fused|eager), GOMP_SPINCOUNT \d+ │ [\d.]+ │ [\d.]+ │ [\d.]+ │ ([\d.]+)", out)
+    assert baseline == ("fused", "1.00") and other[0] == "eager"

@@ -12,7 +12,7 @@ if not torch.cuda.is_available():
 
 import pytest  # noqa: E402
 
-from helpers import subset  # noqa: E402
+from helpers import relative, subset  # noqa: E402
 from psa.engine import batched
 from psa.engine import reference as engine  # noqa: E402
 from psa.engine.batched import cuda, kernels, ops  # noqa: E402
@@ -66,8 +66,9 @@ def epoch(steps, loop):
 
 
 def eager(stacks, data):
-    """The reference: the steps of psa.engine.batched.step, on whatever device the data is."""
-    return Steps(stacks, data)
+    """The reference: the steps of psa.engine.batched.step through ops, on whatever device the
+    data is."""
+    return Steps(stacks, data, fused=False)
 
 
 def graph_steps(graphs=None, fused=None):
@@ -87,10 +88,6 @@ def trained(arch, data, make_steps, family="simplemlp", paired=False):
         out.append(stack.active.clone())
         stack.lkg.copy_(stack.active)
     return out
-
-
-def relative(a, b):
-    return float((a - b).norm() / b.norm())
 
 
 @pytest.mark.parametrize(

@@ -12,10 +12,8 @@ import pytest  # noqa: E402
 
 pytest.importorskip("triton")
 
-from psa.engine import batched  # noqa: E402
 from psa.engine.batched import kernels, ops  # noqa: E402
 from psa.engine.batched.stack import Layout  # noqa: E402
-from psa.engine.batched.step import dropout_masks, loop_inputs  # noqa: E402
 
 if os.environ.get("TRITON_INTERPRET") == "1":
     # Triton 3.6's interpreter turns loop bounds into Python ints with int() of a one-element
@@ -29,46 +27,16 @@ if os.environ.get("TRITON_INTERPRET") == "1":
         scope.set_attr(tensor, "__index__", lambda self: int(self.handle.data.item()))
 
     interpreter._patch_lang_tensor = _patch_lang_tensor
+from helpers import chain_stack, chain_step, gradients, relative  # noqa: E402
 from psa.trial import randomness  # noqa: E402
 from psa.trial.architecture import Architecture  # noqa: E402
 from psa.trial.modes import MODES  # noqa: E402
-from psa.trial.spec import Hyper, TrialSpec  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def make_stack(arch: str, dtype, modes=MODES, seed=3):
-    hyper = Hyper(dropout=0.3)
-    specs = batched.order_specs(
-        [TrialSpec(Architecture.parse(arch), "simplemlp", mode, 0, seed + i, hyper) for i, mode in enumerate(modes)]
-    )
-    stack = batched.Stack.of(specs, DEVICE, dtype)
-    # Random weights well away from the initialisation, so that ReLUs both fire and die.
-    generator = torch.Generator().manual_seed(seed)
-    stack.active.copy_(torch.randn(stack.active.shape, generator=generator, dtype=dtype) * 0.6)
-    return stack
-
-
-def step_inputs(stack, batch: int, step: int = 0):
-    generator = torch.Generator().manual_seed(100 + step)
-    x = torch.randn(len(stack.specs), batch, 784, generator=generator, dtype=stack.active.dtype).to(DEVICE)
-    y = torch.randint(10, (len(stack.specs), batch), generator=generator).to(DEVICE)
-    if stack.drop is None:
-        return x, y, None
-    keys = loop_inputs(stack, 1, batch, step + 1)[1][step].to(DEVICE)
-    grid = randomness.counter_grid(batch, stack.layout.topology.dropout_units, DEVICE)
-    return x, y, dropout_masks(stack, grid, keys, batch)
-
-
-def gradients(stack, module, x, y, masks, **options):
-    stack.grad.fill_(float("nan"))  # every element must be written
-    logits, last, tape = module.forward(stack, x, masks, **options)
-    module.backward(stack, ops.cross_entropy_grad(logits, y), last, tape, masks, **options)
-    return logits, stack.grad.clone()
-
-
-def relative(a, b):
-    return float((a - b).norm() / b.norm())
+    return chain_stack(arch, dtype, DEVICE, modes, seed)
 
 
 @pytest.mark.parametrize("arch", ["5*1", "4*2", "3*5", "4*8", "3*12", "2*32"])
@@ -77,7 +45,7 @@ def test_fused_step_matches_the_batched_engine(arch, dtype):
     stack = make_stack(arch, dtype)
     assert kernels.supported(stack)
     for batch, step in ((50, 0), (7, 1)):  # a block size that does not divide the batch, and a tiny one
-        x, y, masks = step_inputs(stack, batch, step)
+        x, y, masks = chain_step(stack, batch, step)
         ref_logits, ref_grad = gradients(stack, ops, x, y, masks)
         logits, grad = gradients(stack, kernels, x, y, masks)
         assert not grad.isnan().any()
@@ -93,7 +61,7 @@ def test_dropout_masks_reach_every_chain_layer():
     """With dropout trials in the stack, the fused step must differ from the same step without
     masks exactly where ops.forward says it does."""
     stack = make_stack("4*4", torch.float64, modes=("dropout", "dropout", "none"))
-    x, y, masks = step_inputs(stack, 33)
+    x, y, masks = chain_step(stack, 33)
     with_masks = gradients(stack, kernels, x, y, masks)[0]
     without = gradients(stack, kernels, x, y, None)[0]
     assert relative(with_masks, ops.forward(stack, x, masks)[0]) < 1e-12
@@ -103,7 +71,7 @@ def test_dropout_masks_reach_every_chain_layer():
 
 def test_evaluation_forward_keeps_no_tape():
     stack = make_stack("6*3", torch.float32)
-    x = step_inputs(stack, 40)[0]
+    x = chain_step(stack, 40)[0]
     logits, last, (_, acts) = kernels.forward(stack, x, flat=stack.lkg, tape=False)
     assert acts is None
     assert relative(logits, ops.forward(stack, x, weights=stack.layout.views(stack.lkg))[0]) < 1e-5
@@ -120,7 +88,7 @@ def test_evaluation_forward_keeps_no_tape():
     ],
 )
 def test_which_stacks_have_a_fusable_chain(arch, family, width):
-    assert kernels.chain_width(Layout.of(Architecture.parse(arch), family)) == width
+    assert Layout.of(Architecture.parse(arch), family).chain_width == width
 
 
 @pytest.mark.parametrize("chunk", [None, 50, 5_000, 1 << 17])

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from psa.engine.batched import ENGINE_VERSION
+from psa.engine.batched import engine_version
 from psa.errors import PSAError
 from psa.store import Store
 
@@ -36,13 +36,13 @@ TRIALS, LOOPS = 12, 6
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
-def start(store):
+def start(store, **env):
     return subprocess.Popen(
         [sys.executable, "-m", "psa", "sweep", *SWEEP, "--store", str(store)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env=ENV,
+        env={**ENV, **env},
     )
 
 
@@ -167,14 +167,24 @@ def test_a_damaged_store_is_a_clear_error_and_stays_as_it_was(tmp_path, unbroken
 
 
 @pytest.mark.slow
-def test_a_store_of_the_previous_schema_opens_upgraded_and_resumes(tmp_path, unbroken, fixtures):
+def test_a_store_of_the_previous_schema_opens_upgraded_and_resumes(tmp_path, fixtures):
     """A schema-2 store (written by psa before threads, engine and loss were recorded), left by a
-    sweep killed after three of six loops of its 1*8 trials, resumes to the unbroken results."""
+    sweep killed after three of six loops of its 1*8 trials, which engine version 1 began: this
+    psa's fused CPU kernels (version 2) refuse to finish them with one line that says how, and
+    under PSA_FUSED=0 (version 1) they resume to an unbroken version-1 sweep's results."""
     store = tmp_path / "old.sqlite"
     store.write_bytes((fixtures / "store-v2-interrupted.sqlite").read_bytes())
     assert query(store, "PRAGMA user_version") == [(2,)]
     assert {row for row in query(store, "SELECT arch, status, loops_done FROM trials")} == {("1*8", "running", 3)}
-    assert start(store).wait(timeout=300) == 0
+    if engine_version("cpu") == 2:
+        refused = start(store)
+        assert refused.wait(timeout=300) == 2
+        message = refused.stdout.read()
+        assert "begun by engine version 1, this psa runs version 2 here (PSA_FUSED=0" in " ".join(message.split())
+        assert {row for row in query(store, "SELECT arch, status, loops_done FROM trials")} == {("1*8", "running", 3)}
+    assert start(store, PSA_FUSED="0").wait(timeout=300) == 0
     assert query(store, "PRAGMA user_version") == [(4,)]
-    assert outcome(store) == unbroken
-    assert set(query(store, "SELECT threads, engine FROM trials WHERE arch = '2*8'")) == {(1, ENGINE_VERSION)}
+    unbroken = tmp_path / "unbroken.sqlite"
+    assert start(unbroken, PSA_FUSED="0").wait(timeout=300) == 0
+    assert outcome(store) == outcome(unbroken)
+    assert set(query(store, "SELECT threads, engine FROM trials WHERE arch = '2*8'")) == {(1, 1)}

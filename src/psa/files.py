@@ -8,6 +8,11 @@ from pathlib import Path
 from psa.errors import PSAError
 
 
+def cache_dir(name: str) -> Path:
+    """psa's folder `name` under the user's cache (XDG_CACHE_HOME, else ~/.cache)."""
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "psa" / name
+
+
 def write_atomic(path: Path | str, write) -> Path:
     """Call write(temporary path) and move the result onto `path`, so readers never see half a
     file. The temporary name sits in the same folder (os.replace cannot cross file systems)."""

@@ -2,7 +2,8 @@
 it. psa picks its thread count when it starts and keeps it (float32 results depend on it), so a
 sweep begun on a quiet machine keeps its threads when others arrive; how long its OpenMP threads
 then spin at each barrier, burning the slices the other programs need, is libgomp's GOMP_SPINCOUNT
-(psa.engine.memory.OPENMP). Each setting is timed quiet and beside `hogs` busy loops started
+(psa.engine.memory.OPENMP). Each setting, a spin count under an engine (psa's fused CPU kernels,
+or the eager path that PSA_FUSED=0 keeps), is timed quiet and beside `hogs` busy loops started
 `delay` seconds in, the settings alternated in one run, and compared with the first as baseline."""
 
 import os
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.table import Table
@@ -22,12 +24,24 @@ HOG = "while True: pass"
 TRAINED = re.compile(r"trained \d+ trials \(\d+ trial-loops\) in ([\d.]+) s")
 
 
-def timed_sweep(sweep: list[str], spins: str | None, hogs: int, delay: float) -> float:
-    """Training seconds of one `psa sweep` (as it reports them) with GOMP_SPINCOUNT `spins`
-    (None: libgomp's default), `hogs` busy loops starting `delay` seconds after it."""
-    env = {name: value for name, value in os.environ.items() if name != "GOMP_SPINCOUNT"}
-    if spins is not None:
-        env["GOMP_SPINCOUNT"] = spins
+@dataclass(frozen=True)
+class Setting:
+    spins: str | None  # GOMP_SPINCOUNT; None: libgomp's default
+    fused: bool = True  # False: PSA_FUSED=0
+
+    def __str__(self) -> str:
+        spins = "libgomp's default" if self.spins is None else self.spins
+        return f"{'fused' if self.fused else 'eager'}, GOMP_SPINCOUNT {spins}"
+
+
+def timed_sweep(sweep: list[str], setting: Setting, hogs: int, delay: float) -> float:
+    """Training seconds of one `psa sweep` (as it reports them) under `setting`, `hogs` busy loops
+    starting `delay` seconds after it."""
+    env = {name: value for name, value in os.environ.items() if name not in ("GOMP_SPINCOUNT", "PSA_FUSED")}
+    if setting.spins is not None:
+        env["GOMP_SPINCOUNT"] = setting.spins
+    if not setting.fused:
+        env["PSA_FUSED"] = "0"
     with tempfile.TemporaryDirectory() as folder:
         command = [sys.executable, "-m", "psa", "sweep", *sweep, "--store", str(Path(folder) / "load.sqlite")]
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
@@ -48,7 +62,7 @@ def timed_sweep(sweep: list[str], spins: str | None, hogs: int, delay: float) ->
     return float(found[1])
 
 
-def under_load(sweep: list[str], settings: list[str | None], hogs: int, delay: float, repeats: int) -> dict:
+def under_load(sweep: list[str], settings: list[Setting], hogs: int, delay: float, repeats: int) -> dict:
     """{setting: {"quiet": [seconds], "loaded": [seconds]}}, the settings alternated `repeats` times."""
     times = {setting: {"quiet": [], "loaded": []} for setting in settings}
     console = make_console()
@@ -57,8 +71,7 @@ def under_load(sweep: list[str], settings: list[str | None], hogs: int, delay: f
             for case, count in (("quiet", 0), ("loaded", hogs)):
                 seconds = timed_sweep(sweep, setting, count, delay)
                 times[setting][case].append(seconds)
-                name = "libgomp's default" if setting is None else setting
-                console.print(f"round {round_ + 1}: GOMP_SPINCOUNT {name}, {case}: {seconds:.1f} s")
+                console.print(f"round {round_ + 1}: {setting}, {case}: {seconds:.1f} s")
     return times
 
 
@@ -66,10 +79,9 @@ def table(times: dict, hogs: int) -> Table:
     baseline = next(iter(times.values()))
     base_quiet = statistics.median(baseline["quiet"])
     out = Table(title=f"Training seconds, quiet and beside {hogs} CPU-bound programs started after it (median)")
-    for column in ("GOMP_SPINCOUNT", "quiet s", "loaded s", "loaded / quiet", "quiet / baseline quiet"):
-        out.add_column(column, justify="left" if column == "GOMP_SPINCOUNT" else "right")
+    for column in ("setting", "quiet s", "loaded s", "loaded / quiet", "quiet / baseline quiet"):
+        out.add_column(column, justify="left" if column == "setting" else "right")
     for setting, cases in times.items():
         quiet, loaded = statistics.median(cases["quiet"]), statistics.median(cases["loaded"])
-        name = "libgomp's default" if setting is None else setting
-        out.add_row(name, f"{quiet:.1f}", f"{loaded:.1f}", f"{loaded / quiet:.2f}", f"{quiet / base_quiet:.2f}")
+        out.add_row(str(setting), f"{quiet:.1f}", f"{loaded:.1f}", f"{loaded / quiet:.2f}", f"{quiet / base_quiet:.2f}")
     return out

@@ -24,7 +24,7 @@ def bench(args) -> None:
 
 
 def under_load(args) -> None:
-    from psa.bench.load import table, under_load
+    from psa.bench.load import Setting, table, under_load
     from psa.cli.reproduce import QUICK_ARCHS
     from psa.progress import make_console
 
@@ -35,9 +35,18 @@ def under_load(args) -> None:
     from psa.engine.memory import OPENMP
 
     own = OPENMP["GOMP_SPINCOUNT"]
-    settings = [None if s == "default" else own if s == "psa" else s for s in args.spins.split(",")]
+    spins = [None if s == "default" else own if s == "psa" else s for s in args.spins.split(",")]
+    settings = [Setting(count, engine == "fused") for engine in args.engines for count in spins]
     times = under_load(sweep, settings, args.hogs, args.delay, args.repeats)
     make_console().print(table(times, args.hogs))
+
+
+def engine_list(text: str) -> list[str]:
+    engines = [name.strip() for name in text.split(",")]
+    unknown = [name for name in engines if name not in ("fused", "eager")]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown engine {unknown[0]!r}: expected fused or eager, e.g. fused,eager")
+    return engines
 
 
 def configure(parser) -> None:
@@ -51,7 +60,7 @@ def configure(parser) -> None:
         "--under-load",
         action="store_true",
         help="time a sweep (default: the main job's architectures) quiet and beside CPU-bound programs that start "
-        "after it, for each OpenMP waiting setting of --spins",
+        "after it, for each engine of --engines and OpenMP waiting setting of --spins",
     )
     load = parser.add_argument_group("--under-load")
     load.add_argument(
@@ -59,6 +68,13 @@ def configure(parser) -> None:
         default="default,psa",
         help="GOMP_SPINCOUNT settings to compare, the first the baseline: numbers, 'default' (libgomp's) or 'psa' "
         "(psa's own, psa.engine.memory.OPENMP) (default: default,psa)",
+    )
+    load.add_argument(
+        "--engines",
+        type=engine_list,
+        default=["fused"],
+        help="engines to compare, each with every --spins: fused (psa's C++ kernels on a CPU) or eager (as "
+        "PSA_FUSED=0 runs it) (default: fused)",
     )
     load.add_argument(
         "--hogs", type=options.whole(0), default=2, help="CPU-bound programs started after it (default: 2)"

@@ -14,7 +14,8 @@ import torch
 from rich.console import Console
 
 from psa.engine import costmodel
-from psa.engine.batched import ENGINE_VERSION, grouping, train_stacks
+from psa.engine.batched import engine_version, grouping, train_stacks
+from psa.engine.batched.stack import Layout
 from psa.errors import PSAError, Stopped
 from psa.progress import Reporter, duration, make_console
 from psa.store import Store
@@ -100,7 +101,7 @@ def train_grid(
         return {"total": len(specs), "trained": 0, "loops": 0, "left": 0}
     threads = torch.get_num_threads()
     recorded = {"seeding": run.seeding, "base_seed": run.seed, "device": str(device), "threads": threads}
-    recorded["engine"] = ENGINE_VERSION
+    recorded["engine"] = engine_version(device)
     sweep_id = store.start_sweep(command, {"meta_loops": meta_loops, **recorded}, manifest)
     data = data.to(device)
     owner, done = owner_id(), {"trained": 0, "loops": 0}
@@ -198,7 +199,8 @@ def train_group(
         stacks = [stack for stack in stacks if stack]
         names = ", ".join(str(stack[0].arch) for stack in stacks)
         resumed = {store.trained_with(ids[s]) for s in members if s in saved}
-        check_engine(names, {engine for _, engine in resumed})
+        if any(Layout.of(stack[0].arch, stack[0].family).fused_width for stack in stacks):
+            check_engine(names, {engine for _, engine in resumed}, engine_version(data.x_train.device))
         torch.set_num_threads(next(iter(resumed))[0] or threads if len(resumed) == 1 else threads)
         reporter.group(names, len(members), meta_loops, -(-len(data.x_train) // stacks[0][0].hyper.batch_size), start)
         journal = new_journal({spec: ids[spec] for spec in members})
@@ -221,12 +223,14 @@ def train_group(
     return done
 
 
-def check_engine(names: str, versions: set) -> None:
+def check_engine(names: str, versions: set, current: int) -> None:
     """A trial goes on only under the engine version that began it: another's float32 arithmetic
-    would give other results than an unbroken run (stores from before versions count as 1)."""
-    other = {version or 1 for version in versions} - {ENGINE_VERSION}
+    would give other results than an unbroken run (stores from before versions count as 1). Only
+    stacks that a CPU fuses are checked (Layout.fused_width): versions 1 and 2 train the others alike."""
+    other = {version or 1 for version in versions} - {current}
     if other:
+        hint = "PSA_FUSED=0 runs version 1 on a CPU" if min(other) == 1 else "version 2 needs a C++ compiler"
         raise PSAError(
-            f"{names}: trials in the store were begun by engine version {min(other)}, this psa has version "
-            f"{ENGINE_VERSION}; finish them with that psa, or sweep into a new store"
+            f"{names}: trials in the store were begun by engine version {min(other)}, this psa runs version "
+            f"{current} here ({hint}); finish them so, or sweep into a new store"
         )

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from psa.errors import PSAError
+from psa.files import cache_dir as user_cache
 from psa.files import write_atomic
 
 SHA256 = {  # of the decompressed content (docs/DESIGN.md section 2)
@@ -57,7 +58,7 @@ class MNIST:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "psa" / "mnist"
+    return user_cache("mnist")
 
 
 def split_indices() -> tuple[torch.Tensor, torch.Tensor]:

@@ -63,14 +63,21 @@ def keep_mask(grid: torch.Tensor, key: torch.Tensor | int, p: float) -> torch.Te
     return _mix32_(grid ^ key) >= threshold
 
 
-def _int32(x: torch.Tensor) -> torch.Tensor:
+def as_int32(x: torch.Tensor) -> torch.Tensor:
     """32-bit values held in int64 as the int32 of the same bits (two's complement)."""
     return x if x.dtype == torch.int32 else torch.where(x >= 2**31, x - 2**32, x).to(torch.int32)
 
 
 def int32_grid(batch: int, units: int, device=None) -> torch.Tensor:
     """counter_grid as int32, what scaled_keep_masks reads fastest."""
-    return _int32(counter_grid(batch, units, device))
+    return as_int32(counter_grid(batch, units, device))
+
+
+def keep_thresholds(p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per trial of dropout probability p: the unsigned 32-bit hash at or above which a unit is
+    kept (int64; 2**32 keeps none), and a kept unit's scale 1 / (1 - p) in p's dtype (a mask is
+    0 or exactly this)."""
+    return torch.ceil(p * 2.0**32).to(torch.int64), torch.ones_like(p) / (1 - p)
 
 
 def scaled_keep_masks(out: torch.Tensor, grid: torch.Tensor, keys: torch.Tensor, p: torch.Tensor, chunk: int | None):
@@ -80,10 +87,10 @@ def scaled_keep_masks(out: torch.Tensor, grid: torch.Tensor, keys: torch.Tensor,
     masked to its 16 low bits is the unsigned one) over blocks of at most `chunk` elements, which a
     CPU then hashes within its cache; None: one block (a GPU, where every block is a kernel)."""
     trials, batch, units = out.shape
-    grid, keys = _int32(grid), _int32(keys).view(-1, 1, 1)
+    grid, keys = as_int32(grid), as_int32(keys).view(-1, 1, 1)
+    thresholds, scales = keep_thresholds(p)
     # Unsigned h >= t is signed (h ^ 2**31 as int32) >= t - 2**31.
-    thresholds = (torch.ceil(p * 2.0**32).to(torch.int64) - 2**31).view(-1, 1, 1)
-    scales = (torch.ones_like(p) / (1 - p)).view(-1, 1, 1)  # keep / (1 - p), as 0 or this, exactly
+    thresholds, scales = (thresholds - 2**31).view(-1, 1, 1), scales.view(-1, 1, 1)
     if chunk is None or trials * batch * units <= chunk:
         block_trials, block_rows = trials, batch
     elif batch * units <= chunk:

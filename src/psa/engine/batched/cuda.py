@@ -27,7 +27,7 @@ import torch
 
 from psa.engine.batched import kernels, ops
 from psa.engine.batched.stack import Stack
-from psa.engine.batched.step import Steps, loop_inputs, train_step
+from psa.engine.batched.step import StepFunctions, Steps, loop_inputs, train_step
 from psa.errors import PSAError
 from psa.trial.data import MNIST
 
@@ -103,7 +103,7 @@ class GraphSteps(Steps):
     def step(self, member: int, batch: int) -> None:
         forward, backward = self.passes[member]
         with matmul_precision(self.mode, self.stacks[member].active.device):
-            train_step(self.stacks[member], self.epochs[member], self.data, batch, forward, backward)
+            train_step(self.stacks[member], self.epochs[member], self.data, batch, StepFunctions(forward, backward))
 
     @torch.no_grad()
     def __call__(self, batch: int) -> None:

@@ -19,25 +19,13 @@ import os
 import torch
 
 from psa.engine.batched import ops
-from psa.engine.batched.stack import Layout, Stack
+from psa.engine.batched.stack import Stack
 
 try:
     import triton
     import triton.language as tl
 except ImportError:  # the fused path is optional: everything falls back to ops.forward/backward
     triton = None
-
-MAX_WIDTH = 32  # wider layers already fill the GPU with batched matmuls
-
-
-def chain_width(layout: Layout) -> int | None:
-    """The common width of the hidden layers when they form a fusable chain, else None."""
-    hidden = layout.shapes[:-1]
-    widths = {fan_out for _, fan_out in hidden}
-    if layout.topology.family != "simplemlp" or len(hidden) < 2 or len(widths) != 1:
-        return None
-    width = widths.pop()
-    return width if width <= MAX_WIDTH else None
 
 
 def available(device: torch.device) -> bool:
@@ -48,7 +36,7 @@ def available(device: torch.device) -> bool:
 
 
 def supported(stack: Stack) -> bool:
-    return available(stack.active.device) and chain_width(stack.layout) is not None
+    return available(stack.active.device) and stack.layout.chain_width is not None
 
 
 def _config(width: int, dtype: torch.dtype) -> dict:
@@ -207,7 +195,7 @@ def forward(stack: Stack, x: torch.Tensor, masks=None, flat=None, tape: bool = T
     flat = stack.active if flat is None else flat
     layout = stack.layout
     weights = layout.views(flat)
-    trials, size, width = flat.shape[0], x.shape[1], chain_width(layout)  # x may be shared (Stack.share_inputs)
+    trials, size, width = flat.shape[0], x.shape[1], layout.chain_width  # x may be shared (Stack.share_inputs)
     n_layers = len(layout.topology.sequence) - 1
     first = torch.relu(ops.linear(x, *weights[0])).to(flat.dtype)  # autocast may give bf16
     if masks is not None:
@@ -251,7 +239,7 @@ def backward(stack: Stack, g: torch.Tensor, last: torch.Tensor, tape, masks=None
     """ops.backward for a stack run through forward() above: gradients into stack.grad."""
     x, acts = tape
     layout, weights = stack.layout, stack.weights
-    trials, size, width = g.shape[0], g.shape[1], chain_width(layout)
+    trials, size, width = g.shape[0], g.shape[1], layout.chain_width
     n_layers = len(layout.topology.sequence) - 1
     ops.layer_grads(stack, len(weights) - 1, g, last)
     g = torch.bmm(g, weights[-1][0]).to(acts.dtype)

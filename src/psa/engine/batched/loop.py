@@ -7,7 +7,7 @@ import time
 
 import torch
 
-from psa.engine.batched import ops
+from psa.engine.batched import native
 from psa.engine.batched.grouping import EVAL_CHUNK, stacks_of
 from psa.engine.batched.stack import Stack, ablate, promote
 from psa.engine.batched.step import Steps
@@ -17,12 +17,13 @@ from psa.trial.spec import Progress, TrialResult, TrialSpec
 
 
 def device_path(stacks: list[Stack], data: MNIST):
-    """Training steps and accuracy for the data's device: on a GPU, CUDA graphs and fused kernels."""
+    """Training steps and accuracy for the data's device: on a GPU, CUDA graphs and fused Triton
+    kernels; on a CPU, the fused chains of psa.engine.batched.native where they are built."""
     if data.x_train.device.type == "cuda":
         from psa.engine.batched import cuda
 
         return cuda.GraphSteps(stacks, data), cuda.accuracy
-    return Steps(stacks, data), ops.accuracy
+    return Steps(stacks, data), native.accuracy
 
 
 @torch.no_grad()

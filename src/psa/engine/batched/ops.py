@@ -174,14 +174,18 @@ def shares_samples(stack: Stack, samples: int) -> bool:
 
 
 @torch.no_grad()
-def accuracy(stack: Stack, flat: torch.Tensor, x: torch.Tensor, y: torch.Tensor, chunk: int = 1000) -> list[float]:
-    """Accuracy (percent) of every trial's weights in `flat` on (x, y), in chunks of samples."""
+def accuracy(
+    stack: Stack, flat: torch.Tensor, x: torch.Tensor, y: torch.Tensor, chunk: int = 1000, logits_of=None
+) -> list[float]:
+    """Accuracy (percent) of every trial's weights in `flat` on (x, y), in chunks of samples.
+    logits_of(chunk of inputs) gives the logits (default: forward() without a tape)."""
     weights, shared = stack.layout.views(flat), shares_samples(stack, chunk)
+    logits_of = logits_of or (lambda xb: forward(stack, xb, weights=weights, keep=False)[0])
     correct = torch.zeros(flat.shape[0], dtype=torch.int64, device=flat.device)
     for i in range(0, len(x), chunk):
         xb = x[i : i + chunk].unsqueeze(0)
         xb = xb if shared else xb.expand(flat.shape[0], -1, -1)
-        logits = forward(stack, xb, weights=weights, keep=False)[0]
+        logits = logits_of(xb)
         correct += (logits.argmax(2) == y[i : i + chunk]).sum(1)
     return percent(correct, len(x))
 

@@ -15,6 +15,8 @@ from psa.trial.models import initial_parameters
 from psa.trial.spec import LoopRecord, Progress, TrialSpec
 from psa.trial.topology import Topology, topology
 
+CHAIN_MAX_WIDTH = 32  # wider layers already keep the machine busy with batched matmuls
+
 
 @dataclass(frozen=True)
 class Layout:
@@ -36,17 +38,34 @@ class Layout:
         return cls(top, tuple(offsets), size)
 
     @property
+    def fused_width(self) -> int | None:
+        """The common width of a SimpleMLP's hidden layers where it is at most CHAIN_MAX_WIDTH:
+        the CPU's fused kernels run them (psa.engine.batched.native); else None."""
+        widths = {fan_out for _, fan_out in self.shapes[:-1]}
+        if self.topology.family != "simplemlp" or len(widths) != 1:
+            return None
+        width = widths.pop()
+        return width if width <= CHAIN_MAX_WIDTH else None
+
+    @property
+    def chain_width(self) -> int | None:
+        """fused_width where the hidden layers form a chain of two or more, which the GPU's fused
+        kernels run (psa.engine.batched.kernels); else None."""
+        return self.fused_width if len(self.shapes) > 2 else None
+
+    @property
     def shapes(self) -> tuple[tuple[int, int], ...]:
         return self.topology.shapes
 
+    def view(self, flat: torch.Tensor, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Linear layer `layer`'s (weight (T, out, in), bias (T, out)) views of a flat (T, P) buffer."""
+        (fan_in, fan_out), start = self.shapes[layer], self.offsets[layer]
+        weight = flat[:, start : start + fan_in * fan_out].view(-1, fan_out, fan_in)
+        return weight, flat[:, start + fan_in * fan_out : start + (fan_in + 1) * fan_out]
+
     def views(self, flat: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """[(weight (T, out, in), bias (T, out))] views of a flat (T, P) buffer."""
-        out = []
-        for (fan_in, fan_out), start in zip(self.shapes, self.offsets):
-            weight = flat[:, start : start + fan_in * fan_out].view(-1, fan_out, fan_in)
-            bias = flat[:, start + fan_in * fan_out : start + (fan_in + 1) * fan_out]
-            out.append((weight, bias))
-        return out
+        """[view(flat, layer)] of every layer."""
+        return [self.view(flat, layer) for layer in range(len(self.shapes))]
 
     def neuron_indices(self, mode: str, layer: int, unit: int) -> torch.Tensor:
         """Flat positions that ablating (layer, unit) zeroes: its incoming row and bias, plus in

@@ -5,11 +5,12 @@ and step count, the position of the next batch, which the step advances itself, 
 sum of the training loss."""
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
-from psa.engine.batched import ops
+from psa.engine.batched import native, ops
 from psa.engine.batched.stack import Stack
 from psa.trial import randomness
 from psa.trial.architecture import INPUTS
@@ -94,41 +95,66 @@ def dropout_masks(stack: Stack, grid: torch.Tensor, keys: torch.Tensor, batch: i
     return masks
 
 
+def _labels(stack: Stack, data: MNIST, idx: torch.Tensor) -> torch.Tensor:
+    y = data.y_train[idx]
+    return y if len(stack.seeds) == len(stack.specs) else y.index_select(0, stack.fan_out)
+
+
 def batch_inputs(stack: Stack, data: MNIST, idx: torch.Tensor, rows: torch.Tensor):
     """Inputs and labels of one step, given its sample indices (a row per order of stack.seeds),
     the inputs gathered into `rows`. Where trials share an order, labels, and inputs unless
     shared, are fanned out to every trial."""
     x = torch.index_select(data.x_train, 0, idx.reshape(-1), out=rows[: idx.numel()]).view(*idx.shape, -1)
-    y = data.y_train[idx]
-    if len(stack.seeds) == len(stack.specs):  # an order per trial: nothing to fan out
-        return x, y
-    return (x if stack.share_inputs else x.index_select(0, stack.fan_out)), y.index_select(0, stack.fan_out)
+    if len(stack.seeds) < len(stack.specs) and not stack.share_inputs:
+        x = x.index_select(0, stack.fan_out)
+    return x, _labels(stack, data, idx)
 
 
-def train_step(stack: Stack, epoch: Epoch, data: MNIST, batch: int, forward=ops.forward, backward=ops.backward) -> None:
+def batch_rows(stack: Stack, data: MNIST, idx: torch.Tensor, rows: torch.Tensor):
+    """batch_inputs for native's path, which reads the training set's rows in place."""
+    return native.Rows(data.x_train, idx), _labels(stack, data, idx)
+
+
+@dataclass(frozen=True)
+class StepFunctions:
+    """How a step computes: forward and backward (ops', or fused kernels' of the same signatures),
+    the dropout masks they take and their inputs."""
+
+    forward: Callable = ops.forward
+    backward: Callable = ops.backward
+    masks: Callable = dropout_masks
+    inputs: Callable = batch_inputs
+
+
+NATIVE_STEP = StepFunctions(native.forward, native.backward, native.dropout, batch_rows)
+
+
+def train_step(stack: Stack, epoch: Epoch, data: MNIST, batch: int, functions: StepFunctions = StepFunctions()) -> None:
     """One step of `batch` samples for every trial of the stack: gather, dropout masks, forward,
-    backward, AdamW. `forward`/`backward` are ops' or the fused kernels' (same signatures)."""
+    backward, AdamW."""
     positions = torch.arange(batch, device=epoch.step.device) + epoch.step * epoch.batch_size
-    x, y = batch_inputs(stack, data, epoch.orders.index_select(1, positions), epoch.inputs)
+    x, y = functions.inputs(stack, data, epoch.orders.index_select(1, positions), epoch.inputs)
     masks = None
     if epoch.keys is not None:
-        masks = dropout_masks(stack, epoch.grid, epoch.keys.index_select(0, epoch.step.view(1)), batch, epoch.masks)
-    logits, last, tape = forward(stack, x, masks)
-    backward(stack, ops.cross_entropy_grad(logits, y, epoch.loss), last, tape, masks)
+        masks = functions.masks(stack, epoch.grid, epoch.keys.index_select(0, epoch.step.view(1)), batch, epoch.masks)
+    logits, last, tape = functions.forward(stack, x, masks)
+    functions.backward(stack, ops.cross_entropy_grad(logits, y, epoch.loss), last, tape, masks)
     ops.adamw_step(stack, epoch.m, epoch.v, epoch.updates, epoch.lr)
     epoch.step.add_(1)
 
 
 class Steps:
     """The training steps of a group of stacks, a meta-loop's epoch at a time: begin(loop), then
-    one call per batch size of `batches`, which steps each stack in turn. psa.engine.batched.cuda's
+    one call per batch size of `batches`, which steps each stack in turn: with `fused`, those that
+    psa.engine.batched.native supports through it, else through ops. psa.engine.batched.cuda's
     GraphSteps replays the same steps from a CUDA graph."""
 
-    def __init__(self, stacks: list[Stack], data: MNIST):
+    def __init__(self, stacks: list[Stack], data: MNIST, fused: bool = True):
         self.stacks, self.data, self.n = stacks, data, len(data.x_train)
         size = stacks[0].specs[0].hyper.batch_size  # the same for every stack of a group
         self.batches = [min(size, self.n - start) for start in range(0, self.n, size)]
         self.epochs = [Epoch.of(stack, self.n) for stack in stacks]
+        self.functions = [NATIVE_STEP if fused and native.supported(s) else StepFunctions() for s in stacks]
 
     def inputs(self, loop: int) -> list:
         """loop_inputs of every stack for `loop`."""
@@ -144,7 +170,7 @@ class Steps:
         return [(epoch.loss / len(self.batches)).tolist() for epoch in self.epochs]
 
     def step(self, member: int, batch: int) -> None:
-        train_step(self.stacks[member], self.epochs[member], self.data, batch)
+        train_step(self.stacks[member], self.epochs[member], self.data, batch, self.functions[member])
 
     @torch.no_grad()
     def __call__(self, batch: int) -> None:

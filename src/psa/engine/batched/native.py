@@ -1,0 +1,222 @@
+"""SimpleMLP stacks whose hidden layers share one width (Layout.fused_width) on a CPU, fused:
+chain.cpp, compiled once per machine by the system's C++ compiler into psa's cache folder and
+called through ctypes, runs every hidden layer of every trial in two calls each way instead of a
+dozen framework operations per layer. Hidden layer 0 reads its samples from the training set in
+place (Rows: no gathered copy of the batch), the W -> W layers keep a block of samples in the
+core's cache through the whole chain, and the dropout masks are drawn inside; only the output
+layer and the loss stay torch's. The forward's and backward's interfaces are ops'.
+
+The math is ops.forward / ops.backward's; only the summation order inside each product differs
+(tests/test_native.py: float64 agreement; the dropout masks are bit for bit the same). Trials
+are split between torch's OpenMP threads, each trial on one thread, so a trial's result does not
+depend on the thread count. Where no compiler is found, or PSA_FUSED=0, these stacks train on
+ops' eager path, and engine_version says which arithmetic a sweep records."""
+
+import ctypes
+import functools
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from psa.engine.batched import ops
+from psa.engine.batched.stack import Stack
+from psa.files import cache_dir, write_atomic
+from psa.trial import randomness
+
+# Results of a fixed seed change when the float32 arithmetic order changes: the store records the
+# version that began each trial, and a resume under another is refused (psa.sweeps.grid.check_engine).
+# Version 2 is these stacks fused on a CPU; elsewhere (a GPU, no C++ compiler, PSA_FUSED=0) psa
+# computes as version 1 did and records 1 (engine_version).
+ENGINE_VERSION = 2
+
+SOURCE = Path(__file__).with_name("chain.cpp")
+FLAGS = ("-O3", "-march=native", "-ffp-contract=fast", "-std=c++17", "-fopenmp", "-shared", "-fPIC")
+
+
+def _cpu_features() -> str:
+    """What -march=native compiles for: a cached library must not reach another CPU model (a
+    shared home folder on a cluster)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+    return next((line for line in info.splitlines() if line.startswith(("flags", "Features"))), "")
+
+
+def _build(compiler: str) -> Path:
+    key = hashlib.sha256("\0".join([SOURCE.read_text(), compiler, *FLAGS, _cpu_features()]).encode()).hexdigest()
+    target = cache_dir("native") / f"chain-{key[:16]}.so"
+    if not target.exists():
+        write_atomic(
+            target,
+            lambda tmp: subprocess.run(
+                [compiler, *FLAGS, str(SOURCE), "-o", str(tmp)], check=True, capture_output=True, text=True
+            ),
+        )
+    return target
+
+
+@functools.cache
+def library() -> ctypes.CDLL | None:
+    """The compiled chain, or None (PSA_FUSED=0, no compiler, or a failed build: said once)."""
+    if os.environ.get("PSA_FUSED", "1") == "0":
+        return None
+    compiler = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
+    if compiler is None:
+        print("psa: no C++ compiler (c++, g++ or $CXX): narrow stacks train on the slower eager path", file=sys.stderr)
+        return None
+    try:
+        lib = ctypes.CDLL(str(_build(compiler)))
+    except (OSError, subprocess.CalledProcessError) as error:
+        detail = getattr(error, "stderr", "") or str(error)
+        reason = next((line for line in detail.splitlines() if "error" in line), detail.strip())
+        print(
+            f"psa: building {SOURCE.name} failed ({reason}): narrow stacks train on the slower eager path",
+            file=sys.stderr,
+        )
+        return None
+    integer, long, pointer = ctypes.c_int, ctypes.c_long, ctypes.c_void_p
+    lib.psa_chain.restype = lib.psa_first.restype = integer
+    lib.psa_chain.argtypes = [integer] * 7 + [pointer] * 4 + [long] + [pointer] * 3 + [long, integer, integer]
+    lib.psa_first.argtypes = [integer] * 8 + [pointer] * 4 + [long, pointer]
+    return lib
+
+
+def supported(stack: Stack) -> bool:
+    return (
+        stack.active.device.type == "cpu"
+        and stack.active.dtype in (torch.float32, torch.float64)
+        and stack.layout.fused_width is not None
+        and library() is not None
+    )
+
+
+def engine_version(device: torch.device | str) -> int:
+    """The engine version a sweep on `device` records: ENGINE_VERSION on a CPU with the fused
+    kernels, else 1, whose arithmetic psa computes there unchanged."""
+    return ENGINE_VERSION if torch.device(device).type == "cpu" and library() is not None else 1
+
+
+@dataclass(frozen=True)
+class Rows:
+    """A batch's inputs as rows of a matrix, which chain.cpp reads in place: trial t's sample s is
+    data[index[t % len(index), s]]. While training, `data` is the training set itself."""
+
+    data: torch.Tensor  # (N, inputs), rows contiguous
+    index: torch.Tensor  # (orders, B) int64
+
+    @classmethod
+    def of(cls, x: "torch.Tensor | Rows") -> "Rows":
+        """x (T or G, B, inputs) as ops.linear reads it, an expanded one (stride 0) as one order."""
+        if isinstance(x, Rows):
+            return x
+        x = x[:1] if x.stride(0) == 0 else x
+        index = torch.arange(x.shape[0] * x.shape[1], device=x.device).view(x.shape[:2])
+        return cls(x.reshape(-1, x.shape[2]).contiguous(), index)
+
+
+@dataclass(frozen=True)
+class Dropout:
+    """A step's dropout masks as chain.cpp draws them, bit for bit as step.dropout_masks would:
+    the arguments of psa.trial.randomness.scaled_keep_masks, one per dropout trial."""
+
+    keys: torch.Tensor  # int32, the 32 bits of each trial's step key
+    thresholds: torch.Tensor  # int64
+    scales: torch.Tensor  # the stack's dtype
+
+
+def dropout(stack: Stack, grid: torch.Tensor, keys: torch.Tensor, batch: int, out=None) -> Dropout:
+    """step.dropout_masks for the chain: no masks are made here; chain.cpp hashes each (sample,
+    unit) counter itself rather than read `grid`, the cache of those hashes."""
+    thresholds, scales = randomness.keep_thresholds(stack.drop_p.view(-1))
+    return Dropout(randomness.as_int32(keys.view(-1)).contiguous(), thresholds.contiguous(), scales.contiguous())
+
+
+def _chain(stack: Stack, forward: bool, z0: torch.Tensor, io: torch.Tensor, flat: torch.Tensor, drop: Dropout | None):
+    """One call of chain.cpp over every trial of the stack: forward writes the last hidden output
+    into io; backward turns io from dL/d(last) into dL/d(z0) and writes the hidden layers'
+    gradients after the first."""
+    layout = stack.layout
+    trials, batch, width = z0.shape
+    rows = stack.drop if drop is not None else slice(0, 0)
+    masks = (None,) * 3 if drop is None else [t.data_ptr() for t in (drop.keys, drop.thresholds, drop.scales)]
+    assert flat.stride(1) == 1 and z0.is_contiguous() and io.is_contiguous()
+    status = library().psa_chain(
+        flat.element_size(),
+        int(forward),
+        width,
+        trials,
+        len(layout.topology.sequence) - 1,
+        batch,
+        torch.get_num_threads(),
+        z0.data_ptr(),
+        io.data_ptr(),
+        flat[:, layout.offsets[1] :].data_ptr(),
+        stack.grad[:, layout.offsets[1] :].data_ptr(),
+        flat.stride(0),
+        *masks,
+        layout.topology.dropout_units,
+        rows.start,
+        rows.stop,
+    )
+    assert status == 0, f"chain.cpp was not built for width {width}"
+
+
+def _first(stack: Stack, forward: bool, rows: Rows, io: torch.Tensor, flat: torch.Tensor) -> None:
+    """One call of chain.cpp's hidden layer 0 over every trial: forward writes its pre-activation
+    into io; backward reads dL/d it from io and writes the layer's gradients."""
+    trials, batch, width = io.shape
+    assert rows.data.is_contiguous() and rows.index.is_contiguous() and io.is_contiguous()
+    status = library().psa_first(
+        flat.element_size(),
+        int(forward),
+        width,
+        trials,
+        rows.index.shape[0],
+        batch,
+        rows.data.shape[1],
+        torch.get_num_threads(),
+        rows.data.data_ptr(),
+        rows.index.data_ptr(),
+        flat.data_ptr(),
+        stack.grad.data_ptr(),
+        flat.stride(0),
+        io.data_ptr(),
+    )
+    assert status == 0, f"chain.cpp was not built for width {width}"
+
+
+def forward(stack: Stack, x: "torch.Tensor | Rows", drop: Dropout | None = None, flat=None):
+    """ops.forward for a stack with a chain, with the parameters in `flat` (default: the active
+    ones). The tape is hidden layer 0's pre-activation: backward recomputes the rest from it."""
+    flat = stack.active if flat is None else flat
+    rows, width = Rows.of(x), stack.layout.fused_width
+    z0 = flat.new_empty(flat.shape[0], rows.index.shape[1], width)
+    _first(stack, True, rows, z0, flat)
+    last = torch.empty_like(z0)
+    _chain(stack, True, z0, last, flat, drop)
+    return ops.linear(last, *stack.layout.view(flat, -1)), last, (rows, z0)
+
+
+def backward(stack: Stack, g: torch.Tensor, last: torch.Tensor, tape, drop: Dropout | None = None) -> None:
+    """ops.backward for a stack run through forward() above: gradients into stack.grad."""
+    rows, z0 = tape
+    weights = stack.weights
+    ops.layer_grads(stack, len(weights) - 1, g, last)
+    g = ops.bmm(g, weights[-1][0]).contiguous()
+    _chain(stack, False, z0, g, stack.active, drop)
+    _first(stack, False, rows, g, stack.active)
+
+
+@torch.no_grad()
+def accuracy(stack: Stack, flat: torch.Tensor, x: torch.Tensor, y: torch.Tensor, chunk: int = 1000) -> list[float]:
+    """ops.accuracy through the chain where the stack has one."""
+    if not supported(stack):
+        return ops.accuracy(stack, flat, x, y, chunk)
+    return ops.accuracy(stack, flat, x, y, chunk, logits_of=lambda xb: forward(stack, xb, flat=flat)[0])

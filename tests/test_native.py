@@ -1,0 +1,132 @@
+"""The fused CPU chains (psa.engine.batched.native, chain.cpp) against psa.engine.batched.ops'
+forward and backward: float64 to 1e-12 (only the summation order inside each small product
+differs; the dropout masks chain.cpp draws itself are step.dropout_masks' bit for bit, or the
+results would differ in the first digit), float32 to 1e-5, every mode, every chain width, and
+trials that do not depend on the thread count."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from helpers import chain_stack, chain_step, gradients, relative, subset
+from psa.engine.batched import native, ops
+from psa.engine.batched.stack import CHAIN_MAX_WIDTH
+from psa.engine.batched.step import Steps
+
+pytestmark = pytest.mark.skipif(native.library() is None, reason="no C++ compiler to build chain.cpp")
+
+
+def compare(stack, batch, step, tolerance):
+    x, y, masks = chain_step(stack, batch, step)
+    drop = chain_step(stack, batch, step, native.dropout)[2]
+    ref_logits, ref_grad = gradients(stack, ops, x, y, masks)
+    logits, grad = gradients(stack, native, x, y, drop)
+    assert not grad.isnan().any()
+    assert relative(logits, ref_logits) < tolerance
+    for (w, b), (rw, rb) in zip(stack.layout.views(grad), stack.layout.views(ref_grad)):
+        assert relative(w, rw) < tolerance or rw.norm() == w.norm() == 0
+        assert relative(b, rb) < tolerance or rb.norm() == b.norm() == 0
+
+
+@pytest.mark.parametrize("arch", ["5*1", "4*2", "3*5", "6*4", "3*12", "17*17", "2*32", "1*1", "1*32"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_fused_step_matches_the_eager_one(arch, dtype):
+    stack = chain_stack(arch, dtype, "cpu")
+    assert native.supported(stack)
+    for batch, step in ((50, 0), (7, 1), (37, 2)):  # batches that are and are not multiples of the lanes
+        compare(stack, batch, step, 1e-12 if dtype == torch.float64 else 1e-5)
+
+
+def test_the_data_sets_rows_read_in_place_are_the_gathered_batch():
+    """Training reads each trial's samples from the training set itself (native.Rows): trial t
+    takes order t % orders, as batch_inputs fans the gathered batch out."""
+    stack = chain_stack("5*3", torch.float64, "cpu")  # 6 trials
+    generator = torch.Generator().manual_seed(9)
+    data = torch.randn(500, 784, dtype=torch.float64, generator=generator)
+    index = torch.randint(500, (3, 45), generator=generator)
+    y = torch.randint(10, (6, 45), generator=generator)
+    gathered = data[index].index_select(0, torch.arange(6) % 3)
+    ref_logits, ref_grad = gradients(stack, ops, gathered, y, None)
+    logits, grad = gradients(stack, native, native.Rows(data, index), y, None)
+    assert relative(logits, ref_logits) < 1e-12 and relative(grad, ref_grad) < 1e-12
+
+
+def test_every_width_up_to_the_chain_limit_is_built():
+    for width in range(1, CHAIN_MAX_WIDTH + 1):
+        compare(chain_stack(f"3*{width}", torch.float64, "cpu", modes=("dropout", "hidden")), 20, 0, 1e-12)
+
+
+def test_dropout_masks_reach_every_hidden_layer():
+    stack = chain_stack("4*4", torch.float64, "cpu", modes=("dropout", "dropout", "none"))
+    x, y, masks = chain_step(stack, 33)
+    drop = chain_step(stack, 33, 0, native.dropout)[2]
+    with_masks = gradients(stack, native, x, y, drop)
+    without = gradients(stack, native, x, y, None)
+    assert relative(with_masks[0], ops.forward(stack, x, masks)[0]) < 1e-12
+    assert not torch.equal(with_masks[0][:2], without[0][:2])  # the dropout trials
+    assert torch.equal(with_masks[0][2], without[0][2])  # the plain one is untouched
+    assert torch.equal(with_masks[1][2], without[1][2])
+    first_layer = stack.layout.views(with_masks[1])[0][0]
+    assert not torch.equal(first_layer[:2], stack.layout.views(without[1])[0][0][:2])
+
+
+@pytest.mark.parametrize("p", [0.0, 0.999999])
+def test_extreme_dropout_probabilities_keep_every_unit_or_almost_none(p):
+    stack = chain_stack("3*3", torch.float64, "cpu", modes=("dropout", "none"))
+    stack.drop_p.fill_(p)
+    x, y, masks = chain_step(stack, 40)
+    drop = chain_step(stack, 40, 0, native.dropout)[2]
+    assert (masks == 0).all() if p > 0.5 else (masks == 1).all()
+    assert relative(gradients(stack, native, x, y, drop)[0], gradients(stack, ops, x, y, masks)[0]) < 1e-12
+
+
+def test_a_trial_does_not_depend_on_the_thread_count():
+    stack = chain_stack("40*3", torch.float32, "cpu")
+    x, y, drop = chain_step(stack, 64, 0, native.dropout)
+    previous = torch.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            logits, last, tape = native.forward(stack, x, drop)
+            stack.grad.zero_()
+            native.backward(stack, ops.cross_entropy_grad(logits, y), last, tape, drop)
+            results.append((last.clone(), stack.grad[:, stack.layout.offsets[1] : stack.layout.offsets[-1]].clone()))
+    finally:
+        torch.set_num_threads(previous)
+    for outputs, chain_grads in results[1:]:
+        assert torch.equal(outputs, results[0][0]) and torch.equal(chain_grads, results[0][1])
+
+
+def test_accuracy_through_the_chain_is_the_eager_accuracy():
+    stack = chain_stack("8*2", torch.float64, "cpu")
+    x = torch.randn(2500, 784, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    y = torch.randint(10, (2500,), generator=torch.Generator().manual_seed(6))
+    assert native.accuracy(stack, stack.active, x, y, 1000) == ops.accuracy(stack, stack.active, x, y, 1000)
+
+
+def test_steps_take_the_chain_only_where_the_stack_has_one(mnist):
+    data = subset(mnist, train=300, val=100)
+    stacks = [chain_stack(arch, torch.float32, "cpu") for arch in ("6*3", "1*8", "[2*4, 1*8]")]
+    forwards = [functions.forward for functions in Steps(stacks, data).functions]
+    assert forwards == [native.forward, native.forward, ops.forward]
+
+
+def test_without_a_compiler_psa_says_so_once_and_trains_eagerly(tmp_path):
+    """CXX names no program and PATH holds no c++/g++: the build fails with one line, the stack
+    trains through ops, and the sweep records engine version 1."""
+    code = (
+        "import torch\n"
+        "from psa.engine.batched import native\n"
+        "assert native.library() is None and native.library() is None\n"
+        "print(native.engine_version('cpu'))\n"
+    )
+    env = {"PATH": str(tmp_path), "CXX": str(tmp_path / "missing-c++"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1"
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "narrow stacks train on the slower eager path" in lines[0]
+    assert not list((tmp_path / "cache").rglob("*.so"))  # nothing half-built left behind
