@@ -15,7 +15,7 @@ from psa.engine.batched import native, ops
 from psa.engine.batched.stack import CHAIN_MAX_WIDTH
 from psa.engine.batched.step import Steps
 
-pytestmark = pytest.mark.skipif(native.library() is None, reason="no C++ compiler to build chain.cpp")
+pytestmark = pytest.mark.skipif(native.library(1) is None, reason="no C++ compiler to build chain.cpp")
 
 
 def compare(stack, batch, step, tolerance):
@@ -120,7 +120,7 @@ def test_without_a_compiler_psa_says_so_once_and_trains_eagerly(tmp_path):
     code = (
         "import torch\n"
         "from psa.engine.batched import native\n"
-        "assert native.library() is None and native.library() is None\n"
+        "assert native.library(1) is None and native.library(2) is None\n"
         "print(native.engine_version('cpu'))\n"
     )
     env = {"PATH": str(tmp_path), "CXX": str(tmp_path / "missing-c++"), "XDG_CACHE_HOME": str(tmp_path / "cache")}

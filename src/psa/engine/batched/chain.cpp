@@ -381,20 +381,16 @@ void run_first(const FirstArgs<T>& a) {
     }
 }
 
-constexpr int MAX_WIDTH = 32;
+#ifndef PSA_WIDTH
+#error "build with -DPSA_WIDTH=W, as psa/engine/batched/native.py does: a library per width"
+#endif
 
-// f(std::integral_constant<int, width>), for a width this file is built for; else 1.
-template <int W = 1, typename F>
+// f(std::integral_constant<int, W>) for the width this library is built for; else 1.
+template <typename F>
 int dispatch(int width, F&& f) {
-    if constexpr (W > MAX_WIDTH) {
-        return 1;
-    } else {
-        if (width == W) {
-            f(std::integral_constant<int, W>{});
-            return 0;
-        }
-        return dispatch<W + 1>(width, f);
-    }
+    if (width != PSA_WIDTH) return 1;
+    f(std::integral_constant<int, PSA_WIDTH>{});
+    return 0;
 }
 
 template <typename T>

@@ -1,16 +1,17 @@
 """SimpleMLP stacks whose hidden layers share one width (Layout.fused_width) on a CPU, fused:
-chain.cpp, compiled once per machine by the system's C++ compiler into psa's cache folder and
-called through ctypes, runs every hidden layer of every trial in two calls each way instead of a
-dozen framework operations per layer. Hidden layer 0 reads its samples from the training set in
-place (Rows: no gathered copy of the batch), the W -> W layers keep a block of samples in the
-core's cache through the whole chain, and the dropout masks are drawn inside; only the output
-layer and the loss stay torch's. The forward's and backward's interfaces are ops'.
+chain.cpp, compiled by the system's C++ compiler once per machine and width (a second or two
+each) into psa's cache folder and called through ctypes, runs every hidden layer of every trial
+in two calls each way instead of a dozen framework operations per layer. Hidden layer 0 reads
+its samples from the training set in place (Rows: no gathered copy of the batch), the W -> W
+layers keep a block of samples in the core's cache through the whole chain, and the dropout
+masks are drawn inside; only the output layer and the loss stay torch's. The forward's and
+backward's interfaces are ops'.
 
 The math is ops.forward / ops.backward's; only the summation order inside each product differs
-(tests/test_native.py: float64 agreement; the dropout masks are bit for bit the same). Trials
-are split between torch's OpenMP threads, each trial on one thread, so a trial's result does not
-depend on the thread count. Where no compiler is found, or PSA_FUSED=0, these stacks train on
-ops' eager path, and engine_version says which arithmetic a sweep records."""
+(tests/test_native.py: float64 agreement; the dropout masks are bit for bit the same). Each
+trial runs on one of torch's OpenMP threads, whichever is free, so its result does not depend
+on the thread count. Where no compiler is found, or PSA_FUSED=0, these stacks train on ops'
+eager path, and engine_version says which arithmetic a sweep records."""
 
 import ctypes
 import functools
@@ -49,30 +50,43 @@ def _cpu_features() -> str:
     return next((line for line in info.splitlines() if line.startswith(("flags", "Features"))), "")
 
 
-def _build(compiler: str) -> Path:
-    key = hashlib.sha256("\0".join([SOURCE.read_text(), compiler, *FLAGS, _cpu_features()]).encode()).hexdigest()
-    target = cache_dir("native") / f"chain-{key[:16]}.so"
+def _build(compiler: str, width: int) -> Path:
+    flags = (*FLAGS, f"-DPSA_WIDTH={width}")
+    key = hashlib.sha256("\0".join([SOURCE.read_text(), compiler, *flags, _cpu_features()]).encode()).hexdigest()
+    target = cache_dir("native") / f"chain-{width}-{key[:16]}.so"
     if not target.exists():
         write_atomic(
             target,
             lambda tmp: subprocess.run(
-                [compiler, *FLAGS, str(SOURCE), "-o", str(tmp)], check=True, capture_output=True, text=True
+                [compiler, *flags, str(SOURCE), "-o", str(tmp)], check=True, capture_output=True, text=True
             ),
         )
     return target
 
 
 @functools.cache
-def library() -> ctypes.CDLL | None:
-    """The compiled chain, or None (PSA_FUSED=0, no compiler, or a failed build: said once)."""
+def compiler() -> str | None:
+    """The C++ compiler that builds chain.cpp, or None (PSA_FUSED=0, or none found: said once)."""
     if os.environ.get("PSA_FUSED", "1") == "0":
         return None
-    compiler = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
-    if compiler is None:
-        print("psa: no C++ compiler (c++, g++ or $CXX): narrow stacks train on the slower eager path", file=sys.stderr)
+    names = [os.environ["CXX"]] if os.environ.get("CXX") else ["c++", "g++"]
+    found = next((path for path in map(shutil.which, names) if path), None)
+    if found is None:
+        print(
+            f"psa: no C++ compiler ({' or '.join(names)}): narrow stacks train on the slower eager path",
+            file=sys.stderr,
+        )
+    return found
+
+
+@functools.cache
+def library(width: int) -> ctypes.CDLL | None:
+    """chain.cpp built for hidden layers `width` wide (a second or two, once per machine), or None
+    where compiler() is None or the build fails (said once per width)."""
+    if compiler() is None:
         return None
     try:
-        lib = ctypes.CDLL(str(_build(compiler)))
+        lib = ctypes.CDLL(str(_build(compiler(), width)))
     except (OSError, subprocess.CalledProcessError) as error:
         detail = getattr(error, "stderr", "") or str(error)
         reason = next((line for line in detail.splitlines() if "error" in line), detail.strip())
@@ -93,14 +107,15 @@ def supported(stack: Stack) -> bool:
         stack.active.device.type == "cpu"
         and stack.active.dtype in (torch.float32, torch.float64)
         and stack.layout.fused_width is not None
-        and library() is not None
+        and library(stack.layout.fused_width) is not None
     )
 
 
 def engine_version(device: torch.device | str) -> int:
     """The engine version a sweep on `device` records: ENGINE_VERSION on a CPU with the fused
-    kernels, else 1, whose arithmetic psa computes there unchanged."""
-    return ENGINE_VERSION if torch.device(device).type == "cpu" and library() is not None else 1
+    kernels (where the narrowest builds, so do the others), else 1, whose arithmetic psa computes
+    there unchanged."""
+    return ENGINE_VERSION if torch.device(device).type == "cpu" and library(1) is not None else 1
 
 
 @dataclass(frozen=True)
@@ -147,7 +162,7 @@ def _chain(stack: Stack, forward: bool, z0: torch.Tensor, io: torch.Tensor, flat
     rows = stack.drop if drop is not None else slice(0, 0)
     masks = (None,) * 3 if drop is None else [t.data_ptr() for t in (drop.keys, drop.thresholds, drop.scales)]
     assert flat.stride(1) == 1 and z0.is_contiguous() and io.is_contiguous()
-    status = library().psa_chain(
+    status = library(width).psa_chain(
         flat.element_size(),
         int(forward),
         width,
@@ -165,7 +180,7 @@ def _chain(stack: Stack, forward: bool, z0: torch.Tensor, io: torch.Tensor, flat
         rows.start,
         rows.stop,
     )
-    assert status == 0, f"chain.cpp was not built for width {width}"
+    assert status == 0, f"chain.cpp's library for width {width} computes another"
 
 
 def _first(stack: Stack, forward: bool, rows: Rows, io: torch.Tensor, flat: torch.Tensor) -> None:
@@ -173,7 +188,7 @@ def _first(stack: Stack, forward: bool, rows: Rows, io: torch.Tensor, flat: torc
     into io; backward reads dL/d it from io and writes the layer's gradients."""
     trials, batch, width = io.shape
     assert rows.data.is_contiguous() and rows.index.is_contiguous() and io.is_contiguous()
-    status = library().psa_first(
+    status = library(width).psa_first(
         flat.element_size(),
         int(forward),
         width,
@@ -189,7 +204,7 @@ def _first(stack: Stack, forward: bool, rows: Rows, io: torch.Tensor, flat: torc
         flat.stride(0),
         io.data_ptr(),
     )
-    assert status == 0, f"chain.cpp was not built for width {width}"
+    assert status == 0, f"chain.cpp's library for width {width} computes another"
 
 
 def forward(stack: Stack, x: "torch.Tensor | Rows", drop: Dropout | None = None, flat=None):
