@@ -262,18 +262,26 @@ Vec<T> load_unaligned(const T* p) {
     return v;
 }
 
-template <typename T>
-T total(const Vec<T>& v) {
-    T sum = 0;
-    for (int k = 0; k < LANES<T>; ++k) sum += v[k];
-    return sum;
+// The sum of a vector's lanes, folded in halves (a few shuffles, not a chain of lane-by-lane adds).
+template <typename T, int BYTES = 64>
+T total(const T* lanes) {
+    if constexpr (BYTES == sizeof(T)) {
+        return lanes[0];
+    } else {
+        typedef T Half __attribute__((vector_size(BYTES / 2)));
+        Half low, high;
+        __builtin_memcpy(&low, lanes, BYTES / 2);
+        __builtin_memcpy(&high, lanes + BYTES / 2 / sizeof(T), BYTES / 2);
+        const Half sum = low + high;
+        return total<T, BYTES / 2>(reinterpret_cast<const T*>(&sum));
+    }
 }
 
 // Samples read together: in the forward each weight vector loaded serves P of them, while their
 // accumulators still fit the vector registers; in the backward each gradient vector loaded and
 // stored takes BACKWARD_P samples' terms.
 template <int W>
-constexpr int P = W <= 4 ? 4 : 2;
+constexpr int P = W <= 4 ? 4 : 3;
 constexpr int CHUNK = 8;  // outputs per pass over the forward's rows: P * CHUNK accumulators
 constexpr int BACKWARD_P = 8;
 
@@ -288,45 +296,49 @@ void rows_of(const FirstArgs<T>& a, const int64_t* index, int s0, int n, const T
     }
 }
 
-// Outputs O0 .. O0 + C - 1 (C = CHUNK but at the end) of N samples' rows, then the next chunk:
-// a row, fetched once, is read again from the core's cache for each chunk.
+// Outputs O0 .. O0 + C - 1 (C = CHUNK but at the end) of samples begin .. end - 1, N at a time,
+// then the next chunk's of the same samples, whose rows the first chunk brought into the cache.
 template <typename T, int W, int N, int O0>
-void first_outputs(const FirstArgs<T>& a, const T* w, const T* const* x, const T* const* ahead, T* out, int n) {
+void first_outputs(const FirstArgs<T>& a, const T* w, const int64_t* index, int begin, int end, T* out) {
     constexpr int L = LANES<T>, C = std::min(CHUNK, W - O0);
     const int full = a.fan_in - a.fan_in % L;
-    Vec<T> sum[N][C] = {};
-    for (int k = 0; k < full; k += L) {
-        Vec<T> xk[N];
-        for (int j = 0; j < N; ++j) {
-            xk[j] = load_unaligned(x[j] + k);
-            if (O0 == 0) __builtin_prefetch(ahead[j] + k);
-        }
-        for (int o = 0; o < C; ++o) {
-            const Vec<T> wk = load_unaligned(w + (O0 + o) * a.fan_in + k);
-            for (int j = 0; j < N; ++j) sum[j][o] += wk * xk[j];
-        }
-    }
     const T* b = w + W * a.fan_in;
-    for (int j = 0; j < n; ++j)
-        for (int o = 0; o < C; ++o) {
-            T z = total<T>(sum[j][o]);
-            for (int k = full; k < a.fan_in; ++k) z += w[(O0 + o) * a.fan_in + k] * x[j][k];
-            out[j * W + O0 + o] = b[O0 + o] + z;
-        }
-    if constexpr (O0 + C < W) first_outputs<T, W, N, O0 + C>(a, w, x, ahead, out, n);
-}
-
-template <typename T, int W>
-void first_forward(const FirstArgs<T>& a, int t) {
-    constexpr int N = P<W>;
-    const T* w = a.params + t * a.stride;
-    const int64_t* index = a.index + long(t % a.groups) * a.batch;
-    for (int s0 = 0; s0 < a.batch; s0 += N) {
-        const int n = std::min(N, a.batch - s0);
+    for (int s0 = begin; s0 < end; s0 += N) {
+        const int n = std::min(N, end - s0);
         const T *x[N], *ahead[N];
         rows_of<T, N>(a, index, s0, n, x, ahead);
-        first_outputs<T, W, N, 0>(a, w, x, ahead, a.io + (long(t) * a.batch + s0) * W, n);
+        Vec<T> sum[N][C] = {};
+        for (int k = 0; k < full; k += L) {
+            Vec<T> xk[N];
+            for (int j = 0; j < N; ++j) {
+                xk[j] = load_unaligned(x[j] + k);
+                if (O0 == 0) __builtin_prefetch(ahead[j] + k);
+            }
+            for (int o = 0; o < C; ++o) {
+                const Vec<T> wk = load_unaligned(w + (O0 + o) * a.fan_in + k);
+                for (int j = 0; j < N; ++j) sum[j][o] += wk * xk[j];
+            }
+        }
+        for (int j = 0; j < n; ++j)
+            for (int o = 0; o < C; ++o) {
+                T z = total<T>(reinterpret_cast<const T*>(&sum[j][o]));
+                for (int k = full; k < a.fan_in; ++k) z += w[(O0 + o) * a.fan_in + k] * x[j][k];
+                out[(s0 + j) * W + O0 + o] = b[O0 + o] + z;
+            }
     }
+    if constexpr (O0 + C < W) first_outputs<T, W, N, O0 + C>(a, w, index, begin, end, out);
+}
+
+// Samples GROUP at a time, each chunk of outputs over all of them before the next chunk: a
+// chunk's weights stay in the core's first cache, the group's rows in its second.
+template <typename T, int W>
+void first_forward(const FirstArgs<T>& a, int t) {
+    constexpr int N = P<W>, GROUP = 8 * N;
+    const T* w = a.params + t * a.stride;
+    const int64_t* index = a.index + long(t % a.groups) * a.batch;
+    T* out = a.io + long(t) * a.batch * W;
+    for (int s0 = 0; s0 < a.batch; s0 += GROUP)
+        first_outputs<T, W, N, 0>(a, w, index, s0, std::min(s0 + GROUP, a.batch), out);
 }
 
 template <typename T, int W>
