@@ -53,6 +53,7 @@ def test_the_data_sets_rows_read_in_place_are_the_gathered_batch():
     assert relative(logits, ref_logits) < 1e-12 and relative(grad, ref_grad) < 1e-12
 
 
+@pytest.mark.slow  # a library per width: 32 builds of a second or two on a fresh machine
 def test_every_width_up_to_the_chain_limit_is_built():
     for width in range(1, CHAIN_MAX_WIDTH + 1):
         compare(chain_stack(f"3*{width}", torch.float64, "cpu", modes=("dropout", "hidden")), 20, 0, 1e-12)
