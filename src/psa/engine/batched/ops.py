@@ -179,8 +179,10 @@ def accuracy(
 ) -> list[float]:
     """Accuracy (percent) of every trial's weights in `flat` on (x, y), in chunks of samples.
     logits_of(chunk of inputs) gives the logits (default: forward() without a tape)."""
-    weights, shared = stack.layout.views(flat), shares_samples(stack, chunk)
-    logits_of = logits_of or (lambda xb: forward(stack, xb, weights=weights, keep=False)[0])
+    shared = shares_samples(stack, chunk)
+    if logits_of is None:
+        weights = stack.layout.views(flat)
+        logits_of = lambda xb: forward(stack, xb, weights=weights, keep=False)[0]  # noqa: E731
     correct = torch.zeros(flat.shape[0], dtype=torch.int64, device=flat.device)
     for i in range(0, len(x), chunk):
         xb = x[i : i + chunk].unsqueeze(0)
