@@ -9,7 +9,7 @@ import torch
 
 from psa.cli import main
 from psa.engine import batched
-from psa.engine.batched import ops
+from psa.engine.batched import native, ops
 from psa.engine.batched.step import dropout_masks, loop_inputs
 from psa.trial import randomness
 from psa.trial.architecture import Architecture
@@ -33,6 +33,7 @@ def subset(mnist: MNIST, train: int = 1000, val: int = 500, dtype=torch.float32)
         mnist.train_indices,
         mnist.val_indices,
         mnist.source,
+        None if mnist.pixels_train is None else mnist.pixels_train[:train],
     ).to("cpu", dtype)
 
 
@@ -85,10 +86,15 @@ def chain_step(stack, batch: int, step: int = 0, masks_of=dropout_masks):
 
 
 def gradients(stack, module, x, y, masks, **options):
-    """Logits and gradients of one step through `module`'s forward and backward."""
+    """Logits and gradients of one step through `module`: native's fused step, or the forward,
+    loss gradient and backward of ops or kernels."""
     stack.grad.fill_(float("nan"))  # every element must be written
-    logits, last, tape = module.forward(stack, x, masks, **options)
-    module.backward(stack, ops.cross_entropy_grad(logits, y), last, tape, masks, **options)
+    if module is native:
+        logits = torch.empty(*y.shape, 10, dtype=stack.active.dtype)
+        native.gradients(stack, x, y, masks, logits=logits)
+    else:
+        logits, last, tape = module.forward(stack, x, masks, **options)
+        module.backward(stack, ops.cross_entropy_grad(logits, y), last, tape, masks, **options)
     return logits, stack.grad.clone()
 
 

@@ -14,6 +14,9 @@ from helpers import chain_stack, chain_step, gradients, relative, subset
 from psa.engine.batched import native, ops
 from psa.engine.batched.stack import CHAIN_MAX_WIDTH
 from psa.engine.batched.step import Steps
+from psa.errors import PSAError
+from psa.sweeps.grid import check_engine
+from psa.trial.data import MEAN, NORMALISE, STD
 
 pytestmark = pytest.mark.skipif(native.library(1) is None, reason="no C++ compiler to build chain.cpp")
 
@@ -28,6 +31,11 @@ def compare(stack, batch, step, tolerance):
     for (w, b), (rw, rb) in zip(stack.layout.views(grad), stack.layout.views(ref_grad)):
         assert relative(w, rw) < tolerance or rw.norm() == w.norm() == 0
         assert relative(b, rb) < tolerance or rb.norm() == b.norm() == 0
+    losses = [torch.zeros(len(stack.specs), dtype=stack.active.dtype) for _ in range(2)]
+    ops.gradients(stack, x, y, masks, losses[0])
+    native.gradients(stack, x, y, drop, losses[1])
+    assert relative(losses[1], losses[0]) < tolerance
+    assert relative(native.forward(stack, x), ops.forward(stack, x)[0]) < tolerance
 
 
 @pytest.mark.parametrize("arch", ["5*1", "4*2", "3*5", "6*4", "3*12", "17*17", "2*32", "1*1", "1*32"])
@@ -51,6 +59,48 @@ def test_the_data_sets_rows_read_in_place_are_the_gathered_batch():
     ref_logits, ref_grad = gradients(stack, ops, gathered, y, None)
     logits, grad = gradients(stack, native, native.Rows(data, index), y, None)
     assert relative(logits, ref_logits) < 1e-12 and relative(grad, ref_grad) < 1e-12
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_pixel_rows_are_normalised_in_hidden_layer_0s_sums(dtype):
+    """Training in float32 reads the training set's uint8 pixels: w . (scale p + shift) taken as
+    scale (w . p) + shift sum(w), forward and backward, equals the layer on the normalised inputs
+    (float64: to the last digits; float32: to its rounding, with psa.trial.data's own normalisation)."""
+    stack = chain_stack("3*12", dtype, "cpu", modes=("none", "dropout", "hidden"))
+    generator = torch.Generator().manual_seed(11)
+    pixels = torch.randint(256, (400, 784), generator=generator, dtype=torch.uint8)
+    index = torch.randint(400, (3, 37), generator=generator)
+    y = torch.randint(10, (3, 37), generator=generator)
+    scale, shift = NORMALISE
+    normalised = pixels.double() * scale + shift if dtype == torch.float64 else (pixels.float() / 255 - MEAN) / STD
+    ref_logits, ref_grad = gradients(stack, ops, normalised[index], y, None)
+    logits, grad = gradients(stack, native, native.Rows(pixels, index, NORMALISE), y, None)
+    tolerance = 1e-12 if dtype == torch.float64 else 1e-5
+    assert relative(logits, ref_logits) < tolerance and relative(grad, ref_grad) < tolerance
+
+
+def test_float32_training_on_a_cpu_reads_the_pixels(mnist):
+    """Each step's rows: the pixels in float32, the normalised images in float64, through the
+    epoch's sample orders at the step's position, with the labels of those samples."""
+    assert torch.equal((mnist.pixels_train.float() / 255 - MEAN) / STD, mnist.x_train)
+    for dtype, data in ((torch.float32, mnist.pixels_train), (torch.float64, mnist.x_train.double())):
+        small = subset(mnist, train=600, dtype=dtype)
+        stack = chain_stack("2*4", dtype, "cpu")
+        steps = Steps([stack], small)
+        steps.begin(3)
+        epoch = steps.epochs[0]
+        epoch.step.fill_(1)
+        rows, y = steps.functions[0].inputs(stack, small, epoch, 50)
+        assert rows.normalise == (NORMALISE if dtype == torch.float32 else None)
+        assert torch.equal(rows.data, data[:600]) and torch.equal(rows.index, epoch.orders[:, 256:306])
+        assert torch.equal(y, small.y_train[epoch.orders[:, 256:306]])
+
+
+def test_a_trial_of_another_engine_version_is_refused_with_how_to_finish_it():
+    for begun, how in ((1, "PSA_FUSED=0"), (2, "psa info")):
+        with pytest.raises(PSAError, match=f"begun by engine version {begun}, this psa runs version 3 .*{how}"):
+            check_engine("2*8", {begun}, 3)
+    check_engine("2*8", {3}, 3)
 
 
 @pytest.mark.slow  # a library per width: 32 builds of a second or two on a fresh machine
@@ -91,14 +141,14 @@ def test_a_trial_does_not_depend_on_the_thread_count():
         results = []
         for threads in (1, 2, 3):
             torch.set_num_threads(threads)
-            logits, last, tape = native.forward(stack, x, drop)
-            stack.grad.zero_()
-            native.backward(stack, ops.cross_entropy_grad(logits, y), last, tape, drop)
-            results.append((last.clone(), stack.grad[:, stack.layout.offsets[1] : stack.layout.offsets[-1]].clone()))
+            loss = torch.zeros(len(stack.specs))
+            logits, grads = gradients(stack, native, x, y, drop)
+            native.gradients(stack, x, y, drop, loss)
+            results.append((logits, grads, loss))
     finally:
         torch.set_num_threads(previous)
-    for outputs, chain_grads in results[1:]:
-        assert torch.equal(outputs, results[0][0]) and torch.equal(chain_grads, results[0][1])
+    for result in results[1:]:
+        assert all(torch.equal(mine, first) for mine, first in zip(result, results[0]))
 
 
 def test_accuracy_through_the_chain_is_the_eager_accuracy():
@@ -111,8 +161,8 @@ def test_accuracy_through_the_chain_is_the_eager_accuracy():
 def test_steps_take_the_chain_only_where_the_stack_has_one(mnist):
     data = subset(mnist, train=300, val=100)
     stacks = [chain_stack(arch, torch.float32, "cpu") for arch in ("6*3", "1*8", "[2*4, 1*8]")]
-    forwards = [functions.forward for functions in Steps(stacks, data).functions]
-    assert forwards == [native.forward, native.forward, ops.forward]
+    steps = [functions.gradients for functions in Steps(stacks, data).functions]
+    assert steps == [native.gradients, native.gradients, ops.gradients]
 
 
 def test_without_a_compiler_psa_says_so_once_and_trains_eagerly(tmp_path):

@@ -226,11 +226,18 @@ def train_group(
 def check_engine(names: str, versions: set, current: int) -> None:
     """A trial goes on only under the engine version that began it: another's float32 arithmetic
     would give other results than an unbroken run (stores from before versions count as 1). Only
-    stacks that a CPU fuses are checked (Layout.fused_width): versions 1 and 2 train the others alike."""
+    stacks that a CPU fuses are checked (Layout.fused_width): every version trains the others alike."""
     other = {version or 1 for version in versions} - {current}
     if other:
-        hint = "PSA_FUSED=0 runs version 1 on a CPU" if min(other) == 1 else "version 2 needs a C++ compiler"
+        version = min(other)
         raise PSAError(
-            f"{names}: trials in the store were begun by engine version {min(other)}, this psa runs version "
-            f"{current} here ({hint}); finish them so, or sweep into a new store"
+            f"{names}: trials in the store were begun by engine version {version}, this psa runs version "
+            f"{current} here ({HOW[version]}); finish them so, or sweep into a new store"
         )
+
+
+HOW = {  # how to run each engine version (psa.engine.batched.native.ENGINE_VERSION)
+    1: "PSA_FUSED=0 runs version 1 on a CPU",
+    2: "version 2, fused kernels that read normalised images, is an earlier psa: `psa info` names its commit",
+    3: "version 3 needs a C++ compiler on a CPU",
+}

@@ -1,41 +1,54 @@
-// The hidden layers of a SimpleMLP stack whose hidden layers all have one width W, on the CPU,
-// forward and backward, every trial in one call each (psa/engine/batched/native.py builds and
-// calls this file): psa_first, hidden layer 0's product with input rows read in place from the
-// data set; psa_chain, from its pre-activation to the last hidden output, dropout included.
-// Eagerly each layer costs a dozen framework operations of 10-40 us for a few microseconds of
-// arithmetic; here the width is known at compile time and a block of S samples goes through the
-// whole chain at once.
+// A SimpleMLP stack whose hidden layers all have one width W, on the CPU, every trial in one call
+// (psa/engine/batched/native.py builds and calls this file): psa_first, hidden layer 0's product
+// with input rows read in place from the data set, forward or backward; psa_chain, from its
+// pre-activation through every hidden layer, dropout included, and the output layer to the logits,
+// and in a training step on through the loss and back to the pre-activation's gradient. Eagerly
+// each layer costs a dozen framework operations of 10-40 us for a few microseconds of arithmetic;
+// here the width is known at compile time and a block of S samples goes through the whole chain
+// and back at once.
 //
 // A block's activations are feature-major (W, S), S samples in vector lanes, and stay in the
-// core's cache: the forward keeps no tape between calls, and the backward recomputes its block's
-// forward before it goes back through it (a third more arithmetic, against a tape of
-// layers x batch x W numbers per trial through main memory). Dropout masks are drawn here, bit
-// for bit as psa.trial.randomness.scaled_keep_masks draws them, instead of read from a tensor of
-// batch x units numbers per trial. Weight and bias gradients sum over samples in vector lanes,
-// added in a fixed order at the end of a trial: one trial's result depends on nothing but its own
-// inputs, whatever the thread count. Trials go to whichever thread is free (a dynamic schedule):
-// where another program holds a core, the thread that still runs takes on the remaining trials
-// instead of waiting at the end for the one that does not. The math is ops.forward / ops.backward's.
+// core's cache from the forward to the backward: no tape through main memory. Dropout masks are
+// drawn here, bit for bit as psa.trial.randomness.scaled_keep_masks draws them, instead of read
+// from a tensor of batch x units numbers per trial. Weight and bias gradients sum over samples in
+// vector lanes, added in a fixed order at the end of a trial: one trial's result depends on
+// nothing but its own inputs, whatever the thread count. Trials go to whichever thread is free (a
+// dynamic schedule): where another program holds a core, the thread that still runs takes on the
+// remaining trials instead of waiting at the end for the one that does not. The math is
+// ops.forward / ops.cross_entropy_grad / ops.backward's.
 #include <algorithm>
+#include <cmath>
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
 #include <cstdint>
 #include <type_traits>
 #include <vector>
 
 namespace {
 
+constexpr int OUTPUTS = 10;  // psa.trial.architecture.OUTPUTS
+
 template <typename T>
 struct Args {
     int trials, layers, batch, threads;  // layers: the W -> W layers after hidden layer 0
     const T* z0;       // (T, B, W) hidden layer 0's pre-activation
-    T* io;             // (T, B, W) forward: out, the last hidden output; backward: in dL/d last, out dL/d z0
-    const T* params;   // trial t's layer l: weight (W, W) then bias (W), at t * stride + l * (W * W + W)
-    T* grads;          // the same layout in the gradient buffer (backward)
+    T* logits;         // (T, B, OUTPUTS) out, or null (a step that needs none)
+    // A training step's (else null): labels (T, B); each trial's batch-mean loss, added to
+    // loss[t] (or null); dL/d z0 (T, B, W) out, and the gradients of every later layer.
+    const int64_t* labels;
+    T* loss;
+    T* dz0;
+    // Trial t's layer l: weight (W, W) then bias (W), at t * stride + l * (W * W + W); then the
+    // output layer's weight (OUTPUTS, W) and bias (OUTPUTS).
+    const T* params;
+    T* grads;  // the same layout in the gradient buffer
     long stride;
     // Dropout of trials drop_lo .. drop_hi - 1, i = t - drop_lo: unit u of sample s is kept where
-    // mix32(mix32(s * units + u) ^ keys[i]) >= thresholds[i], and then scaled by scales[i].
-    const uint32_t* keys;
-    const int64_t* thresholds;
-    const T* scales;
+    // mix32(mix32(s * units + u) ^ key) >= ceil(p[i] 2^32), key the low 32 bits of keys[i], and
+    // then scaled by 1 / (1 - p[i]) (psa.trial.randomness.keep_thresholds).
+    const int64_t* keys;
+    const T* p;
     long units;
     int drop_lo, drop_hi;
 };
@@ -64,23 +77,6 @@ struct Scratch {
     std::vector<Vec<T>> tape, masks, sums;
 };
 
-// rows (n, W) -> block (W, R vectors), zero past sample n
-template <typename T, int W>
-void load(Vec<T>* block, const T* rows, int n) {
-    T* lanes = reinterpret_cast<T*>(block);
-    constexpr int S = R * LANES<T>;
-    for (int i = 0; i < W; ++i)
-        for (int k = 0; k < S; ++k) lanes[i * S + k] = k < n ? rows[k * W + i] : T(0);
-}
-
-template <typename T, int W>
-void store(T* rows, const Vec<T>* block, int n) {
-    const T* lanes = reinterpret_cast<const T*>(block);
-    constexpr int S = R * LANES<T>;
-    for (int k = 0; k < n; ++k)
-        for (int i = 0; i < W; ++i) rows[k * W + i] = lanes[i * S + k];
-}
-
 uint32_t mix32(uint32_t x) {  // psa.trial.randomness.mix32
     for (int round = 0; round < 2; ++round) {
         x ^= x >> 16;
@@ -94,10 +90,11 @@ template <typename T, int W>
 void draw_masks(const Args<T>& a, int t, int s0, Vec<T>* out) {
     constexpr int S = R * LANES<T>;
     const int i = t - a.drop_lo;
-    const uint32_t key = a.keys[i];
-    const bool none_kept = a.thresholds[i] > int64_t(UINT32_MAX);  // p = 1
-    const uint32_t threshold = none_kept ? 0 : uint32_t(a.thresholds[i]);
-    const T scale = none_kept ? T(0) : a.scales[i];
+    const uint32_t key = uint32_t(a.keys[i]);
+    const int64_t at_least = int64_t(std::ceil(a.p[i] * T(4294967296.0)));  // exact: a power of two
+    const bool none_kept = at_least > int64_t(UINT32_MAX);                 // p = 1
+    const uint32_t threshold = none_kept ? 0 : uint32_t(at_least);
+    const T scale = none_kept ? T(0) : T(1) / (T(1) - a.p[i]);
     T* lanes = reinterpret_cast<T*>(out);
     const int count = (a.layers + 1) * W;
     for (int u = 0; u < count; ++u)
@@ -126,17 +123,23 @@ inline void gate(Vec<T>* g, const Vec<T>* h, const Vec<T>* mask) {
     }
 }
 
+// z = w x + b, x (IN, R vectors), z (OUT, R vectors), w (OUT, IN) followed by b (OUT).
+template <typename T, int IN, int OUT>
+inline void linear_forward(const T* w, const Vec<T>* x, Vec<T>* z) {
+    const T* b = w + OUT * IN;
+    for (int o = 0; o < OUT; ++o) {
+        Vec<T> sum[R];
+        for (int r = 0; r < R; ++r) sum[r] = Vec<T>{} + b[o];
+        for (int i = 0; i < IN; ++i)
+            for (int r = 0; r < R; ++r) sum[r] += w[o * IN + i] * x[i * R + r];
+        for (int r = 0; r < R; ++r) z[o * R + r] = sum[r];
+    }
+}
+
 // z = relu(w x + b) * mask, x and z (W, R vectors).
 template <typename T, int W, bool MASK>
 inline void layer_forward(const T* w, const Vec<T>* x, Vec<T>* z, const Vec<T>* mask) {
-    const T* b = w + W * W;
-    for (int o = 0; o < W; ++o) {
-        Vec<T> sum[R];
-        for (int r = 0; r < R; ++r) sum[r] = Vec<T>{} + b[o];
-        for (int i = 0; i < W; ++i)
-            for (int r = 0; r < R; ++r) sum[r] += w[o * W + i] * x[i * R + r];
-        for (int r = 0; r < R; ++r) z[o * R + r] = sum[r];
-    }
+    linear_forward<T, W, W>(w, x, z);
     activate<T, W, MASK>(z, mask);
 }
 
@@ -151,29 +154,35 @@ void block_forward(const Args<T>& a, const T* params, Vec<T>* tape, const Vec<T>
                                   MASK ? masks + (l + 1) * plane : nullptr);
 }
 
-// g (W, R vectors) from dL/d layer l's dropped output to dL/d its input (next); the layer's
+// dL/d x (IN, R vectors), into next, from g = dL/d z (OUT, R vectors) of z = w x + b; the layer's
 // gradients, summed over the block's R vectors, added to its sums.
+template <typename T, int IN, int OUT>
+inline void linear_backward(const T* w, const Vec<T>* x, const Vec<T>* g, Vec<T>* next, Vec<T>* sums) {
+    for (int o = 0; o < OUT; ++o) {
+        for (int i = 0; i < IN; ++i) {
+            Vec<T> sum = g[o * R] * x[i * R];
+            for (int r = 1; r < R; ++r) sum += g[o * R + r] * x[i * R + r];
+            sums[o * IN + i] += sum;
+        }
+        Vec<T> sum = g[o * R];
+        for (int r = 1; r < R; ++r) sum += g[o * R + r];
+        sums[OUT * IN + o] += sum;
+    }
+    for (int i = 0; i < IN; ++i) {
+        Vec<T> sum[R];
+        for (int r = 0; r < R; ++r) sum[r] = w[i] * g[r];
+        for (int o = 1; o < OUT; ++o)
+            for (int r = 0; r < R; ++r) sum[r] += w[o * IN + i] * g[o * R + r];
+        for (int r = 0; r < R; ++r) next[i * R + r] = sum[r];
+    }
+}
+
+// g (W, R vectors) from dL/d layer l's dropped output h to dL/d its input x (next).
 template <typename T, int W, bool MASK>
 inline void layer_backward(const T* w, const Vec<T>* x, const Vec<T>* h, const Vec<T>* mask, Vec<T>* g,
                            Vec<T>* next, Vec<T>* sums) {
     gate<T, W, MASK>(g, h, mask);
-    for (int o = 0; o < W; ++o) {
-        for (int i = 0; i < W; ++i) {
-            Vec<T> sum = g[o * R] * x[i * R];
-            for (int r = 1; r < R; ++r) sum += g[o * R + r] * x[i * R + r];
-            sums[o * W + i] += sum;
-        }
-        Vec<T> sum = g[o * R];
-        for (int r = 1; r < R; ++r) sum += g[o * R + r];
-        sums[W * W + o] += sum;
-    }
-    for (int i = 0; i < W; ++i) {
-        Vec<T> sum[R];
-        for (int r = 0; r < R; ++r) sum[r] = w[i] * g[r];
-        for (int o = 1; o < W; ++o)
-            for (int r = 0; r < R; ++r) sum[r] += w[o * W + i] * g[o * R + r];
-        for (int r = 0; r < R; ++r) next[i * R + r] = sum[r];
-    }
+    linear_backward<T, W, W>(w, x, g, next, sums);
 }
 
 // g from dL/d the last hidden output to dL/d hidden layer 0's pre-activation.
@@ -190,33 +199,107 @@ void block_backward(const Args<T>& a, const T* params, const Vec<T>* tape, const
     if (a.layers % 2) std::copy(g, g + plane, next);  // the caller reads its own g
 }
 
-template <typename T, int W, bool FORWARD, bool MASK>
+// e^x lane by lane for x <= 0: x = n ln 2 + r, |r| <= ln 2 / 2, e^r by its Taylor series to
+// below the type's last digit, times 2^n put in the exponent. Below the smallest normal number
+// the result stays there: against a softmax's sum of at least 1, nothing the type can hold.
+template <typename T>
+Vec<T> exp_lanes(Vec<T> x) {
+    constexpr bool SINGLE = std::is_same_v<T, float>;
+    typedef std::conditional_t<SINGLE, int32_t, int64_t> Int;
+    typedef Int Ints __attribute__((vector_size(64)));
+    constexpr T LOWEST = SINGLE ? T(-87.0) : T(-708.0);
+    constexpr T LN2_HIGH = SINGLE ? T(0.693145751953125) : T(0.6931471803691238);
+    constexpr T LN2_LOW = SINGLE ? T(1.428606765330187e-06) : T(1.9082149292705877e-10);
+    constexpr int TERMS = SINGLE ? 8 : 13;
+    constexpr int MANTISSA = SINGLE ? 23 : 52, BIAS = SINGLE ? 127 : 1023;
+    x = x < LOWEST ? Vec<T>{} + LOWEST : x;
+    const Ints n = __builtin_convertvector(x * T(1.4426950408889634) - T(0.5), Ints);  // nearest, x <= 0
+    const Vec<T> nf = __builtin_convertvector(n, Vec<T>);
+    const Vec<T> r = x - nf * LN2_HIGH - nf * LN2_LOW;
+    Vec<T> sum = Vec<T>{} + T(1);
+    for (int k = TERMS - 1; k >= 1; --k) sum = sum * r / T(k) + T(1);
+    const Ints bits = (n + Int(BIAS)) << MANTISSA;
+    Vec<T> power;
+    __builtin_memcpy(&power, &bits, sizeof power);
+    return sum * power;
+}
+
+// The block's logits, in place, to dL/d them for the batch's mean cross-entropy: (softmax -
+// one_hot(label)) / batch, zero past sample n. Returns the sum of the n samples' losses.
+template <typename T>
+T softmax_grad(Vec<T>* z, const int64_t* labels, int n, int batch) {
+    constexpr int L = LANES<T>;
+    T loss = 0;
+    for (int r = 0; r < R; ++r) {
+        const int m = std::max(0, std::min(L, n - r * L));  // samples in these lanes
+        T picked[L];
+        for (int k = 0; k < m; ++k) picked[k] = z[labels[r * L + k] * R + r][k];
+        Vec<T> top = z[r];
+        for (int o = 1; o < OUTPUTS; ++o) top = z[o * R + r] > top ? z[o * R + r] : top;
+        Vec<T> sum{};
+        for (int o = 0; o < OUTPUTS; ++o) {
+            z[o * R + r] = exp_lanes<T>(z[o * R + r] - top);
+            sum += z[o * R + r];
+        }
+        for (int k = 0; k < m; ++k) loss += std::log(sum[k]) + top[k] - picked[k];
+        for (int o = 0; o < OUTPUTS; ++o) {
+            z[o * R + r] /= sum;
+            for (int k = 0; k < L; ++k) {
+                const T g = z[o * R + r][k];
+                z[o * R + r][k] = k < m ? (labels[r * L + k] == o ? g - T(1) : g) / T(batch) : T(0);
+            }
+        }
+    }
+    return loss;
+}
+
+// rows (n, C) -> block (C, R vectors), zero past sample n, and back.
+template <typename T, int C>
+void load(Vec<T>* block, const T* rows, int n) {
+    T* lanes = reinterpret_cast<T*>(block);
+    constexpr int S = R * LANES<T>;
+    for (int i = 0; i < C; ++i)
+        for (int k = 0; k < S; ++k) lanes[i * S + k] = k < n ? rows[k * C + i] : T(0);
+}
+
+template <typename T, int C>
+void store(T* rows, const Vec<T>* block, int n) {
+    const T* lanes = reinterpret_cast<const T*>(block);
+    constexpr int S = R * LANES<T>;
+    for (int k = 0; k < n; ++k)
+        for (int i = 0; i < C; ++i) rows[k * C + i] = lanes[i * S + k];
+}
+
+// One trial, a block of S samples at a time: to the logits; in a STEP, on to the loss and back.
+template <typename T, int W, bool STEP, bool MASK>
 void trial(const Args<T>& a, int t, Scratch<T>& scratch) {
     constexpr int plane = W * R, S = R * LANES<T>;
     const T* params = a.params + t * a.stride;
+    const T* output = params + a.layers * (W * W + W);
     const T* z0 = a.z0 + long(t) * a.batch * W;
-    T* io = a.io + long(t) * a.batch * W;
     Vec<T>* tape = scratch.tape.data();
     Vec<T>* masks = MASK ? scratch.masks.data() : nullptr;
     Vec<T>* sums = scratch.sums.data();
-    if (!FORWARD) std::fill(scratch.sums.begin(), scratch.sums.end(), Vec<T>{});
-    Vec<T> g[2 * plane];
+    if (STEP) std::fill(scratch.sums.begin(), scratch.sums.end(), Vec<T>{});
+    Vec<T> logits[OUTPUTS * R], g[2 * plane];
+    T loss = 0;
     for (int s0 = 0; s0 < a.batch; s0 += S) {
         const int n = std::min(S, a.batch - s0);
         load<T, W>(tape, z0 + s0 * W, n);
         if (MASK) draw_masks<T, W>(a, t, s0, masks);
         block_forward<T, W, MASK>(a, params, tape, masks);
-        if (FORWARD) {
-            store<T, W>(io + s0 * W, tape + a.layers * plane, n);
-            continue;
-        }
-        load<T, W>(g, io + s0 * W, n);  // zero past n: padding samples add nothing to the sums
+        linear_forward<T, W, OUTPUTS>(output, tape + a.layers * plane, logits);
+        if (a.logits) store<T, OUTPUTS>(a.logits + (long(t) * a.batch + s0) * OUTPUTS, logits, n);
+        if (!STEP) continue;
+        loss += softmax_grad<T>(logits, a.labels + long(t) * a.batch + s0, n, a.batch);
+        linear_backward<T, W, OUTPUTS>(output, tape + a.layers * plane, logits, g, sums + a.layers * (W * W + W));
         block_backward<T, W, MASK>(a, params, tape, masks, g, g + plane, sums);
-        store<T, W>(io + s0 * W, g, n);
+        store<T, W>(a.dz0 + (long(t) * a.batch + s0) * W, g, n);
     }
-    if (FORWARD) return;
+    if (!STEP) return;
+    if (a.loss) a.loss[t] += loss / T(a.batch);
     T* grads = a.grads + t * a.stride;
-    const long count = long(a.layers) * (W * W + W);
+    const long count = long(a.layers) * (W * W + W) + OUTPUTS * W + OUTPUTS;
     for (long j = 0; j < count; ++j) {
         T total = 0;
         for (int k = 0; k < LANES<T>; ++k) total += sums[j][k];
@@ -224,42 +307,72 @@ void trial(const Args<T>& a, int t, Scratch<T>& scratch) {
     }
 }
 
-template <typename T, int W, bool FORWARD>
+template <typename T, int W, bool STEP>
 void run(const Args<T>& a) {
 #pragma omp parallel num_threads(a.threads)
     {
         Scratch<T> scratch;
         scratch.tape.resize(long(a.layers + 1) * W * R);
         if (a.drop_hi > a.drop_lo) scratch.masks.resize(long(a.layers + 1) * W * R);
-        if (!FORWARD) scratch.sums.resize(long(a.layers) * (W * W + W));
+        if (STEP) scratch.sums.resize(long(a.layers) * (W * W + W) + OUTPUTS * W + OUTPUTS);
 #pragma omp for schedule(dynamic, 1)
         for (int t = 0; t < a.trials; ++t) {
             if (t >= a.drop_lo && t < a.drop_hi)
-                trial<T, W, FORWARD, true>(a, t, scratch);
+                trial<T, W, STEP, true>(a, t, scratch);
             else
-                trial<T, W, FORWARD, false>(a, t, scratch);
+                trial<T, W, STEP, false>(a, t, scratch);
         }
     }
 }
 
 // Hidden layer 0, input rows -> W, where the rows are the data set's own: no gathered copy of a
 // batch (at 60 trials of their own sample order, a 48 MB copy per step) is made or read twice.
-template <typename T>
+// Rows of In = T are the inputs themselves; rows of In = uint8_t are MNIST's pixels p, whose
+// inputs are scale * p + shift (psa.trial.data's normalisation): a quarter of the bytes to read
+// from memory, which is what narrow stacks wait on. Each group of pixel rows is converted to T
+// (exactly: small integers) in the thread's cache, and the normalisation applied to the layer's
+// sums: w . (scale p + shift) = scale (w . p) + shift sum(w), and likewise in the backward.
+template <typename T, typename In>
 struct FirstArgs {
     int trials, groups, batch, fan_in, threads;
-    const T* rows;         // (N, fan_in) inputs
-    const int64_t* index;  // (groups, B): trial t's sample s is rows[index[(t % groups) * B + s]]
+    const In* rows;        // (N, fan_in)
+    const int64_t* index;  // (groups, B): trial t's sample s is rows[index[(t % groups) * index_stride + s]]
+    long index_stride;
     const T* params;       // trial t's weight (W, fan_in) then bias (W), at t * stride
     T* grads;              // the same layout in the gradient buffer (backward)
     long stride;
     T* io;                 // (T, B, W) forward: out, the pre-activation; backward: in, dL/d it
+    T scale, shift;        // In = uint8_t: the normalisation
 };
+
+template <typename T, typename In>
+constexpr bool PIXELS = !std::is_same_v<T, In>;
 
 template <typename T>
 Vec<T> load_unaligned(const T* p) {
     Vec<T> v;
     __builtin_memcpy(&v, p, sizeof v);
     return v;
+}
+
+// A vector of inputs from a row of In: the row's own numbers, or pixels converted (exactly). GCC
+// turns a generic conversion of bytes into a lane-by-lane one: AVX-512 has it in two instructions.
+template <typename T, typename In>
+Vec<T> load_row(const In* p) {
+    if constexpr (std::is_same_v<T, In>) {
+        return load_unaligned(p);
+    } else {
+#ifdef __AVX512F__
+        if constexpr (std::is_same_v<T, float>)
+            return Vec<T>(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)p))));
+        else
+            return Vec<T>(_mm512_cvtepi32_pd(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)p))));
+#else
+        Vec<T> v;
+        for (int k = 0; k < LANES<T>; ++k) v[k] = T(p[k]);
+        return v;
+#endif
+    }
 }
 
 // The sum of a vector's lanes, folded in halves (a few shuffles, not a chain of lane-by-lane adds).
@@ -285,110 +398,136 @@ constexpr int P = W <= 4 ? 4 : 3;
 constexpr int CHUNK = 8;  // outputs per pass over the forward's rows: P * CHUNK accumulators
 constexpr int BACKWARD_P = 8;
 
-// The rows of samples s0 .. s0 + n - 1, the last repeated up to N, and those of the next N
-// samples, which the loops over a row fetch ahead line by line: rows from all over the data set
-// are otherwise read at a fraction of the memory's bandwidth.
-template <typename T, int N>
-void rows_of(const FirstArgs<T>& a, const int64_t* index, int s0, int n, const T** x, const T** ahead) {
-    for (int j = 0; j < N; ++j) {
+// x[j], the rows of samples s0 .. s0 + n - 1, the last repeated up to `count`, read where they
+// are; ahead[j], the row of sample s0 + j + lead, is what the loops over a row fetch ahead line by
+// line: rows from all over the data set are otherwise read at a fraction of the memory's bandwidth.
+template <typename T, typename In>
+void rows_of(const FirstArgs<T, In>& a, const int64_t* index, int s0, int n, int count, int lead, const In** x,
+             const In** ahead) {
+    for (int j = 0; j < count; ++j) {
         x[j] = a.rows + index[s0 + std::min(j, n - 1)] * a.fan_in;
-        ahead[j] = a.rows + index[std::min(s0 + N + j, a.batch - 1)] * a.fan_in;
+        ahead[j] = a.rows + index[std::min(s0 + j + lead, a.batch - 1)] * a.fan_in;
     }
 }
 
-// Outputs O0 .. O0 + C - 1 (C = CHUNK but at the end) of samples begin .. end - 1, N at a time,
-// then the next chunk's of the same samples, whose rows the first chunk brought into the cache.
-template <typename T, int W, int N, int O0>
-void first_outputs(const FirstArgs<T>& a, const T* w, const int64_t* index, int begin, int end, T* out) {
+// Outputs O0 .. O0 + C - 1 (C = CHUNK but at the end) of the group's n samples, rows x, N at a
+// time, then the next chunk's of the same samples, whose rows the first chunk brought into the
+// cache: out = bias + scale * (w . x), w's rows `ws` apart.
+template <typename T, typename In, int W, int N, int O0>
+void first_outputs(int fan_in, int ws, const T* w, const T* bias, T scale, const In* const* x, const In* const* ahead,
+                   int n, T* out) {
     constexpr int L = LANES<T>, C = std::min(CHUNK, W - O0);
-    const int full = a.fan_in - a.fan_in % L;
-    const T* b = w + W * a.fan_in;
-    for (int s0 = begin; s0 < end; s0 += N) {
-        const int n = std::min(N, end - s0);
-        const T *x[N], *ahead[N];
-        rows_of<T, N>(a, index, s0, n, x, ahead);
+    const int full = fan_in - fan_in % L;
+    for (int s0 = 0; s0 < n; s0 += N) {
         Vec<T> sum[N][C] = {};
         for (int k = 0; k < full; k += L) {
             Vec<T> xk[N];
             for (int j = 0; j < N; ++j) {
-                xk[j] = load_unaligned(x[j] + k);
-                if (O0 == 0) __builtin_prefetch(ahead[j] + k);
+                xk[j] = load_row<T>(x[s0 + j] + k);
+                if (O0 == 0) __builtin_prefetch(ahead[s0 + j] + k);
             }
             for (int o = 0; o < C; ++o) {
-                const Vec<T> wk = load_unaligned(w + (O0 + o) * a.fan_in + k);
+                const Vec<T> wk = *reinterpret_cast<const Vec<T>*>(w + (O0 + o) * ws + k);
                 for (int j = 0; j < N; ++j) sum[j][o] += wk * xk[j];
             }
         }
-        for (int j = 0; j < n; ++j)
+        for (int j = 0; j < std::min(N, n - s0); ++j)
             for (int o = 0; o < C; ++o) {
                 T z = total<T>(reinterpret_cast<const T*>(&sum[j][o]));
-                for (int k = full; k < a.fan_in; ++k) z += w[(O0 + o) * a.fan_in + k] * x[j][k];
-                out[(s0 + j) * W + O0 + o] = b[O0 + o] + z;
+                for (int k = full; k < fan_in; ++k) z += w[(O0 + o) * ws + k] * T(x[s0 + j][k]);
+                out[(s0 + j) * W + O0 + o] = bias[O0 + o] + scale * z;
             }
     }
-    if constexpr (O0 + C < W) first_outputs<T, W, N, O0 + C>(a, w, index, begin, end, out);
+    if constexpr (O0 + C < W) first_outputs<T, In, W, N, O0 + C>(fan_in, ws, w, bias, scale, x, ahead, n, out);
 }
 
 // Samples GROUP at a time, each chunk of outputs over all of them before the next chunk: a
 // chunk's weights stay in the core's first cache, the group's rows in its second.
-template <typename T, int W>
-void first_forward(const FirstArgs<T>& a, int t) {
+template <typename T, typename In, int W>
+void first_forward(const FirstArgs<T, In>& a, int t, std::vector<Vec<T>>& weights) {
     constexpr int N = P<W>, GROUP = 8 * N;
     const T* w = a.params + t * a.stride;
-    const int64_t* index = a.index + long(t % a.groups) * a.batch;
+    const int64_t* index = a.index + (t % a.groups) * a.index_stride;
     T* out = a.io + long(t) * a.batch * W;
-    for (int s0 = 0; s0 < a.batch; s0 += GROUP)
-        first_outputs<T, W, N, 0>(a, w, index, s0, std::min(s0 + GROUP, a.batch), out);
+    T bias[W];
+    for (int o = 0; o < W; ++o) {
+        bias[o] = w[W * a.fan_in + o];
+        if constexpr (PIXELS<T, In>) {
+            const int full = a.fan_in - a.fan_in % LANES<T>;
+            Vec<T> lanes{};
+            for (int k = 0; k < full; k += LANES<T>) lanes += load_unaligned(w + o * a.fan_in + k);
+            T sum = total<T>(reinterpret_cast<const T*>(&lanes));
+            for (int k = full; k < a.fan_in; ++k) sum += w[o * a.fan_in + k];
+            bias[o] += a.shift * sum;
+        }
+    }
+    const T scale = PIXELS<T, In> ? a.scale : T(1);
+    const int row = (a.fan_in + LANES<T> - 1) / LANES<T>;
+    weights.resize(long(W) * row);  // the weights' rows copied to whole vectors: no load split across cache lines
+    T* aligned = reinterpret_cast<T*>(weights.data());
+    for (int o = 0; o < W; ++o) std::copy(w + o * a.fan_in, w + (o + 1) * a.fan_in, aligned + long(o) * row * LANES<T>);
+    for (int s0 = 0; s0 < a.batch; s0 += GROUP) {
+        const int n = std::min(GROUP, a.batch - s0), count = (n + N - 1) / N * N;
+        const In *x[GROUP], *ahead[GROUP];
+        rows_of(a, index, s0, n, count, N, x, ahead);
+        first_outputs<T, In, W, N, 0>(a.fan_in, row * LANES<T>, aligned, bias, scale, x, ahead, n, out + long(s0) * W);
+    }
 }
 
-template <typename T, int W>
-void first_backward(const FirstArgs<T>& a, int t, std::vector<T>& dw) {
+template <typename T, typename In, int W>
+void first_backward(const FirstArgs<T, In>& a, int t, std::vector<Vec<T>>& dw) {
     constexpr int L = LANES<T>, N = BACKWARD_P;
-    const int64_t* index = a.index + long(t % a.groups) * a.batch;
+    const int64_t* index = a.index + (t % a.groups) * a.index_stride;
     const T* g = a.io + long(t) * a.batch * W;
-    const int full = a.fan_in - a.fan_in % L;
-    dw.assign(long(W) * a.fan_in + W, T(0));
-    T* db = dw.data() + W * a.fan_in;
+    const int full = a.fan_in - a.fan_in % L, row = (a.fan_in + L - 1) / L;
+    dw.assign(long(W) * row, Vec<T>{});  // rows of whole vectors, as the forward's weights
+    T db[W] = {};
     for (int s0 = 0; s0 < a.batch; s0 += N) {
         const int n = std::min(N, a.batch - s0);
-        const T *x[N], *ahead[N];
-        rows_of<T, N>(a, index, s0, n, x, ahead);
+        const In *x[N], *ahead[N];
+        rows_of(a, index, s0, n, N, N, x, ahead);
         T gs[N][W];
         for (int j = 0; j < N; ++j)
             for (int o = 0; o < W; ++o) gs[j][o] = j < n ? g[(s0 + j) * W + o] : T(0);  // a repeated row adds 0
         for (int k = 0; k < full; k += L) {
             Vec<T> xk[N];
             for (int j = 0; j < N; ++j) {
-                xk[j] = load_unaligned(x[j] + k);
+                xk[j] = load_row<T>(x[j] + k);
                 __builtin_prefetch(ahead[j] + k);
             }
             for (int o = 0; o < W; ++o) {
-                T* d = dw.data() + o * a.fan_in + k;
-                Vec<T> v = load_unaligned(d);
+                Vec<T> v = dw[o * row + k / L];
                 for (int j = 0; j < N; ++j) v += gs[j][o] * xk[j];
-                __builtin_memcpy(d, &v, sizeof v);
+                dw[o * row + k / L] = v;
             }
         }
         for (int j = 0; j < n; ++j)
             for (int o = 0; o < W; ++o) {
-                for (int k = full; k < a.fan_in; ++k) dw[o * a.fan_in + k] += gs[j][o] * x[j][k];
+                T* d = reinterpret_cast<T*>(dw.data() + o * row);
+                for (int k = full; k < a.fan_in; ++k) d[k] += gs[j][o] * T(x[j][k]);
                 db[o] += gs[j][o];
             }
     }
-    std::copy(dw.begin(), dw.end(), a.grads + t * a.stride);
+    T* grads = a.grads + t * a.stride;
+    for (int o = 0; o < W; ++o) {
+        const T* d = reinterpret_cast<const T*>(dw.data() + o * row);
+        for (int k = 0; k < a.fan_in; ++k)
+            grads[o * a.fan_in + k] = PIXELS<T, In> ? a.scale * d[k] + a.shift * db[o] : d[k];
+        grads[W * a.fan_in + o] = db[o];
+    }
 }
 
-template <typename T, int W, bool FORWARD>
-void run_first(const FirstArgs<T>& a) {
+template <typename T, typename In, int W, bool FORWARD>
+void run_first(const FirstArgs<T, In>& a) {
 #pragma omp parallel num_threads(a.threads)
     {
-        std::vector<T> dw;
+        std::vector<Vec<T>> buffer;  // the trial's weights (forward) or their gradients (backward)
 #pragma omp for schedule(dynamic, 1)
         for (int t = 0; t < a.trials; ++t) {
             if (FORWARD)
-                first_forward<T, W>(a, t);
+                first_forward<T, In, W>(a, t, buffer);
             else
-                first_backward<T, W>(a, t, dw);
+                first_backward<T, In, W>(a, t, buffer);
         }
     }
 }
@@ -406,74 +545,83 @@ int dispatch(int width, F&& f) {
 }
 
 template <typename T>
-int call(int forward, int width, int trials, int layers, int batch, int threads, const void* z0, void* io,
-         const void* params, void* grads, long stride, const void* keys, const void* thresholds,
-         const void* scales, long units, int drop_lo, int drop_hi) {
+int call(int width, int trials, int layers, int batch, int threads, const void* z0, void* logits,
+         const void* labels, void* loss, void* dz0, const void* params, void* grads, long stride, const void* keys,
+         const void* p, long units, int drop_lo, int drop_hi) {
     const Args<T> a{trials,
                     layers,
                     batch,
                     threads,
                     static_cast<const T*>(z0),
-                    static_cast<T*>(io),
+                    static_cast<T*>(logits),
+                    static_cast<const int64_t*>(labels),
+                    static_cast<T*>(loss),
+                    static_cast<T*>(dz0),
                     static_cast<const T*>(params),
                     static_cast<T*>(grads),
                     stride,
-                    static_cast<const uint32_t*>(keys),
-                    static_cast<const int64_t*>(thresholds),
-                    static_cast<const T*>(scales),
+                    static_cast<const int64_t*>(keys),
+                    static_cast<const T*>(p),
                     units,
                     drop_lo,
                     drop_hi};
     return dispatch(width, [&](auto w) {
-        if (forward)
+        if (labels)
             run<T, decltype(w)::value, true>(a);
         else
             run<T, decltype(w)::value, false>(a);
     });
 }
 
-template <typename T>
+template <typename T, typename In>
 int call_first(int forward, int width, int trials, int groups, int batch, int fan_in, int threads, const void* rows,
-               const void* index, const void* params, void* grads, long stride, void* io) {
-    const FirstArgs<T> a{trials,
-                         groups,
-                         batch,
-                         fan_in,
-                         threads,
-                         static_cast<const T*>(rows),
-                         static_cast<const int64_t*>(index),
-                         static_cast<const T*>(params),
-                         static_cast<T*>(grads),
-                         stride,
-                         static_cast<T*>(io)};
+               const void* index, long index_stride, const void* params, void* grads, long stride, void* io,
+               double scale, double shift) {
+    const FirstArgs<T, In> a{trials,
+                             groups,
+                             batch,
+                             fan_in,
+                             threads,
+                             static_cast<const In*>(rows),
+                             static_cast<const int64_t*>(index),
+                             index_stride,
+                             static_cast<const T*>(params),
+                             static_cast<T*>(grads),
+                             stride,
+                             static_cast<T*>(io),
+                             T(scale),
+                             T(shift)};
     return dispatch(width, [&](auto w) {
         if (forward)
-            run_first<T, decltype(w)::value, true>(a);
+            run_first<T, In, decltype(w)::value, true>(a);
         else
-            run_first<T, decltype(w)::value, false>(a);
+            run_first<T, In, decltype(w)::value, false>(a);
     });
 }
 
 }  // namespace
 
-// itemsize 4 (float32) or 8 (float64); drop_lo == drop_hi: no dropout. Returns 0, or 1 for a
-// width this file was not built for.
-extern "C" int psa_chain(int itemsize, int forward, int width, int trials, int layers, int batch, int threads,
-                         const void* z0, void* io, const void* params, void* grads, long stride, const void* keys,
-                         const void* thresholds, const void* scales, long units, int drop_lo, int drop_hi) {
-    return itemsize == 4 ? call<float>(forward, width, trials, layers, batch, threads, z0, io, params, grads,
-                                       stride, keys, thresholds, scales, units, drop_lo, drop_hi)
-                         : call<double>(forward, width, trials, layers, batch, threads, z0, io, params, grads,
-                                        stride, keys, thresholds, scales, units, drop_lo, drop_hi);
+// itemsize 4 (float32) or 8 (float64); drop_lo == drop_hi: no dropout; labels null: logits only,
+// else a training step (Args). Returns 0, or 1 for a width this file was not built for.
+extern "C" int psa_chain(int itemsize, int width, int trials, int layers, int batch, int threads, const void* z0,
+                         void* logits, const void* labels, void* loss, void* dz0, const void* params, void* grads,
+                         long stride, const void* keys, const void* p, long units, int drop_lo, int drop_hi) {
+    return itemsize == 4 ? call<float>(width, trials, layers, batch, threads, z0, logits, labels, loss, dz0, params,
+                                       grads, stride, keys, p, units, drop_lo, drop_hi)
+                         : call<double>(width, trials, layers, batch, threads, z0, logits, labels, loss, dz0, params,
+                                        grads, stride, keys, p, units, drop_lo, drop_hi);
 }
 
 // Hidden layer 0 of width `width`: forward, its pre-activation; backward, its weight and bias
-// gradients. Returns 0, or 1 for a width this file was not built for.
-extern "C" int psa_first(int itemsize, int forward, int width, int trials, int groups, int batch, int fan_in,
-                         int threads, const void* rows, const void* index, const void* params, void* grads,
-                         long stride, void* io) {
-    return itemsize == 4 ? call_first<float>(forward, width, trials, groups, batch, fan_in, threads, rows, index,
-                                             params, grads, stride, io)
-                         : call_first<double>(forward, width, trials, groups, batch, fan_in, threads, rows, index,
-                                              params, grads, stride, io);
+// gradients. pixels: the rows are uint8 pixels, the inputs scale * p + shift; else the rows are
+// the inputs, of the parameters' type. Returns 0, or 1 for a width this file was not built for.
+extern "C" int psa_first(int itemsize, int pixels, int forward, int width, int trials, int groups, int batch,
+                         int fan_in, int threads, const void* rows, const void* index, long index_stride,
+                         const void* params, void* grads, long stride, void* io, double scale, double shift) {
+    auto call = [&](auto type, auto in) {
+        return call_first<decltype(type), decltype(in)>(forward, width, trials, groups, batch, fan_in, threads, rows,
+                                                        index, index_stride, params, grads, stride, io, scale, shift);
+    };
+    if (itemsize == 4) return pixels ? call(float(), uint8_t()) : call(float(), float());
+    return pixels ? call(double(), uint8_t()) : call(double(), double());
 }

@@ -76,12 +76,14 @@ class GraphSteps(Steps):
         self.use_graphs = device.type == "cuda" and _switch("PSA_CUDA_GRAPHS") if graphs is None else graphs
         use_fused = _switch("PSA_FUSED") if fused is None else fused
         tf32 = self.mode == "tf32"
-        self.passes = [
-            (functools.partial(kernels.forward, tf32=tf32), functools.partial(kernels.backward, tf32=tf32))
-            if use_fused and kernels.supported(stack)
-            else (ops.forward, ops.backward)
-            for stack in stacks
-        ]
+        fused_step = StepFunctions(
+            functools.partial(
+                ops.gradients,
+                forward=functools.partial(kernels.forward, tf32=tf32),
+                backward=functools.partial(kernels.backward, tf32=tf32),
+            )
+        )
+        self.passes = [fused_step if use_fused and kernels.supported(stack) else StepFunctions() for stack in stacks]
         self.pending, self.pinned = {}, []
         self.graphs, self.pool, self.streams = {}, None, None
 
@@ -101,9 +103,8 @@ class GraphSteps(Steps):
         return self.pinned
 
     def step(self, member: int, batch: int) -> None:
-        forward, backward = self.passes[member]
         with matmul_precision(self.mode, self.stacks[member].active.device):
-            train_step(self.stacks[member], self.epochs[member], self.data, batch, StepFunctions(forward, backward))
+            train_step(self.stacks[member], self.epochs[member], self.data, batch, self.passes[member])
 
     @torch.no_grad()
     def __call__(self, batch: int) -> None:

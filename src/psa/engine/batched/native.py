@@ -2,12 +2,14 @@
 chain.cpp, compiled by the system's C++ compiler once per machine and width (a second or two
 each) into psa's cache folder and called through ctypes, runs every hidden layer of every trial
 in two calls each way instead of a dozen framework operations per layer. Hidden layer 0 reads
-its samples from the training set in place (Rows: no gathered copy of the batch), the W -> W
+its samples from the training set in place (Rows: no gathered copy of the batch; in float32 the
+uint8 pixels, a quarter of the bytes, normalised in its sums), the W -> W
 layers keep a block of samples in the core's cache through the whole chain, and the dropout
 masks are drawn inside; only the output layer and the loss stay torch's. The forward's and
 backward's interfaces are ops'.
 
-The math is ops.forward / ops.backward's; only the summation order inside each product differs
+The math is ops.forward / ops.backward's; only the summation order inside each product differs,
+and where pixels are read, the normalisation moves from the inputs into hidden layer 0's sums
 (tests/test_native.py: float64 agreement; the dropout masks are bit for bit the same). Each
 trial runs on one of torch's OpenMP threads, whichever is free, so its result does not depend
 on the thread count. Where no compiler is found, or PSA_FUSED=0, these stacks train on ops'
@@ -28,13 +30,14 @@ import torch
 from psa.engine.batched import ops
 from psa.engine.batched.stack import Stack
 from psa.files import cache_dir, write_atomic
-from psa.trial import randomness
+from psa.trial.architecture import OUTPUTS
 
 # Results of a fixed seed change when the float32 arithmetic order changes: the store records the
 # version that began each trial, and a resume under another is refused (psa.sweeps.grid.check_engine).
-# Version 2 is these stacks fused on a CPU; elsewhere (a GPU, no C++ compiler, PSA_FUSED=0) psa
+# Version 3 is these stacks fused on a CPU, hidden layer 0 reading the training set's pixels
+# (version 2 read its normalised images); elsewhere (a GPU, no C++ compiler, PSA_FUSED=0) psa
 # computes as version 1 did and records 1 (engine_version).
-ENGINE_VERSION = 2
+ENGINE_VERSION = 3
 
 SOURCE = Path(__file__).with_name("chain.cpp")
 FLAGS = ("-O3", "-march=native", "-ffp-contract=fast", "-std=c++17", "-fopenmp", "-shared", "-fPIC")
@@ -97,8 +100,10 @@ def library(width: int) -> ctypes.CDLL | None:
         return None
     integer, long, pointer = ctypes.c_int, ctypes.c_long, ctypes.c_void_p
     lib.psa_chain.restype = lib.psa_first.restype = integer
-    lib.psa_chain.argtypes = [integer] * 7 + [pointer] * 4 + [long] + [pointer] * 3 + [long, integer, integer]
-    lib.psa_first.argtypes = [integer] * 8 + [pointer] * 4 + [long, pointer]
+    lib.psa_chain.argtypes = [integer] * 6 + [pointer] * 7 + [long] + [pointer] * 2 + [long, integer, integer]
+    lib.psa_first.argtypes = (
+        [integer] * 9 + [pointer] * 2 + [long] + [pointer] * 2 + [long, pointer, ctypes.c_double, ctypes.c_double]
+    )
     return lib
 
 
@@ -121,10 +126,13 @@ def engine_version(device: torch.device | str) -> int:
 @dataclass(frozen=True)
 class Rows:
     """A batch's inputs as rows of a matrix, which chain.cpp reads in place: trial t's sample s is
-    data[index[t % len(index), s]]. While training, `data` is the training set itself."""
+    data[index[t % len(index), s]]. While training in float32, `data` is the training set's uint8
+    pixels and `normalise` the (scale, shift) that makes them inputs (psa.trial.data.NORMALISE);
+    else `data` holds the inputs themselves, such as the training set's."""
 
     data: torch.Tensor  # (N, inputs), rows contiguous
-    index: torch.Tensor  # (orders, B) int64
+    index: torch.Tensor  # (orders, B) int64, rows contiguous (a slice of the epoch's sample orders)
+    normalise: tuple[float, float] | None = None
 
     @classmethod
     def of(cls, x: "torch.Tensor | Rows") -> "Rows":
@@ -138,40 +146,43 @@ class Rows:
 
 @dataclass(frozen=True)
 class Dropout:
-    """A step's dropout masks as chain.cpp draws them, bit for bit as step.dropout_masks would:
-    the arguments of psa.trial.randomness.scaled_keep_masks, one per dropout trial."""
+    """A step's dropout masks as chain.cpp draws them, bit for bit as step.dropout_masks would from
+    the same arguments of psa.trial.randomness.scaled_keep_masks, one per dropout trial."""
 
-    keys: torch.Tensor  # int32, the 32 bits of each trial's step key
-    thresholds: torch.Tensor  # int64
-    scales: torch.Tensor  # the stack's dtype
+    keys: torch.Tensor  # int64, the step's key of each dropout trial
+    p: torch.Tensor  # their dropout probabilities, the stack's dtype
 
 
 def dropout(stack: Stack, grid: torch.Tensor, keys: torch.Tensor, batch: int, out=None) -> Dropout:
     """step.dropout_masks for the chain: no masks are made here; chain.cpp hashes each (sample,
     unit) counter itself rather than read `grid`, the cache of those hashes."""
-    thresholds, scales = randomness.keep_thresholds(stack.drop_p.view(-1))
-    return Dropout(randomness.as_int32(keys.view(-1)).contiguous(), thresholds.contiguous(), scales.contiguous())
+    return Dropout(keys.view(-1), stack.drop_p.view(-1))
 
 
-def _chain(stack: Stack, forward: bool, z0: torch.Tensor, io: torch.Tensor, flat: torch.Tensor, drop: Dropout | None):
-    """One call of chain.cpp over every trial of the stack: forward writes the last hidden output
-    into io; backward turns io from dL/d(last) into dL/d(z0) and writes the hidden layers'
-    gradients after the first."""
+def _pointer(tensor: torch.Tensor | None) -> int | None:
+    assert tensor is None or tensor.is_contiguous()
+    return None if tensor is None else tensor.data_ptr()
+
+
+def _chain(stack: Stack, z0: torch.Tensor, flat: torch.Tensor, logits=None, drop: Dropout | None = None, step=None):
+    """One call of chain.cpp over every trial of the stack, from hidden layer 0's pre-activation
+    z0 to the logits (written where given). A training step, step = (labels, loss or None, dz0),
+    goes on: each trial's batch-mean loss added to loss, dL/d z0 into dz0, and the gradients of
+    every layer after hidden layer 0 into stack.grad."""
     layout = stack.layout
     trials, batch, width = z0.shape
     rows = stack.drop if drop is not None else slice(0, 0)
-    masks = (None,) * 3 if drop is None else [t.data_ptr() for t in (drop.keys, drop.thresholds, drop.scales)]
-    assert flat.stride(1) == 1 and z0.is_contiguous() and io.is_contiguous()
+    masks = (None, None) if drop is None else (_pointer(drop.keys), _pointer(drop.p))
+    labels, loss, dz0 = step or (None, None, None)
+    assert flat.stride(1) == 1 and layout.shapes[-1] == (width, OUTPUTS)
     status = library(width).psa_chain(
         flat.element_size(),
-        int(forward),
         width,
         trials,
         len(layout.topology.sequence) - 1,
         batch,
         torch.get_num_threads(),
-        z0.data_ptr(),
-        io.data_ptr(),
+        *map(_pointer, (z0, logits, labels, loss, dz0)),
         flat[:, layout.offsets[1] :].data_ptr(),
         stack.grad[:, layout.offsets[1] :].data_ptr(),
         flat.stride(0),
@@ -187,9 +198,12 @@ def _first(stack: Stack, forward: bool, rows: Rows, io: torch.Tensor, flat: torc
     """One call of chain.cpp's hidden layer 0 over every trial: forward writes its pre-activation
     into io; backward reads dL/d it from io and writes the layer's gradients."""
     trials, batch, width = io.shape
-    assert rows.data.is_contiguous() and rows.index.is_contiguous() and io.is_contiguous()
+    assert rows.data.is_contiguous() and rows.index.stride(1) == 1 and io.is_contiguous()
+    assert rows.data.dtype == (torch.uint8 if rows.normalise else flat.dtype)
+    scale, shift = rows.normalise or (1.0, 0.0)
     status = library(width).psa_first(
         flat.element_size(),
+        int(rows.normalise is not None),
         int(forward),
         width,
         trials,
@@ -199,34 +213,40 @@ def _first(stack: Stack, forward: bool, rows: Rows, io: torch.Tensor, flat: torc
         torch.get_num_threads(),
         rows.data.data_ptr(),
         rows.index.data_ptr(),
+        rows.index.stride(0),
         flat.data_ptr(),
         stack.grad.data_ptr(),
         flat.stride(0),
         io.data_ptr(),
+        scale,
+        shift,
     )
     assert status == 0, f"chain.cpp's library for width {width} computes another"
 
 
-def forward(stack: Stack, x: "torch.Tensor | Rows", drop: Dropout | None = None, flat=None):
-    """ops.forward for a stack with a chain, with the parameters in `flat` (default: the active
-    ones). The tape is hidden layer 0's pre-activation: backward recomputes the rest from it."""
+def forward(stack: Stack, x: "torch.Tensor | Rows", drop: Dropout | None = None, flat=None) -> torch.Tensor:
+    """The logits (T, B, 10) of ops.forward, with the parameters in `flat` (default: the active ones)."""
     flat = stack.active if flat is None else flat
     rows, width = Rows.of(x), stack.layout.fused_width
     z0 = flat.new_empty(flat.shape[0], rows.index.shape[1], width)
     _first(stack, True, rows, z0, flat)
-    last = torch.empty_like(z0)
-    _chain(stack, True, z0, last, flat, drop)
-    return ops.linear(last, *stack.layout.view(flat, -1)), last, (rows, z0)
+    logits = flat.new_empty(*z0.shape[:2], OUTPUTS)
+    _chain(stack, z0, flat, logits, drop)
+    return logits
 
 
-def backward(stack: Stack, g: torch.Tensor, last: torch.Tensor, tape, drop: Dropout | None = None) -> None:
-    """ops.backward for a stack run through forward() above: gradients into stack.grad."""
-    rows, z0 = tape
-    weights = stack.weights
-    ops.layer_grads(stack, len(weights) - 1, g, last)
-    g = ops.bmm(g, weights[-1][0]).contiguous()
-    _chain(stack, False, z0, g, stack.active, drop)
-    _first(stack, False, rows, g, stack.active)
+def gradients(
+    stack: Stack, x: "torch.Tensor | Rows", y: torch.Tensor, drop: Dropout | None = None, loss=None, logits=None
+):
+    """ops.gradients for a stack with a chain: the step's gradients into stack.grad, each trial's
+    batch-mean loss added to `loss` (T,) where given, the logits written into `logits` where given."""
+    rows, width = Rows.of(x), stack.layout.fused_width
+    z0 = stack.active.new_empty(stack.active.shape[0], rows.index.shape[1], width)
+    _first(stack, True, rows, z0, stack.active)
+    dz0 = torch.empty_like(z0)
+    assert y.shape == z0.shape[:2] and y.dtype == torch.int64
+    _chain(stack, z0, stack.active, logits, drop, (y, loss, dz0))
+    _first(stack, False, rows, dz0, stack.active)
 
 
 @torch.no_grad()
@@ -234,4 +254,4 @@ def accuracy(stack: Stack, flat: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
     """ops.accuracy through the chain where the stack has one."""
     if not supported(stack):
         return ops.accuracy(stack, flat, x, y, chunk)
-    return ops.accuracy(stack, flat, x, y, chunk, logits_of=lambda xb: forward(stack, xb, flat=flat)[0])
+    return ops.accuracy(stack, flat, x, y, chunk, logits_of=lambda xb: forward(stack, xb, flat=flat))

@@ -139,6 +139,13 @@ def cross_entropy_grad(logits: torch.Tensor, y: torch.Tensor, loss: torch.Tensor
     return g / logits.shape[1]
 
 
+def gradients(stack: Stack, x, y: torch.Tensor, masks=None, loss=None, forward=forward, backward=backward):
+    """One step's gradients of each trial's mean cross-entropy on (x, y) into stack.grad, its loss
+    added to `loss` (T,) where given: forward, cross_entropy_grad, backward."""
+    logits, last, tape = forward(stack, x, masks)
+    backward(stack, cross_entropy_grad(logits, y, loss), last, tape, masks)
+
+
 def adamw_step(stack: Stack, m: torch.Tensor, v: torch.Tensor, step: torch.Tensor, lr: float) -> None:
     """torch.optim.AdamW's update of every trial's parameters: the per-trial weight decay, then
     torch's fused AdamW kernel on the whole flat buffer (one pass over parameters, gradients and

@@ -14,7 +14,7 @@ from psa.engine.batched import native, ops
 from psa.engine.batched.stack import Stack
 from psa.trial import randomness
 from psa.trial.architecture import INPUTS
-from psa.trial.data import MNIST
+from psa.trial.data import MNIST, NORMALISE
 
 MASK_CHUNK = 1 << 17  # elements hashed at a time on a CPU: the int32 blocks stay in its cache
 
@@ -44,6 +44,7 @@ class Epoch:
     v: torch.Tensor
     updates: torch.Tensor  # AdamW's step count: a float32 scalar, as torch.optim keeps it
     step: torch.Tensor  # int64 scalar: the index of the next batch
+    positions: torch.Tensor  # arange(batch size): the next batch's positions are these + step * batch size
     loss: torch.Tensor  # (trials,) the sum of each trial's batch-mean losses so far this epoch
     # Input rows of a step, gathered into the same memory every step: fresh tens of MB a step cost
     # page faults on a CPU, and a CUDA graph needs its buffers in place anyway.
@@ -69,6 +70,7 @@ class Epoch:
             v=torch.zeros_like(stack.active),
             updates=torch.zeros((), dtype=torch.float32, device=device),
             step=torch.zeros((), dtype=torch.int64, device=device),
+            positions=torch.arange(hyper.batch_size, device=device),
             loss=torch.zeros(len(stack.specs), dtype=dtype, device=device),
             inputs=torch.empty(len(stack.seeds) * hyper.batch_size, INPUTS, dtype=dtype, device=device),
             batch_size=hyper.batch_size,
@@ -100,45 +102,48 @@ def _labels(stack: Stack, data: MNIST, idx: torch.Tensor) -> torch.Tensor:
     return y if len(stack.seeds) == len(stack.specs) else y.index_select(0, stack.fan_out)
 
 
-def batch_inputs(stack: Stack, data: MNIST, idx: torch.Tensor, rows: torch.Tensor):
-    """Inputs and labels of one step, given its sample indices (a row per order of stack.seeds),
-    the inputs gathered into `rows`. Where trials share an order, labels, and inputs unless
-    shared, are fanned out to every trial."""
-    x = torch.index_select(data.x_train, 0, idx.reshape(-1), out=rows[: idx.numel()]).view(*idx.shape, -1)
+def batch_inputs(stack: Stack, data: MNIST, epoch: Epoch, batch: int):
+    """Inputs and labels of the epoch's next `batch` samples (a row per order of stack.seeds),
+    the inputs gathered into epoch.inputs. Where trials share an order, labels, and inputs unless
+    shared, are fanned out to every trial. Tensor operations only: a CUDA graph replays them."""
+    idx = epoch.orders.index_select(1, torch.add(epoch.positions[:batch], epoch.step, alpha=epoch.batch_size))
+    x = torch.index_select(data.x_train, 0, idx.reshape(-1), out=epoch.inputs[: idx.numel()]).view(*idx.shape, -1)
     if len(stack.seeds) < len(stack.specs) and not stack.share_inputs:
         x = x.index_select(0, stack.fan_out)
     return x, _labels(stack, data, idx)
 
 
-def batch_rows(stack: Stack, data: MNIST, idx: torch.Tensor, rows: torch.Tensor):
-    """batch_inputs for native's path, which reads the training set's rows in place."""
+def batch_rows(stack: Stack, data: MNIST, epoch: Epoch, batch: int):
+    """batch_inputs for native's path, which reads the training set's rows in place (its pixels
+    where the data has them: float32 on a CPU) through a slice of the sample orders."""
+    start = int(epoch.step) * epoch.batch_size
+    idx = epoch.orders[:, start : start + batch]
+    if data.pixels_train is not None and stack.active.dtype == torch.float32:
+        return native.Rows(data.pixels_train, idx, NORMALISE), _labels(stack, data, idx)
     return native.Rows(data.x_train, idx), _labels(stack, data, idx)
 
 
 @dataclass(frozen=True)
 class StepFunctions:
-    """How a step computes: forward and backward (ops', or fused kernels' of the same signatures),
-    the dropout masks they take and their inputs."""
+    """How a step computes: its gradients (ops', or fused kernels' of the same signature), the
+    dropout masks they take and their inputs."""
 
-    forward: Callable = ops.forward
-    backward: Callable = ops.backward
+    gradients: Callable = ops.gradients
     masks: Callable = dropout_masks
     inputs: Callable = batch_inputs
 
 
-NATIVE_STEP = StepFunctions(native.forward, native.backward, native.dropout, batch_rows)
+NATIVE_STEP = StepFunctions(native.gradients, native.dropout, batch_rows)
 
 
 def train_step(stack: Stack, epoch: Epoch, data: MNIST, batch: int, functions: StepFunctions = StepFunctions()) -> None:
     """One step of `batch` samples for every trial of the stack: gather, dropout masks, forward,
-    backward, AdamW."""
-    positions = torch.arange(batch, device=epoch.step.device) + epoch.step * epoch.batch_size
-    x, y = functions.inputs(stack, data, epoch.orders.index_select(1, positions), epoch.inputs)
+    loss, backward, AdamW."""
+    x, y = functions.inputs(stack, data, epoch, batch)
     masks = None
     if epoch.keys is not None:
         masks = functions.masks(stack, epoch.grid, epoch.keys.index_select(0, epoch.step.view(1)), batch, epoch.masks)
-    logits, last, tape = functions.forward(stack, x, masks)
-    functions.backward(stack, ops.cross_entropy_grad(logits, y, epoch.loss), last, tape, masks)
+    functions.gradients(stack, x, y, masks, epoch.loss)
     ops.adamw_step(stack, epoch.m, epoch.v, epoch.updates, epoch.lr)
     epoch.step.add_(1)
 
