@@ -1,19 +1,19 @@
 """SimpleMLP stacks whose hidden layers share one width (Layout.fused_width) on a CPU, fused:
 chain.cpp, compiled by the system's C++ compiler once per machine and width (a second or two
-each) into psa's cache folder and called through ctypes, runs every hidden layer of every trial
-in two calls each way instead of a dozen framework operations per layer. Hidden layer 0 reads
-its samples from the training set in place (Rows: no gathered copy of the batch; in float32 the
-uint8 pixels, a quarter of the bytes, normalised in its sums), the W -> W
-layers keep a block of samples in the core's cache through the whole chain, and the dropout
-masks are drawn inside; only the output layer and the loss stay torch's. The forward's and
-backward's interfaces are ops'.
+each) into psa's cache folder and called through ctypes, runs a training step of every trial in
+three calls instead of a dozen framework operations per layer: hidden layer 0, which reads its
+samples from the training set in place (Rows: no gathered copy of the batch; in float32 the
+uint8 pixels, a quarter of the bytes, normalised in its sums); the chain, which takes a block of
+samples through every later layer, the loss and back while it stays in the core's cache, the
+dropout masks drawn inside; hidden layer 0's gradients. Only AdamW stays torch's. gradients()
+has ops.gradients' interface, forward() gives ops.forward's logits.
 
-The math is ops.forward / ops.backward's; only the summation order inside each product differs,
-and where pixels are read, the normalisation moves from the inputs into hidden layer 0's sums
-(tests/test_native.py: float64 agreement; the dropout masks are bit for bit the same). Each
-trial runs on one of torch's OpenMP threads, whichever is free, so its result does not depend
-on the thread count. Where no compiler is found, or PSA_FUSED=0, these stacks train on ops'
-eager path, and engine_version says which arithmetic a sweep records."""
+The math is ops'; only the summation order inside each product and the exponential's
+rounding differ, and where pixels are read, the normalisation moves from the inputs into hidden
+layer 0's sums (tests/test_native.py: float64 agreement; the dropout masks are bit for bit the
+same). Each trial runs on one of torch's OpenMP threads, whichever is free, so its result does
+not depend on the thread count. Where no compiler is found, or PSA_FUSED=0, these stacks train
+on ops' eager path, and engine_version says which arithmetic a sweep records."""
 
 import ctypes
 import functools
