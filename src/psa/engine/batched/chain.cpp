@@ -1,11 +1,11 @@
 // A SimpleMLP stack whose hidden layers all have one width W, on the CPU, every trial in one call
-// (psa/engine/batched/native.py builds and calls this file): psa_first, hidden layer 0's product
-// with input rows read in place from the data set, forward or backward; psa_chain, from its
-// pre-activation through every hidden layer, dropout included, and the output layer to the logits,
-// and in a training step on through the loss and back to the pre-activation's gradient. Eagerly
-// each layer costs a dozen framework operations of 10-40 us for a few microseconds of arithmetic;
-// here the width is known at compile time and a block of S samples goes through the whole chain
-// and back at once.
+// (psa/engine/batched/native.py builds and calls this file): psa_run takes a block of S samples of
+// a trial through hidden layer 0, whose input rows it reads in place from the data set, through
+// every later hidden layer, dropout included, and the output layer to the logits; in a training
+// step on through the loss and back to hidden layer 0's gradients, while the block's input rows
+// are still in the core's cache. Eagerly each layer costs a dozen framework operations of 10-40 us
+// for a few microseconds of arithmetic; here the width is known at compile time and a step is one
+// call.
 //
 // A block's activations are feature-major (W, S), S samples in vector lanes, and stay in the
 // core's cache from the forward to the backward: no tape through main memory. Dropout masks are
@@ -29,18 +29,25 @@ namespace {
 
 constexpr int OUTPUTS = 10;  // psa.trial.architecture.OUTPUTS
 
-template <typename T>
+template <typename T, typename In>
 struct Args {
     int trials, layers, batch, threads;  // layers: the W -> W layers after hidden layer 0
-    const T* z0;       // (T, B, W) hidden layer 0's pre-activation
-    T* logits;         // (T, B, OUTPUTS) out, or null (a step that needs none)
+    // Hidden layer 0's inputs: trial t's sample s is the row rows[index[(t % groups) * index_stride
+    // + s]] of fan_in numbers: the inputs themselves (In = T), or MNIST's uint8 pixels p (In =
+    // uint8_t), whose inputs are scale * p + shift (psa.trial.data's normalisation).
+    const In* rows;
+    const int64_t* index;
+    int groups;
+    long index_stride;
+    int fan_in;
+    T scale, shift;
+    T* logits;  // (T, B, OUTPUTS) out, or null (a step that needs none)
     // A training step's (else null): labels (T, B); each trial's batch-mean loss, added to
-    // loss[t] (or null); dL/d z0 (T, B, W) out, and the gradients of every later layer.
+    // loss[t] (or null); the gradients of every layer into grads.
     const int64_t* labels;
     T* loss;
-    T* dz0;
-    // Trial t's layer l: weight (W, W) then bias (W), at t * stride + l * (W * W + W); then the
-    // output layer's weight (OUTPUTS, W) and bias (OUTPUTS).
+    // Trial t's at t * stride: hidden layer 0's weight (W, fan_in) and bias (W), each later layer's
+    // weight (W, W) and bias (W), then the output layer's weight (OUTPUTS, W) and bias (OUTPUTS).
     const T* params;
     T* grads;  // the same layout in the gradient buffer
     long stride;
@@ -52,6 +59,9 @@ struct Args {
     long units;
     int drop_lo, drop_hi;
 };
+
+template <typename T, typename In>
+constexpr bool PIXELS = !std::is_same_v<T, In>;
 
 // A vector register of 64 bytes (GCC's and Clang's vector extension: one AVX-512 register, two
 // AVX2 ones, ...), and a block of R of them per unit: S = R * LANES samples.
@@ -71,10 +81,13 @@ template <typename T>
 constexpr int LANES = 64 / sizeof(T);
 constexpr int R = 4;
 
-// Per thread: a block's activations through the chain, its masks, and a trial's gradient sums.
+// Per thread: a block's activations through the chain, its masks, and a trial's gradient sums;
+// hidden layer 0's weights and weight gradient in rows of whole vectors (no load split across
+// cache lines), and the block's pre-activation of it, then the gradient of that, as rows (S, W).
 template <typename T>
 struct Scratch {
-    std::vector<Vec<T>> tape, masks, sums;
+    std::vector<Vec<T>> tape, masks, sums, weights, dw;
+    std::vector<T> rows;
 };
 
 uint32_t mix32(uint32_t x) {  // psa.trial.randomness.mix32
@@ -86,8 +99,8 @@ uint32_t mix32(uint32_t x) {  // psa.trial.randomness.mix32
 }
 
 // The block's masks at every hidden layer, (layers + 1) * W units of R vectors each.
-template <typename T, int W>
-void draw_masks(const Args<T>& a, int t, int s0, Vec<T>* out) {
+template <typename T, int W, typename In>
+void draw_masks(const Args<T, In>& a, int t, int s0, Vec<T>* out) {
     constexpr int S = R * LANES<T>;
     const int i = t - a.drop_lo;
     const uint32_t key = uint32_t(a.keys[i]);
@@ -146,10 +159,10 @@ inline void layer_forward(const T* w, const Vec<T>* x, Vec<T>* z, const Vec<T>* 
 // The block from hidden layer 0's pre-activation, in tape plane 0, through every layer: plane l
 // becomes hidden layer l's output.
 template <typename T, int W, bool MASK>
-void block_forward(const Args<T>& a, const T* params, Vec<T>* tape, const Vec<T>* masks) {
+void block_forward(int layers, const T* params, Vec<T>* tape, const Vec<T>* masks) {
     constexpr int plane = W * R;
     activate<T, W, MASK>(tape, masks);
-    for (int l = 0; l < a.layers; ++l)
+    for (int l = 0; l < layers; ++l)
         layer_forward<T, W, MASK>(params + l * (W * W + W), tape + l * plane, tape + (l + 1) * plane,
                                   MASK ? masks + (l + 1) * plane : nullptr);
 }
@@ -187,16 +200,16 @@ inline void layer_backward(const T* w, const Vec<T>* x, const Vec<T>* h, const V
 
 // g from dL/d the last hidden output to dL/d hidden layer 0's pre-activation.
 template <typename T, int W, bool MASK>
-void block_backward(const Args<T>& a, const T* params, const Vec<T>* tape, const Vec<T>* masks, Vec<T>* g,
-                    Vec<T>* next, Vec<T>* sums) {
+void block_backward(int layers, const T* params, const Vec<T>* tape, const Vec<T>* masks, Vec<T>* g, Vec<T>* next,
+                    Vec<T>* sums) {
     constexpr int plane = W * R;
-    for (int l = a.layers - 1; l >= 0; --l) {
+    for (int l = layers - 1; l >= 0; --l) {
         layer_backward<T, W, MASK>(params + l * (W * W + W), tape + l * plane, tape + (l + 1) * plane,
                                    MASK ? masks + (l + 1) * plane : nullptr, g, next, sums + l * (W * W + W));
         std::swap(g, next);
     }
     gate<T, W, MASK>(g, tape, masks);
-    if (a.layers % 2) std::copy(g, g + plane, next);  // the caller reads its own g
+    if (layers % 2) std::copy(g, g + plane, next);  // the caller reads its own g
 }
 
 // e^x lane by lane for x <= 0: x = n ln 2 + r, |r| <= ln 2 / 2, e^r by its Taylor series to
@@ -270,84 +283,13 @@ void store(T* rows, const Vec<T>* block, int n) {
         for (int i = 0; i < C; ++i) rows[k * C + i] = lanes[i * S + k];
 }
 
-// One trial, a block of S samples at a time: to the logits; in a STEP, on to the loss and back.
-template <typename T, int W, bool STEP, bool MASK>
-void trial(const Args<T>& a, int t, Scratch<T>& scratch) {
-    constexpr int plane = W * R, S = R * LANES<T>;
-    const T* params = a.params + t * a.stride;
-    const T* output = params + a.layers * (W * W + W);
-    const T* z0 = a.z0 + long(t) * a.batch * W;
-    Vec<T>* tape = scratch.tape.data();
-    Vec<T>* masks = MASK ? scratch.masks.data() : nullptr;
-    Vec<T>* sums = scratch.sums.data();
-    if (STEP) std::fill(scratch.sums.begin(), scratch.sums.end(), Vec<T>{});
-    Vec<T> logits[OUTPUTS * R], g[2 * plane];
-    T loss = 0;
-    for (int s0 = 0; s0 < a.batch; s0 += S) {
-        const int n = std::min(S, a.batch - s0);
-        load<T, W>(tape, z0 + s0 * W, n);
-        if (MASK) draw_masks<T, W>(a, t, s0, masks);
-        block_forward<T, W, MASK>(a, params, tape, masks);
-        linear_forward<T, W, OUTPUTS>(output, tape + a.layers * plane, logits);
-        if (a.logits) store<T, OUTPUTS>(a.logits + (long(t) * a.batch + s0) * OUTPUTS, logits, n);
-        if (!STEP) continue;
-        loss += softmax_grad<T>(logits, a.labels + long(t) * a.batch + s0, n, a.batch);
-        linear_backward<T, W, OUTPUTS>(output, tape + a.layers * plane, logits, g, sums + a.layers * (W * W + W));
-        block_backward<T, W, MASK>(a, params, tape, masks, g, g + plane, sums);
-        store<T, W>(a.dz0 + (long(t) * a.batch + s0) * W, g, n);
-    }
-    if (!STEP) return;
-    if (a.loss) a.loss[t] += loss / T(a.batch);
-    T* grads = a.grads + t * a.stride;
-    const long count = long(a.layers) * (W * W + W) + OUTPUTS * W + OUTPUTS;
-    for (long j = 0; j < count; ++j) {
-        T total = 0;
-        for (int k = 0; k < LANES<T>; ++k) total += sums[j][k];
-        grads[j] = total;
-    }
-}
-
-template <typename T, int W, bool STEP>
-void run(const Args<T>& a) {
-#pragma omp parallel num_threads(a.threads)
-    {
-        Scratch<T> scratch;
-        scratch.tape.resize(long(a.layers + 1) * W * R);
-        if (a.drop_hi > a.drop_lo) scratch.masks.resize(long(a.layers + 1) * W * R);
-        if (STEP) scratch.sums.resize(long(a.layers) * (W * W + W) + OUTPUTS * W + OUTPUTS);
-#pragma omp for schedule(dynamic, 1)
-        for (int t = 0; t < a.trials; ++t) {
-            if (t >= a.drop_lo && t < a.drop_hi)
-                trial<T, W, STEP, true>(a, t, scratch);
-            else
-                trial<T, W, STEP, false>(a, t, scratch);
-        }
-    }
-}
-
-// Hidden layer 0, input rows -> W, where the rows are the data set's own: no gathered copy of a
-// batch (at 60 trials of their own sample order, a 48 MB copy per step) is made or read twice.
-// Rows of In = T are the inputs themselves; rows of In = uint8_t are MNIST's pixels p, whose
-// inputs are scale * p + shift (psa.trial.data's normalisation): a quarter of the bytes to read
-// from memory, which is what narrow stacks wait on. Each group of pixel rows is converted to T
-// (exactly: small integers) in the thread's cache, and the normalisation applied to the layer's
-// sums: w . (scale p + shift) = scale (w . p) + shift sum(w), and likewise in the backward.
-template <typename T, typename In>
-struct FirstArgs {
-    int trials, groups, batch, fan_in, threads;
-    const In* rows;        // (N, fan_in)
-    const int64_t* index;  // (groups, B): trial t's sample s is rows[index[(t % groups) * index_stride + s]]
-    long index_stride;
-    const T* params;       // trial t's weight (W, fan_in) then bias (W), at t * stride
-    T* grads;              // the same layout in the gradient buffer (backward)
-    long stride;
-    T* io;                 // (T, B, W) forward: out, the pre-activation; backward: in, dL/d it
-    T scale, shift;        // In = uint8_t: the normalisation
-};
-
-template <typename T, typename In>
-constexpr bool PIXELS = !std::is_same_v<T, In>;
-
+// Hidden layer 0, fan_in -> W, reads its input rows where they are in the data set: no gathered
+// copy of a batch (at 60 trials of their own sample order, a 48 MB copy per step) is made. uint8
+// pixel rows are a quarter of the bytes to read from memory, which is what narrow stacks wait on:
+// each vector of them is converted to T (exactly: small integers) in registers, and the
+// normalisation applied to the layer's sums: w . (scale p + shift) = scale (w . p) + shift sum(w),
+// and likewise in the backward. A block's rows, read for its forward, are still in the core's
+// cache for its weight gradient.
 template <typename T>
 Vec<T> load_unaligned(const T* p) {
     Vec<T> v;
@@ -402,7 +344,7 @@ constexpr int BACKWARD_P = 8;
 // are; ahead[j], the row of sample s0 + j + lead, is what the loops over a row fetch ahead line by
 // line: rows from all over the data set are otherwise read at a fraction of the memory's bandwidth.
 template <typename T, typename In>
-void rows_of(const FirstArgs<T, In>& a, const int64_t* index, int s0, int n, int count, int lead, const In** x,
+void rows_of(const Args<T, In>& a, const int64_t* index, int s0, int n, int count, int lead, const In** x,
              const In** ahead) {
     for (int j = 0; j < count; ++j) {
         x[j] = a.rows + index[s0 + std::min(j, n - 1)] * a.fan_in;
@@ -441,19 +383,14 @@ void first_outputs(int fan_in, int ws, const T* w, const T* bias, T scale, const
     if constexpr (O0 + C < W) first_outputs<T, In, W, N, O0 + C>(fan_in, ws, w, bias, scale, x, ahead, n, out);
 }
 
-// Samples GROUP at a time, each chunk of outputs over all of them before the next chunk: a
-// chunk's weights stay in the core's first cache, the group's rows in its second.
+// Trial t's hidden layer 0 weights (at w) copied into rows of whole vectors, `weights`, and its
+// bias, the normalisation's shift taken in; returns the length of a row in numbers.
 template <typename T, typename In, int W>
-void first_forward(const FirstArgs<T, In>& a, int t, std::vector<Vec<T>>& weights) {
-    constexpr int N = P<W>, GROUP = 8 * N;
-    const T* w = a.params + t * a.stride;
-    const int64_t* index = a.index + (t % a.groups) * a.index_stride;
-    T* out = a.io + long(t) * a.batch * W;
-    T bias[W];
+int first_weights(const Args<T, In>& a, const T* w, std::vector<Vec<T>>& weights, T* bias) {
+    const int full = a.fan_in - a.fan_in % LANES<T>, row = (a.fan_in + LANES<T> - 1) / LANES<T>;
     for (int o = 0; o < W; ++o) {
         bias[o] = w[W * a.fan_in + o];
         if constexpr (PIXELS<T, In>) {
-            const int full = a.fan_in - a.fan_in % LANES<T>;
             Vec<T> lanes{};
             for (int k = 0; k < full; k += LANES<T>) lanes += load_unaligned(w + o * a.fan_in + k);
             T sum = total<T>(reinterpret_cast<const T*>(&lanes));
@@ -461,34 +398,42 @@ void first_forward(const FirstArgs<T, In>& a, int t, std::vector<Vec<T>>& weight
             bias[o] += a.shift * sum;
         }
     }
-    const T scale = PIXELS<T, In> ? a.scale : T(1);
-    const int row = (a.fan_in + LANES<T> - 1) / LANES<T>;
-    weights.resize(long(W) * row);  // the weights' rows copied to whole vectors: no load split across cache lines
+    weights.resize(long(W) * row);
     T* aligned = reinterpret_cast<T*>(weights.data());
     for (int o = 0; o < W; ++o) std::copy(w + o * a.fan_in, w + (o + 1) * a.fan_in, aligned + long(o) * row * LANES<T>);
-    for (int s0 = 0; s0 < a.batch; s0 += GROUP) {
-        const int n = std::min(GROUP, a.batch - s0), count = (n + N - 1) / N * N;
+    return row * LANES<T>;
+}
+
+// The pre-activation of samples s0 .. s0 + n - 1 into out (n, W), GROUP samples at a time, each
+// chunk of outputs over all of them before the next chunk: a chunk's weights stay in the core's
+// first cache, the group's rows in its second.
+template <typename T, typename In, int W>
+void first_forward(const Args<T, In>& a, const int64_t* index, int s0, int n, const T* weights, int ws,
+                   const T* bias, T* out) {
+    constexpr int N = P<W>, GROUP = 8 * N;
+    const T scale = PIXELS<T, In> ? a.scale : T(1);
+    for (int g0 = s0; g0 < s0 + n; g0 += GROUP) {
+        const int m = std::min(GROUP, s0 + n - g0), count = (m + N - 1) / N * N;
         const In *x[GROUP], *ahead[GROUP];
-        rows_of(a, index, s0, n, count, N, x, ahead);
-        first_outputs<T, In, W, N, 0>(a.fan_in, row * LANES<T>, aligned, bias, scale, x, ahead, n, out + long(s0) * W);
+        rows_of(a, index, g0, m, count, N, x, ahead);
+        first_outputs<T, In, W, N, 0>(a.fan_in, ws, weights, bias, scale, x, ahead, m, out + long(g0 - s0) * W);
     }
 }
 
+// The weight gradient of samples s0 .. s0 + n - 1 from g (n, W), dL/d their pre-activation, added
+// to dw (rows of `row` vectors, unscaled: sum of g p) and db, N samples at a time.
 template <typename T, typename In, int W>
-void first_backward(const FirstArgs<T, In>& a, int t, std::vector<Vec<T>>& dw) {
+void first_backward(const Args<T, In>& a, const int64_t* index, int s0, int n, const T* g, Vec<T>* dw, int row,
+                    T* db) {
     constexpr int L = LANES<T>, N = BACKWARD_P;
-    const int64_t* index = a.index + (t % a.groups) * a.index_stride;
-    const T* g = a.io + long(t) * a.batch * W;
-    const int full = a.fan_in - a.fan_in % L, row = (a.fan_in + L - 1) / L;
-    dw.assign(long(W) * row, Vec<T>{});  // rows of whole vectors, as the forward's weights
-    T db[W] = {};
-    for (int s0 = 0; s0 < a.batch; s0 += N) {
-        const int n = std::min(N, a.batch - s0);
+    const int full = a.fan_in - a.fan_in % L;
+    for (int g0 = s0; g0 < s0 + n; g0 += N) {
+        const int m = std::min(N, s0 + n - g0);
         const In *x[N], *ahead[N];
-        rows_of(a, index, s0, n, N, N, x, ahead);
+        rows_of(a, index, g0, m, N, N, x, ahead);
         T gs[N][W];
         for (int j = 0; j < N; ++j)
-            for (int o = 0; o < W; ++o) gs[j][o] = j < n ? g[(s0 + j) * W + o] : T(0);  // a repeated row adds 0
+            for (int o = 0; o < W; ++o) gs[j][o] = j < m ? g[(g0 - s0 + j) * W + o] : T(0);  // a repeated row adds 0
         for (int k = 0; k < full; k += L) {
             Vec<T> xk[N];
             for (int j = 0; j < N; ++j) {
@@ -501,33 +446,84 @@ void first_backward(const FirstArgs<T, In>& a, int t, std::vector<Vec<T>>& dw) {
                 dw[o * row + k / L] = v;
             }
         }
-        for (int j = 0; j < n; ++j)
+        for (int j = 0; j < m; ++j)
             for (int o = 0; o < W; ++o) {
-                T* d = reinterpret_cast<T*>(dw.data() + o * row);
+                T* d = reinterpret_cast<T*>(dw + o * row);
                 for (int k = full; k < a.fan_in; ++k) d[k] += gs[j][o] * T(x[j][k]);
                 db[o] += gs[j][o];
             }
     }
+}
+
+// One trial, a block of S samples at a time: to the logits; in a STEP, on to the loss and back.
+template <typename T, typename In, int W, bool STEP, bool MASK>
+void trial(const Args<T, In>& a, int t, Scratch<T>& scratch) {
+    constexpr int plane = W * R, S = R * LANES<T>;
+    const T* params = a.params + t * a.stride;
+    const long first = long(W) * a.fan_in + W;  // hidden layer 0's parameters
+    const T* chain = params + first;
+    const T* output = chain + a.layers * (W * W + W);
+    const int64_t* index = a.index + (t % a.groups) * a.index_stride;
+    T bias[W], db[W] = {};
+    const int ws = first_weights<T, In, W>(a, params, scratch.weights, bias), row = ws / LANES<T>;
+    const T* weights = reinterpret_cast<const T*>(scratch.weights.data());
+    Vec<T>* tape = scratch.tape.data();
+    Vec<T>* masks = MASK ? scratch.masks.data() : nullptr;
+    Vec<T>* sums = scratch.sums.data();
+    T* rows = scratch.rows.data();
+    if (STEP) {
+        std::fill(scratch.sums.begin(), scratch.sums.end(), Vec<T>{});
+        scratch.dw.assign(long(W) * row, Vec<T>{});
+    }
+    Vec<T> logits[OUTPUTS * R], g[2 * plane];
+    T loss = 0;
+    for (int s0 = 0; s0 < a.batch; s0 += S) {
+        const int n = std::min(S, a.batch - s0);
+        first_forward<T, In, W>(a, index, s0, n, weights, ws, bias, rows);
+        load<T, W>(tape, rows, n);
+        if (MASK) draw_masks<T, W>(a, t, s0, masks);
+        block_forward<T, W, MASK>(a.layers, chain, tape, masks);
+        linear_forward<T, W, OUTPUTS>(output, tape + a.layers * plane, logits);
+        if (a.logits) store<T, OUTPUTS>(a.logits + (long(t) * a.batch + s0) * OUTPUTS, logits, n);
+        if (!STEP) continue;
+        loss += softmax_grad<T>(logits, a.labels + long(t) * a.batch + s0, n, a.batch);
+        linear_backward<T, W, OUTPUTS>(output, tape + a.layers * plane, logits, g, sums + a.layers * (W * W + W));
+        block_backward<T, W, MASK>(a.layers, chain, tape, masks, g, g + plane, sums);
+        store<T, W>(rows, g, n);
+        first_backward<T, In, W>(a, index, s0, n, rows, scratch.dw.data(), row, db);
+    }
+    if (!STEP) return;
+    if (a.loss) a.loss[t] += loss / T(a.batch);
     T* grads = a.grads + t * a.stride;
     for (int o = 0; o < W; ++o) {
-        const T* d = reinterpret_cast<const T*>(dw.data() + o * row);
+        const T* d = reinterpret_cast<const T*>(scratch.dw.data() + o * row);
         for (int k = 0; k < a.fan_in; ++k)
             grads[o * a.fan_in + k] = PIXELS<T, In> ? a.scale * d[k] + a.shift * db[o] : d[k];
         grads[W * a.fan_in + o] = db[o];
     }
+    const long count = long(a.layers) * (W * W + W) + OUTPUTS * W + OUTPUTS;
+    for (long j = 0; j < count; ++j) {
+        T sum = 0;
+        for (int k = 0; k < LANES<T>; ++k) sum += sums[j][k];
+        grads[first + j] = sum;
+    }
 }
 
-template <typename T, typename In, int W, bool FORWARD>
-void run_first(const FirstArgs<T, In>& a) {
+template <typename T, typename In, int W, bool STEP>
+void run(const Args<T, In>& a) {
 #pragma omp parallel num_threads(a.threads)
     {
-        std::vector<Vec<T>> buffer;  // the trial's weights (forward) or their gradients (backward)
+        Scratch<T> scratch;
+        scratch.tape.resize(long(a.layers + 1) * W * R);
+        if (a.drop_hi > a.drop_lo) scratch.masks.resize(long(a.layers + 1) * W * R);
+        if (STEP) scratch.sums.resize(long(a.layers) * (W * W + W) + OUTPUTS * W + OUTPUTS);
+        scratch.rows.resize(R * LANES<T> * W);
 #pragma omp for schedule(dynamic, 1)
         for (int t = 0; t < a.trials; ++t) {
-            if (FORWARD)
-                first_forward<T, In, W>(a, t, buffer);
+            if (t >= a.drop_lo && t < a.drop_hi)
+                trial<T, In, W, STEP, true>(a, t, scratch);
             else
-                first_backward<T, In, W>(a, t, buffer);
+                trial<T, In, W, STEP, false>(a, t, scratch);
         }
     }
 }
@@ -536,92 +532,53 @@ void run_first(const FirstArgs<T, In>& a) {
 #error "build with -DPSA_WIDTH=W, as psa/engine/batched/native.py does: a library per width"
 #endif
 
-// f(std::integral_constant<int, W>) for the width this library is built for; else 1.
-template <typename F>
-int dispatch(int width, F&& f) {
-    if (width != PSA_WIDTH) return 1;
-    f(std::integral_constant<int, PSA_WIDTH>{});
-    return 0;
-}
-
-template <typename T>
-int call(int width, int trials, int layers, int batch, int threads, const void* z0, void* logits,
-         const void* labels, void* loss, void* dz0, const void* params, void* grads, long stride, const void* keys,
-         const void* p, long units, int drop_lo, int drop_hi) {
-    const Args<T> a{trials,
-                    layers,
-                    batch,
-                    threads,
-                    static_cast<const T*>(z0),
-                    static_cast<T*>(logits),
-                    static_cast<const int64_t*>(labels),
-                    static_cast<T*>(loss),
-                    static_cast<T*>(dz0),
-                    static_cast<const T*>(params),
-                    static_cast<T*>(grads),
-                    stride,
-                    static_cast<const int64_t*>(keys),
-                    static_cast<const T*>(p),
-                    units,
-                    drop_lo,
-                    drop_hi};
-    return dispatch(width, [&](auto w) {
-        if (labels)
-            run<T, decltype(w)::value, true>(a);
-        else
-            run<T, decltype(w)::value, false>(a);
-    });
-}
-
 template <typename T, typename In>
-int call_first(int forward, int width, int trials, int groups, int batch, int fan_in, int threads, const void* rows,
-               const void* index, long index_stride, const void* params, void* grads, long stride, void* io,
-               double scale, double shift) {
-    const FirstArgs<T, In> a{trials,
-                             groups,
-                             batch,
-                             fan_in,
-                             threads,
-                             static_cast<const In*>(rows),
-                             static_cast<const int64_t*>(index),
-                             index_stride,
-                             static_cast<const T*>(params),
-                             static_cast<T*>(grads),
-                             stride,
-                             static_cast<T*>(io),
-                             T(scale),
-                             T(shift)};
-    return dispatch(width, [&](auto w) {
-        if (forward)
-            run_first<T, In, decltype(w)::value, true>(a);
-        else
-            run_first<T, In, decltype(w)::value, false>(a);
-    });
+int call(int width, const Args<T, In>& a) {
+    if (width != PSA_WIDTH) return 1;
+    if (a.labels)
+        run<T, In, PSA_WIDTH, true>(a);
+    else
+        run<T, In, PSA_WIDTH, false>(a);
+    return 0;
 }
 
 }  // namespace
 
-// itemsize 4 (float32) or 8 (float64); drop_lo == drop_hi: no dropout; labels null: logits only,
-// else a training step (Args). Returns 0, or 1 for a width this file was not built for.
-extern "C" int psa_chain(int itemsize, int width, int trials, int layers, int batch, int threads, const void* z0,
-                         void* logits, const void* labels, void* loss, void* dz0, const void* params, void* grads,
-                         long stride, const void* keys, const void* p, long units, int drop_lo, int drop_hi) {
-    return itemsize == 4 ? call<float>(width, trials, layers, batch, threads, z0, logits, labels, loss, dz0, params,
-                                       grads, stride, keys, p, units, drop_lo, drop_hi)
-                         : call<double>(width, trials, layers, batch, threads, z0, logits, labels, loss, dz0, params,
-                                        grads, stride, keys, p, units, drop_lo, drop_hi);
-}
-
-// Hidden layer 0 of width `width`: forward, its pre-activation; backward, its weight and bias
-// gradients. pixels: the rows are uint8 pixels, the inputs scale * p + shift; else the rows are
-// the inputs, of the parameters' type. Returns 0, or 1 for a width this file was not built for.
-extern "C" int psa_first(int itemsize, int pixels, int forward, int width, int trials, int groups, int batch,
-                         int fan_in, int threads, const void* rows, const void* index, long index_stride,
-                         const void* params, void* grads, long stride, void* io, double scale, double shift) {
-    auto call = [&](auto type, auto in) {
-        return call_first<decltype(type), decltype(in)>(forward, width, trials, groups, batch, fan_in, threads, rows,
-                                                        index, index_stride, params, grads, stride, io, scale, shift);
+// Every trial of a stack with hidden layers `width` wide (Args): the logits, where `logits` is not
+// null; with labels, a training step. itemsize 4 (float32) or 8 (float64); pixels: the rows are
+// uint8 pixels, else numbers of the parameters' type; drop_lo == drop_hi: no dropout. Returns 0,
+// or 1 for a width this file was not built for.
+extern "C" int psa_run(int itemsize, int pixels, int width, int trials, int layers, int batch, int threads,
+                       const void* rows, const void* index, int groups, long index_stride, int fan_in, double scale,
+                       double shift, void* logits, const void* labels, void* loss, const void* params, void* grads,
+                       long stride, const void* keys, const void* p, long units, int drop_lo, int drop_hi) {
+    auto with = [&](auto type, auto in) {
+        typedef decltype(type) T;
+        typedef decltype(in) In;
+        const Args<T, In> a{trials,
+                            layers,
+                            batch,
+                            threads,
+                            static_cast<const In*>(rows),
+                            static_cast<const int64_t*>(index),
+                            groups,
+                            index_stride,
+                            fan_in,
+                            T(scale),
+                            T(shift),
+                            static_cast<T*>(logits),
+                            static_cast<const int64_t*>(labels),
+                            static_cast<T*>(loss),
+                            static_cast<const T*>(params),
+                            static_cast<T*>(grads),
+                            stride,
+                            static_cast<const int64_t*>(keys),
+                            static_cast<const T*>(p),
+                            units,
+                            drop_lo,
+                            drop_hi};
+        return call<T, In>(width, a);
     };
-    if (itemsize == 4) return pixels ? call(float(), uint8_t()) : call(float(), float());
-    return pixels ? call(double(), uint8_t()) : call(double(), double());
+    if (itemsize == 4) return pixels ? with(float(), uint8_t()) : with(float(), float());
+    return pixels ? with(double(), uint8_t()) : with(double(), double());
 }

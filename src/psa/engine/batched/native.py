@@ -1,12 +1,12 @@
 """SimpleMLP stacks whose hidden layers share one width (Layout.fused_width) on a CPU, fused:
 chain.cpp, compiled by the system's C++ compiler once per machine and width (a second or two
 each) into psa's cache folder and called through ctypes, runs a training step of every trial in
-three calls instead of a dozen framework operations per layer: hidden layer 0, which reads its
-samples from the training set in place (Rows: no gathered copy of the batch; in float32 the
-uint8 pixels, a quarter of the bytes, normalised in its sums); the chain, which takes a block of
-samples through every later layer, the loss and back while it stays in the core's cache, the
-dropout masks drawn inside; hidden layer 0's gradients. Only AdamW stays torch's. gradients()
-has ops.gradients' interface, forward() gives ops.forward's logits.
+one call instead of a dozen framework operations per layer: a block of samples goes through
+hidden layer 0, which reads them from the training set in place (Rows: no gathered copy of the
+batch; in float32 the uint8 pixels, a quarter of the bytes, normalised in its sums), every later
+layer, the loss and back to hidden layer 0's gradients while it stays in the core's cache, the
+dropout masks drawn inside. Only AdamW stays torch's. gradients() has ops.gradients' interface,
+forward() gives ops.forward's logits.
 
 The math is ops'; only the summation order inside each product and the exponential's
 rounding differ, and where pixels are read, the normalisation moves from the inputs into hidden
@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from psa.engine.batched import ops
-from psa.engine.batched.stack import Stack
+from psa.engine.batched.stack import Layout, Stack
 from psa.files import cache_dir, write_atomic
 from psa.trial.architecture import OUTPUTS
 
@@ -98,12 +98,10 @@ def library(width: int) -> ctypes.CDLL | None:
             file=sys.stderr,
         )
         return None
-    integer, long, pointer = ctypes.c_int, ctypes.c_long, ctypes.c_void_p
-    lib.psa_chain.restype = lib.psa_first.restype = integer
-    lib.psa_chain.argtypes = [integer] * 6 + [pointer] * 7 + [long] + [pointer] * 2 + [long, integer, integer]
-    lib.psa_first.argtypes = (
-        [integer] * 9 + [pointer] * 2 + [long] + [pointer] * 2 + [long, pointer, ctypes.c_double, ctypes.c_double]
-    )
+    integer, long, pointer, double = ctypes.c_int, ctypes.c_long, ctypes.c_void_p, ctypes.c_double
+    lib.psa_run.restype = integer
+    lib.psa_run.argtypes = [integer] * 7 + [pointer] * 2 + [integer, long, integer, double, double]
+    lib.psa_run.argtypes += [pointer] * 5 + [long] + [pointer] * 2 + [long, integer, integer]
     return lib
 
 
@@ -114,6 +112,12 @@ def supported(stack: Stack) -> bool:
         and stack.layout.fused_width is not None
         and library(stack.layout.fused_width) is not None
     )
+
+
+def fuses(layout: Layout) -> bool:
+    """Whether a CPU stack of this layout trains here, by what supported() would say, before any
+    library is built."""
+    return layout.fused_width is not None and compiler() is not None
 
 
 def engine_version(device: torch.device | str) -> int:
@@ -164,62 +168,41 @@ def _pointer(tensor: torch.Tensor | None) -> int | None:
     return None if tensor is None else tensor.data_ptr()
 
 
-def _chain(stack: Stack, z0: torch.Tensor, flat: torch.Tensor, logits=None, drop: Dropout | None = None, step=None):
-    """One call of chain.cpp over every trial of the stack, from hidden layer 0's pre-activation
-    z0 to the logits (written where given). A training step, step = (labels, loss or None, dz0),
-    goes on: each trial's batch-mean loss added to loss, dL/d z0 into dz0, and the gradients of
-    every layer after hidden layer 0 into stack.grad."""
-    layout = stack.layout
-    trials, batch, width = z0.shape
-    rows = stack.drop if drop is not None else slice(0, 0)
-    masks = (None, None) if drop is None else (_pointer(drop.keys), _pointer(drop.p))
-    labels, loss, dz0 = step or (None, None, None)
-    assert flat.stride(1) == 1 and layout.shapes[-1] == (width, OUTPUTS)
-    status = library(width).psa_chain(
-        flat.element_size(),
-        width,
-        trials,
-        len(layout.topology.sequence) - 1,
-        batch,
-        torch.get_num_threads(),
-        *map(_pointer, (z0, logits, labels, loss, dz0)),
-        flat[:, layout.offsets[1] :].data_ptr(),
-        stack.grad[:, layout.offsets[1] :].data_ptr(),
-        flat.stride(0),
-        *masks,
-        layout.topology.dropout_units,
-        rows.start,
-        rows.stop,
-    )
-    assert status == 0, f"chain.cpp's library for width {width} computes another"
-
-
-def _first(stack: Stack, forward: bool, rows: Rows, io: torch.Tensor, flat: torch.Tensor) -> None:
-    """One call of chain.cpp's hidden layer 0 over every trial: forward writes its pre-activation
-    into io; backward reads dL/d it from io and writes the layer's gradients."""
-    trials, batch, width = io.shape
-    assert rows.data.is_contiguous() and rows.index.stride(1) == 1 and io.is_contiguous()
+def _run(stack: Stack, rows: Rows, flat: torch.Tensor, logits=None, drop: Dropout | None = None, step=None):
+    """One call of chain.cpp over every trial of the stack with the parameters in `flat`: the
+    logits, written where given. A training step, step = (labels, loss or None), goes on: each
+    trial's batch-mean loss added to loss, and every layer's gradients into stack.grad."""
+    layout, width = stack.layout, stack.layout.fused_width
+    labels, loss = step or (None, None)
+    assert rows.data.is_contiguous() and rows.index.stride(1) == 1 and flat.stride(1) == 1
     assert rows.data.dtype == (torch.uint8 if rows.normalise else flat.dtype)
+    assert layout.shapes[0] == (rows.data.shape[1], width) and layout.shapes[-1] == (width, OUTPUTS)
+    assert labels is None or (labels.shape == (flat.shape[0], rows.index.shape[1]) and labels.dtype == torch.int64)
     scale, shift = rows.normalise or (1.0, 0.0)
-    status = library(width).psa_first(
+    dropping = stack.drop if drop is not None else slice(0, 0)
+    status = library(width).psa_run(
         flat.element_size(),
         int(rows.normalise is not None),
-        int(forward),
         width,
-        trials,
-        rows.index.shape[0],
-        batch,
-        rows.data.shape[1],
+        flat.shape[0],
+        len(layout.topology.sequence) - 1,
+        rows.index.shape[1],
         torch.get_num_threads(),
         rows.data.data_ptr(),
         rows.index.data_ptr(),
+        rows.index.shape[0],
         rows.index.stride(0),
+        rows.data.shape[1],
+        scale,
+        shift,
+        *map(_pointer, (logits, labels, loss)),
         flat.data_ptr(),
         stack.grad.data_ptr(),
         flat.stride(0),
-        io.data_ptr(),
-        scale,
-        shift,
+        *((None, None) if drop is None else (_pointer(drop.keys), _pointer(drop.p))),
+        layout.topology.dropout_units,
+        dropping.start,
+        dropping.stop,
     )
     assert status == 0, f"chain.cpp's library for width {width} computes another"
 
@@ -227,11 +210,9 @@ def _first(stack: Stack, forward: bool, rows: Rows, io: torch.Tensor, flat: torc
 def forward(stack: Stack, x: "torch.Tensor | Rows", drop: Dropout | None = None, flat=None) -> torch.Tensor:
     """The logits (T, B, 10) of ops.forward, with the parameters in `flat` (default: the active ones)."""
     flat = stack.active if flat is None else flat
-    rows, width = Rows.of(x), stack.layout.fused_width
-    z0 = flat.new_empty(flat.shape[0], rows.index.shape[1], width)
-    _first(stack, True, rows, z0, flat)
-    logits = flat.new_empty(*z0.shape[:2], OUTPUTS)
-    _chain(stack, z0, flat, logits, drop)
+    rows = Rows.of(x)
+    logits = flat.new_empty(flat.shape[0], rows.index.shape[1], OUTPUTS)
+    _run(stack, rows, flat, logits, drop)
     return logits
 
 
@@ -240,13 +221,7 @@ def gradients(
 ):
     """ops.gradients for a stack with a chain: the step's gradients into stack.grad, each trial's
     batch-mean loss added to `loss` (T,) where given, the logits written into `logits` where given."""
-    rows, width = Rows.of(x), stack.layout.fused_width
-    z0 = stack.active.new_empty(stack.active.shape[0], rows.index.shape[1], width)
-    _first(stack, True, rows, z0, stack.active)
-    dz0 = torch.empty_like(z0)
-    assert y.shape == z0.shape[:2] and y.dtype == torch.int64
-    _chain(stack, z0, stack.active, logits, drop, (y, loss, dz0))
-    _first(stack, False, rows, dz0, stack.active)
+    _run(stack, Rows.of(x), stack.active, logits, drop, (y, loss))
 
 
 @torch.no_grad()

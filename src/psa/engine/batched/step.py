@@ -115,12 +115,14 @@ def batch_inputs(stack: Stack, data: MNIST, epoch: Epoch, batch: int):
 
 def batch_rows(stack: Stack, data: MNIST, epoch: Epoch, batch: int):
     """batch_inputs for native's path, which reads the training set's rows in place (its pixels
-    where the data has them: float32 on a CPU) through a slice of the sample orders."""
+    where the data keeps them: float32 on a CPU, MNIST.to) through a slice of the sample orders."""
     start = int(epoch.step) * epoch.batch_size
     idx = epoch.orders[:, start : start + batch]
-    if data.pixels_train is not None and stack.active.dtype == torch.float32:
-        return native.Rows(data.pixels_train, idx, NORMALISE), _labels(stack, data, idx)
-    return native.Rows(data.x_train, idx), _labels(stack, data, idx)
+    if data.pixels_train is None:
+        rows = native.Rows(data.x_train, idx)
+    else:
+        rows = native.Rows(data.pixels_train, idx, NORMALISE)
+    return rows, _labels(stack, data, idx)
 
 
 @dataclass(frozen=True)
