@@ -82,6 +82,52 @@ def test_json_gives_the_cloud_plan_a_measured_cost_model(tmp_path, capsys):
     )
 
 
+# `psa bench --estimate-sweep --device cpu --threads 2 --verbose`, 2026-12-05 (docs/PERFORMANCE.md,
+# engine version 3): seconds per meta-loop of 60 trials, the narrowest, deepest and widest stacks
+# of the grid, fused and eager.
+MEASURED_CPU = {
+    "1*1": 0.289,
+    "16*2": 0.343,
+    "2*8": 0.633,
+    "32*32": 6.878,
+    "939*2": 1.436,
+    "2048*1": 1.226,
+    "632*4": 2.417,
+    "4*632": 142.441,
+    "1*2048": 141.383,
+    "115*115": 263.637,
+}
+
+
+def test_the_cpu_cost_model_follows_the_cpu_bench():
+    from psa.engine import costmodel
+    from psa.engine.batched.stack import Layout
+
+    for name, seconds in MEASURED_CPU.items():
+        arch = Architecture.parse(name)
+        fused = Layout.of(arch, "simplemlp").fused_width is not None
+        assert 0.7 < costmodel.cpu_loop_seconds(arch, 60, 2, fused) / seconds < 1.25, name
+    # Unfused, a deep narrow stack pays a dozen framework operations per layer: 939*2 took 58 s eagerly.
+    assert costmodel.cpu_loop_seconds(Architecture.parse("939*2"), 60, 2, False) > 10 * MEASURED_CPU["939*2"]
+
+
+def test_a_cpu_sweep_announces_about_what_it_takes(monkeypatch):
+    """The main job (5 architectures x 18 trials x 10 meta-loops) trained in 15-27 s on 2 threads
+    (README); the H100's model scaled down announced 83 s."""
+    import torch
+
+    from psa.sweeps.grid import estimate
+    from psa.sweeps.settings import RunSettings
+
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    specs = RunSettings(tuple(archs("1*32", "2*16", "4*8", "8*4", "16*2")), trials=3, meta_loops=10).grid().specs
+    assert 12 < estimate(specs, {}, 10, torch.device("cpu")) < 40
+    half_done = {spec: ("running", 5) for spec in specs}
+    assert estimate(specs, half_done, 10, torch.device("cpu")) == pytest.approx(
+        estimate(specs, {}, 10, torch.device("cpu")) / 2
+    )
+
+
 def test_repeats_give_each_group_its_share_of_the_measured_peak(capsys):
     from psa.bench.peak import Repeated
     from psa.cli import main

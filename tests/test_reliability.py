@@ -4,6 +4,7 @@ checkpoint name on another file, and outputs of two studies in one folder. Sweep
 processes where exit statuses, signals and files left behind are what is tested."""
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -342,4 +343,4 @@ def test_a_run_the_cost_model_puts_over_an_hour_says_so_before_it_starts(tmp_pat
         train_grid(store, run, "cpu", 2 << 30, subset(mnist, train=100, val=50), log=first_loop_only)
     store.close()
     said = " ".join(capsys.readouterr().out.split())
-    assert "a long run: about 2d" in said and "the same command goes on from the store" in said
+    assert re.search(r"a long run: about \d+d", said) and "the same command goes on from the store" in said

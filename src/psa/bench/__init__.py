@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from rich.table import Table
 
-from psa.bench.peak import Repeated, gemm_peak, loop_flops
+from psa.bench.peak import Repeated, gemm_peak, group_flops
 from psa.bench.timing import GRID_LOOPS, GRID_MODES, GRID_TRIALS, engine_groups, time_engine, time_reference
 from psa.engine.costmodel import model_loop_seconds
 from psa.engine.memory import tune_for_training
@@ -85,7 +85,7 @@ def measure_group(group, scale, data: MNIST, timing: Timing, whole_loops: bool) 
     `timing.repeats` times, every timing right after a peak measurement: both then see the same
     machine, however busy it is at that moment."""
     device = data.x_train.device
-    flops = loop_flops(group, scale, len(data.x_train), len(data.x_val))
+    flops = group_flops(group, scale, len(data.x_train), len(data.x_val))
     loops, setups, peaks, shares = [], [], [], []
     for _ in range(timing.repeats):
         peak = gemm_peak(device)
@@ -141,7 +141,7 @@ def estimate_sweep(
         cells = len(GRID_MODES) * GRID_TRIALS
         e_total, r_total = setup.median + loop.median * GRID_LOOPS, reference * cells * GRID_LOOPS
         engine_total, reference_total = engine_total + e_total, reference_total + r_total
-        flops = loop_flops(group, scale, len(data.x_train), len(data.x_val))
+        flops = group_flops(group, scale, len(data.x_train), len(data.x_val))
         grid_flops += flops * GRID_LOOPS
         shares = [model_loop_seconds(stack[0].arch, cells) for stack in group]
         for name, part in zip(names, shares):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from psa.bench.timing import seconds
-from psa.trial.topology import parameter_count
+from psa.engine.costmodel import loop_flops
 
 GEMM_SIZE, GEMM_TRIES = 2048, 5
 
@@ -23,10 +23,9 @@ def gemm_peak(device: torch.device, dtype=torch.float32) -> float:
     return 2 * GEMM_SIZE**3 / statistics.median(times)
 
 
-def loop_flops(group: list[list], scale: float, train: int, val: int) -> float:
-    """Arithmetic of one meta-loop of the trials a group stands for: per sample and weight, 2
-    FLOPs forward and 4 backward in training, 2 in validation."""
-    return scale * sum(len(stack) * parameter_count(stack[0].arch) for stack in group) * (6 * train + 2 * val)
+def group_flops(group: list[list], scale: float, train: int, val: int) -> float:
+    """Arithmetic of one meta-loop of the trials a group stands for (costmodel.loop_flops)."""
+    return scale * sum(loop_flops(stack[0].arch, len(stack), train, val) for stack in group)
 
 
 @dataclass(frozen=True)

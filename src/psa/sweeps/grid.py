@@ -14,7 +14,7 @@ import torch
 from rich.console import Console
 
 from psa.engine import costmodel
-from psa.engine.batched import engine_version, grouping, train_stacks
+from psa.engine.batched import engine_version, grouping, native, train_stacks
 from psa.engine.batched.stack import Layout
 from psa.errors import PSAError, Stopped
 from psa.progress import Reporter, duration, make_console
@@ -174,9 +174,16 @@ def estimate(specs: list[TrialSpec], known: dict, meta_loops: int, device: torch
     for spec in specs:
         status, loops = known.get(spec, ("running", 0))
         if status != "complete":
-            left.setdefault(spec.arch, []).append(meta_loops - loops)
-    speed, floor = costmodel.on_device(torch.device(device))
-    return sum(costmodel.arch_seconds(arch, len(loops), max(loops), speed, floor=floor) for arch, loops in left.items())
+            left.setdefault((spec.arch, spec.family), []).append(meta_loops - loops)
+    device, seconds = torch.device(device), 0.0
+    for (arch, family), loops in left.items():
+        if device.type == "cpu":
+            fused = native.fuses(Layout.of(arch, family))
+            per_loop = costmodel.cpu_loop_seconds(arch, len(loops), torch.get_num_threads(), fused)
+            seconds += max(loops) * per_loop
+        else:
+            seconds += costmodel.arch_seconds(arch, len(loops), max(loops), costmodel.DEVICE_SPEED[device.type])
+    return seconds
 
 
 def train_group(
