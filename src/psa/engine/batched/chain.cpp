@@ -242,11 +242,15 @@ Vec<T> exp_lanes(Vec<T> x) {
 template <typename T>
 T softmax_grad(Vec<T>* z, const int64_t* labels, int n, int batch) {
     constexpr int L = LANES<T>;
+    typedef std::conditional_t<std::is_same_v<T, float>, int32_t, int64_t> Int;
+    typedef Int Ints __attribute__((vector_size(64)));  // a lane's label, or -1 past sample n
     T loss = 0;
     for (int r = 0; r < R; ++r) {
         const int m = std::max(0, std::min(L, n - r * L));  // samples in these lanes
         T picked[L];
-        for (int k = 0; k < m; ++k) picked[k] = z[labels[r * L + k] * R + r][k];
+        Ints label;
+        for (int k = 0; k < L; ++k) label[k] = k < m ? Int(labels[r * L + k]) : Int(-1);
+        for (int k = 0; k < m; ++k) picked[k] = z[label[k] * R + r][k];
         Vec<T> top = z[r];
         for (int o = 1; o < OUTPUTS; ++o) top = z[o * R + r] > top ? z[o * R + r] : top;
         Vec<T> sum{};
@@ -256,11 +260,8 @@ T softmax_grad(Vec<T>* z, const int64_t* labels, int n, int batch) {
         }
         for (int k = 0; k < m; ++k) loss += std::log(sum[k]) + top[k] - picked[k];
         for (int o = 0; o < OUTPUTS; ++o) {
-            z[o * R + r] /= sum;
-            for (int k = 0; k < L; ++k) {
-                const T g = z[o * R + r][k];
-                z[o * R + r][k] = k < m ? (labels[r * L + k] == o ? g - T(1) : g) / T(batch) : T(0);
-            }
+            const Vec<T> g = z[o * R + r] / sum;
+            z[o * R + r] = label < 0 ? Vec<T>{} : (label == o ? g - T(1) : g) / T(batch);
         }
     }
     return loss;
