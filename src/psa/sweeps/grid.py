@@ -99,6 +99,9 @@ def train_grid(
         )
     if not pending:
         return {"total": len(specs), "trained": 0, "loops": 0, "left": 0}
+    if torch.device(device).type == "cpu":
+        layouts = {(spec.arch, spec.family) for spec in specs if known.get(spec, ("running",))[0] != "complete"}
+        native.build({Layout.of(*layout).fused_width for layout in layouts} - {None})
     threads = torch.get_num_threads()
     recorded = {"seeding": run.seeding, "base_seed": run.seed, "device": str(device), "threads": threads}
     recorded["engine"] = engine_version(device)

@@ -22,6 +22,7 @@ import os
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,6 +104,15 @@ def library(width: int) -> ctypes.CDLL | None:
     lib.psa_run.argtypes = [integer] * 7 + [pointer] * 2 + [integer, long, integer, double, double]
     lib.psa_run.argtypes += [pointer] * 5 + [long] + [pointer] * 2 + [long, integer, integer]
     return lib
+
+
+def build(widths: set[int]) -> None:
+    """The libraries of these widths, and of width 1 (engine_version's), built side by side where
+    not yet: a first run builds a few, a few seconds each, before its first step."""
+    if compiler() is None:
+        return
+    with ThreadPoolExecutor(os.cpu_count()) as pool:
+        list(pool.map(library, sorted(widths | {1})))
 
 
 def supported(stack: Stack) -> bool:
