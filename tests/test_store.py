@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -44,6 +45,15 @@ def start(store, **env):
         text=True,
         env={**ENV, **env},
     )
+
+
+def holds_open(proc, path) -> bool:
+    """Whether the process has the file open (Linux's /proc)."""
+    target = os.path.realpath(path)
+    try:
+        return any(os.path.realpath(fd) == target for fd in Path(f"/proc/{proc.pid}/fd").iterdir())
+    except OSError:  # a descriptor closed while listed
+        return False
 
 
 def query(store, sql: str) -> list:
@@ -129,7 +139,16 @@ def test_kills_at_random_moments_lose_nothing_and_change_nothing(tmp_path, unbro
 def test_two_sweeps_on_one_store_train_every_trial_once(tmp_path, unbroken):
     store = tmp_path / "psa.sqlite"
     Store(store).close()  # both find the tables
+    # Both start together: each waits at its first write to the store until both have opened it.
+    # Else one that starts a second or two later may find the other done (the grid trains in one).
+    lock = sqlite3.connect(store, isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")
     procs = [start(store), start(store)]
+    deadline = time.time() + 120
+    while not all(holds_open(proc, store) for proc in procs) and time.time() < deadline:
+        time.sleep(0.1)
+    lock.execute("ROLLBACK")
+    lock.close()
     outputs = [proc.communicate(timeout=300)[0] for proc in procs]
     assert [proc.returncode for proc in procs] == [0, 0], outputs
     # The work each did, from each one's own account: trial-loops run, committed or not.
