@@ -204,11 +204,15 @@ def test_a_sweep_waits_for_the_trials_another_sweep_holds_and_takes_over_what_it
             text=True,
             env=ENV,
         )
-        time.sleep(3)
-        assert waiting.poll() is None  # still waiting for the holder
+        said = ""
+        for line in waiting.stdout:  # until it says it waits (a busy machine starts it in seconds)
+            said += line
+            if "waiting for 2 trials" in line:
+                break
+        assert waiting.poll() is None, said  # still waiting for the holder
         holder.kill()
         holder.wait()  # reaped: a zombie would still answer as a live process
-        out = waiting.communicate(timeout=120)[0]
+        out = said + waiting.communicate(timeout=120)[0]
         assert waiting.returncode == 0 and "waiting for 2 trials" in out and "the grid is complete" in out, out
     finally:
         holder.kill()
