@@ -36,7 +36,7 @@ DEVICE_SPEED = {"cuda": 1.0, "mps": 0.05}
 # A CPU: seconds per meta-loop from the loop's arithmetic, per-trial costs and a floor, fitted to
 # `psa bench --estimate-sweep --device cpu --threads 2` over the grid's 98 architectures
 # (2026-12-05, 2 cores of an AVX-512 Xeon, engine version 3: each architecture within 0.71-1.26x
-# of its measured time, the grid 0.96x; the H100's model scaled down was 1.0-27x too long there).
+# of its measured time, the grid 0.98x; the H100's model scaled down was 1.0-27x too long there).
 # The fused kernels (psa.engine.batched.native) pay per layer of a trial and per trial (its
 # shuffle, its evaluation's fixed costs); the eager path per hidden unit of a trial (passes over
 # its activations in memory) and a floor per loop. Only the arithmetic is taken to scale with the

@@ -82,7 +82,8 @@ def train_grid(
     grid, meta_loops = run.grid(), run.meta_loops
     specs = grid.specs
     known = store.status(specs, meta_loops)
-    pending = sum(known.get(spec, ("running",))[0] != "complete" for spec in specs)
+    untrained = [spec for spec in specs if known.get(spec, ("running",))[0] != "complete"]
+    pending = len(untrained)
     resumed = sum(status != "complete" and loops > 0 for status, loops in known.values())
     seconds = estimate(specs, known, meta_loops, device)
     console.print(
@@ -100,8 +101,7 @@ def train_grid(
     if not pending:
         return {"total": len(specs), "trained": 0, "loops": 0, "left": 0}
     if torch.device(device).type == "cpu":
-        layouts = {(spec.arch, spec.family) for spec in specs if known.get(spec, ("running",))[0] != "complete"}
-        native.build({Layout.of(*layout).fused_width for layout in layouts} - {None})
+        native.build({Layout.of(spec.arch, spec.family).fused_width for spec in untrained} - {None})
     threads = torch.get_num_threads()
     recorded = {"seeding": run.seeding, "base_seed": run.seed, "device": str(device), "threads": threads}
     recorded["engine"] = engine_version(device)

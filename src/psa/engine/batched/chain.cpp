@@ -386,11 +386,18 @@ void first_outputs(int fan_in, int ws, const T* w, const T* bias, T scale, const
     if constexpr (O0 + C < W) first_outputs<T, In, W, N, O0 + C>(fan_in, ws, w, bias, scale, x, ahead, n, out);
 }
 
+// The length of a row of hidden layer 0's weights or gradient in whole vectors, rounded up so
+// that every row starts on a vector's boundary.
+template <typename T>
+int row_vectors(int fan_in) {
+    return (fan_in + LANES<T> - 1) / LANES<T>;
+}
+
 // Trial t's hidden layer 0 weights (at w) copied into rows of whole vectors, `weights`, and its
 // bias, the normalisation's shift taken in; returns the length of a row in numbers.
 template <typename T, typename In, int W>
 int first_weights(const Args<T, In>& a, const T* w, std::vector<Vec<T>>& weights, T* bias) {
-    const int full = a.fan_in - a.fan_in % LANES<T>, row = (a.fan_in + LANES<T> - 1) / LANES<T>;
+    const int full = a.fan_in - a.fan_in % LANES<T>, row = row_vectors<T>(a.fan_in);
     for (int o = 0; o < W; ++o) {
         bias[o] = w[W * a.fan_in + o];
         if constexpr (PIXELS<T, In>) {
@@ -407,36 +414,34 @@ int first_weights(const Args<T, In>& a, const T* w, std::vector<Vec<T>>& weights
     return row * LANES<T>;
 }
 
-// The pre-activation of samples s0 .. s0 + n - 1 into out (n, W), GROUP samples at a time, each
-// chunk of outputs over all of them before the next chunk: a chunk's weights stay in the core's
-// first cache, the group's rows in its second.
+// The batch's pre-activation into out (B, W), GROUP samples at a time, each chunk of outputs over
+// all of them before the next chunk: a chunk's weights stay in the core's first cache, the
+// group's rows in its second.
 template <typename T, typename In, int W>
-void first_forward(const Args<T, In>& a, const int64_t* index, int s0, int n, const T* weights, int ws,
-                   const T* bias, T* out) {
+void first_forward(const Args<T, In>& a, const int64_t* index, const T* weights, int ws, const T* bias, T* out) {
     constexpr int N = P<W>, GROUP = 8 * N;
     const T scale = PIXELS<T, In> ? a.scale : T(1);
-    for (int g0 = s0; g0 < s0 + n; g0 += GROUP) {
-        const int m = std::min(GROUP, s0 + n - g0), count = (m + N - 1) / N * N;
+    for (int g0 = 0; g0 < a.batch; g0 += GROUP) {
+        const int m = std::min(GROUP, a.batch - g0), count = (m + N - 1) / N * N;
         const In *x[GROUP], *ahead[GROUP];
         rows_of(a, index, g0, m, count, N, x, ahead);
-        first_outputs<T, In, W, N, 0>(a.fan_in, ws, weights, bias, scale, x, ahead, m, out + long(g0 - s0) * W);
+        first_outputs<T, In, W, N, 0>(a.fan_in, ws, weights, bias, scale, x, ahead, m, out + long(g0) * W);
     }
 }
 
-// The weight gradient of samples s0 .. s0 + n - 1 from g (n, W), dL/d their pre-activation, added
-// to dw (rows of `row` vectors, unscaled: sum of g p) and db, N samples at a time.
+// The batch's weight gradient from g (B, W), dL/d its pre-activation, added to dw (rows of `row`
+// vectors, unscaled: sum of g p) and db, N samples at a time.
 template <typename T, typename In, int W>
-void first_backward(const Args<T, In>& a, const int64_t* index, int s0, int n, const T* g, Vec<T>* dw, int row,
-                    T* db) {
+void first_backward(const Args<T, In>& a, const int64_t* index, const T* g, Vec<T>* dw, int row, T* db) {
     constexpr int L = LANES<T>, N = BACKWARD_P;
     const int full = a.fan_in - a.fan_in % L;
-    for (int g0 = s0; g0 < s0 + n; g0 += N) {
-        const int m = std::min(N, s0 + n - g0);
+    for (int g0 = 0; g0 < a.batch; g0 += N) {
+        const int m = std::min(N, a.batch - g0);
         const In *x[N], *ahead[N];
         rows_of(a, index, g0, m, N, N, x, ahead);
         T gs[N][W];
         for (int j = 0; j < N; ++j)
-            for (int o = 0; o < W; ++o) gs[j][o] = j < m ? g[(g0 - s0 + j) * W + o] : T(0);  // a repeated row adds 0
+            for (int o = 0; o < W; ++o) gs[j][o] = j < m ? g[(g0 + j) * W + o] : T(0);  // a repeated row adds 0
         for (int k = 0; k < full; k += L) {
             Vec<T> xk[N];
             for (int j = 0; j < N; ++j) {
@@ -464,7 +469,7 @@ void first_pass(const Args<T, In>& a, int t, Scratch<T>& scratch, T* z) {
     T bias[W];
     const int ws = first_weights<T, In, W>(a, a.params + t * a.stride, scratch.weights, bias);
     const T* weights = reinterpret_cast<const T*>(scratch.weights.data());
-    first_forward<T, In, W>(a, a.index + (t % a.groups) * a.index_stride, 0, a.batch, weights, ws, bias, z);
+    first_forward<T, In, W>(a, a.index + (t % a.groups) * a.index_stride, weights, ws, bias, z);
 }
 
 // Trial t's later layers, a block of S samples at a time, from z: to the logits; in a STEP on to
@@ -509,10 +514,10 @@ void chain_pass(const Args<T, In>& a, int t, Scratch<T>& scratch, T* z) {
 // Trial t's hidden layer 0 gradients from z, dL/d its pre-activation.
 template <typename T, typename In, int W>
 void first_grads(const Args<T, In>& a, int t, Scratch<T>& scratch, const T* z) {
-    const int row = (a.fan_in + LANES<T> - 1) / LANES<T>;
+    const int row = row_vectors<T>(a.fan_in);
     T db[W] = {};
     scratch.dw.assign(long(W) * row, Vec<T>{});
-    first_backward<T, In, W>(a, a.index + (t % a.groups) * a.index_stride, 0, a.batch, z, scratch.dw.data(), row, db);
+    first_backward<T, In, W>(a, a.index + (t % a.groups) * a.index_stride, z, scratch.dw.data(), row, db);
     T* grads = a.grads + t * a.stride;
     for (int o = 0; o < W; ++o) {
         const T* d = reinterpret_cast<const T*>(scratch.dw.data() + o * row);
