@@ -17,7 +17,7 @@
 // ops.forward / ops.cross_entropy_grad / ops.backward's.
 #include <algorithm>
 #include <cmath>
-#ifdef __AVX512F__
+#if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
 #include <cstdint>
@@ -66,20 +66,102 @@ struct Args {
 template <typename T, typename In>
 constexpr bool PIXELS = !std::is_same_v<T, In>;
 
-// A vector register of 64 bytes (GCC's and Clang's vector extension: one AVX-512 register, two
-// AVX2 ones, ...), and a block of R of them per unit: S = R * LANES samples.
-template <typename T>
-struct Vector;
-template <>
-struct Vector<float> {
-    typedef float type __attribute__((vector_size(64)));
+// A vector of 64 bytes, LANES numbers (GCC's and Clang's vector extension), and a block of R of
+// them per unit: S = R * LANES samples. Where a register holds 64 bytes (AVX-512) it is one; where
+// none does, GCC keeps a 64-byte vector in memory and moves it through general registers 8 bytes
+// at a time (`psa sweep` of 16*2 on 2 AVX2 cores 2.1x slower than with this), so there it is a
+// pair of 32-byte halves: the same lanes in the same order, the same operations lane by lane,
+// the same results.
+template <typename E, int BYTES>
+struct Vector {
+    typedef E type __attribute__((vector_size(BYTES)));
 };
-template <>
-struct Vector<double> {
-    typedef double type __attribute__((vector_size(64)));
+template <typename E>  // the integers of a comparison's result, or of a bit pattern, lane for lane
+using Int = std::conditional_t<sizeof(E) == 4, int32_t, int64_t>;
+
+#ifdef __AVX512F__
+template <typename E>
+using Wide = typename Vector<E, 64>::type;
+
+template <typename M, typename V>
+V select(M mask, V yes, V no) {
+    return mask ? yes : no;
+}
+template <typename To, typename V>
+Wide<To> convert(V v) {
+    return __builtin_convertvector(v, Wide<To>);
+}
+template <typename To, typename V>
+Wide<To> bits_as(V v) {
+    return (Wide<To>)v;
+}
+#else
+template <typename E>
+struct alignas(64) Wide {
+    typedef typename Vector<E, 32>::type Half;
+    Half lo, hi;
+    E operator[](int k) const { return k < int(sizeof(Half) / sizeof(E)) ? lo[k] : hi[k - sizeof(Half) / sizeof(E)]; }
 };
+
+template <typename E, typename S>
+using Scalar = std::enable_if_t<std::is_arithmetic_v<S>, E>;
+
+#define PSA_LANEWISE(op)                                                    \
+    template <typename E>                                                   \
+    Wide<E> operator op(Wide<E> a, Wide<E> b) {                             \
+        return {a.lo op b.lo, a.hi op b.hi};                                \
+    }                                                                       \
+    template <typename E, typename S>                                       \
+    Wide<Scalar<E, S>> operator op(Wide<E> a, S b) {                        \
+        return {a.lo op E(b), a.hi op E(b)};                                \
+    }                                                                       \
+    template <typename E, typename S>                                       \
+    Wide<Scalar<E, S>> operator op(S a, Wide<E> b) {                        \
+        return {E(a) op b.lo, E(a) op b.hi};                                \
+    }                                                                       \
+    template <typename E>                                                   \
+    Wide<E>& operator op##=(Wide<E>& a, Wide<E> b) {                        \
+        return a = a op b;                                                  \
+    }
+PSA_LANEWISE(+)
+PSA_LANEWISE(-)
+PSA_LANEWISE(*)
+PSA_LANEWISE(/)
+#undef PSA_LANEWISE
+
+#define PSA_COMPARISON(op)                                                  \
+    template <typename E>                                                   \
+    Wide<Int<E>> operator op(Wide<E> a, Wide<E> b) {                        \
+        return {a.lo op b.lo, a.hi op b.hi};                                \
+    }                                                                       \
+    template <typename E, typename S>                                       \
+    Wide<Int<Scalar<E, S>>> operator op(Wide<E> a, S b) {                   \
+        return {a.lo op E(b), a.hi op E(b)};                                \
+    }
+PSA_COMPARISON(<)
+PSA_COMPARISON(>)
+PSA_COMPARISON(==)
+#undef PSA_COMPARISON
+
+template <typename E>
+Wide<E> operator<<(Wide<E> a, int bits) {
+    return {a.lo << bits, a.hi << bits};
+}
+template <typename M, typename E>
+Wide<E> select(Wide<M> mask, Wide<E> yes, Wide<E> no) {
+    return {mask.lo ? yes.lo : no.lo, mask.hi ? yes.hi : no.hi};
+}
+template <typename To, typename E>
+Wide<To> convert(Wide<E> v) {
+    return {__builtin_convertvector(v.lo, typename Wide<To>::Half), __builtin_convertvector(v.hi, typename Wide<To>::Half)};
+}
+template <typename To, typename E>
+Wide<To> bits_as(Wide<E> v) {
+    return {(typename Wide<To>::Half)v.lo, (typename Wide<To>::Half)v.hi};
+}
+#endif
 template <typename T>
-using Vec = typename Vector<T>::type;
+using Vec = Wide<T>;
 template <typename T>
 constexpr int LANES = 64 / sizeof(T);
 constexpr int R = 4;
@@ -124,7 +206,7 @@ void draw_masks(const Args<T, In>& a, int t, int s0, Vec<T>* out) {
 template <typename T, int W, bool MASK>
 inline void activate(Vec<T>* z, const Vec<T>* mask) {
     for (int j = 0; j < W * R; ++j) {
-        const Vec<T> relu = z[j] > 0 ? z[j] : Vec<T>{};
+        const Vec<T> relu = select(z[j] > T(0), z[j], Vec<T>{});
         z[j] = MASK ? relu * mask[j] : relu;
     }
 }
@@ -135,7 +217,7 @@ template <typename T, int W, bool MASK>
 inline void gate(Vec<T>* g, const Vec<T>* h, const Vec<T>* mask) {
     for (int j = 0; j < W * R; ++j) {
         const Vec<T> v = MASK ? g[j] * mask[j] : g[j];
-        g[j] = h[j] > 0 ? v : Vec<T>{};
+        g[j] = select(h[j] > T(0), v, Vec<T>{});
     }
 }
 
@@ -221,23 +303,18 @@ ALWAYS_INLINE void block_backward(int layers, const T* params, const Vec<T>* tap
 template <typename T>
 Vec<T> exp_lanes(Vec<T> x) {
     constexpr bool SINGLE = std::is_same_v<T, float>;
-    typedef std::conditional_t<SINGLE, int32_t, int64_t> Int;
-    typedef Int Ints __attribute__((vector_size(64)));
     constexpr T LOWEST = SINGLE ? T(-87.0) : T(-708.0);
     constexpr T LN2_HIGH = SINGLE ? T(0.693145751953125) : T(0.6931471803691238);
     constexpr T LN2_LOW = SINGLE ? T(1.428606765330187e-06) : T(1.9082149292705877e-10);
     constexpr int TERMS = SINGLE ? 8 : 13;
     constexpr int MANTISSA = SINGLE ? 23 : 52, BIAS = SINGLE ? 127 : 1023;
-    x = x < LOWEST ? Vec<T>{} + LOWEST : x;
-    const Ints n = __builtin_convertvector(x * T(1.4426950408889634) - T(0.5), Ints);  // nearest, x <= 0
-    const Vec<T> nf = __builtin_convertvector(n, Vec<T>);
+    x = select(x < LOWEST, Vec<T>{} + LOWEST, x);
+    const Wide<Int<T>> n = convert<Int<T>>(x * T(1.4426950408889634) - T(0.5));  // nearest, x <= 0
+    const Vec<T> nf = convert<T>(n);
     const Vec<T> r = x - nf * LN2_HIGH - nf * LN2_LOW;
     Vec<T> sum = Vec<T>{} + T(1);
     for (int k = TERMS - 1; k >= 1; --k) sum = sum * r / T(k) + T(1);
-    const Ints bits = (n + Int(BIAS)) << MANTISSA;
-    Vec<T> power;
-    __builtin_memcpy(&power, &bits, sizeof power);
-    return sum * power;
+    return sum * bits_as<T>((n + Int<T>(BIAS)) << MANTISSA);
 }
 
 // The block's logits, in place, to dL/d them for the batch's mean cross-entropy: (softmax -
@@ -245,17 +322,17 @@ Vec<T> exp_lanes(Vec<T> x) {
 template <typename T>
 T softmax_grad(Vec<T>* z, const int64_t* labels, int n, int batch) {
     constexpr int L = LANES<T>;
-    typedef std::conditional_t<std::is_same_v<T, float>, int32_t, int64_t> Int;
-    typedef Int Ints __attribute__((vector_size(64)));  // a lane's label, or -1 past sample n
     T loss = 0;
     for (int r = 0; r < R; ++r) {
         const int m = std::max(0, std::min(L, n - r * L));  // samples in these lanes
         T picked[L];
-        Ints label;
-        for (int k = 0; k < L; ++k) label[k] = k < m ? Int(labels[r * L + k]) : Int(-1);
-        for (int k = 0; k < m; ++k) picked[k] = z[label[k] * R + r][k];
+        Int<T> lanes[L];  // a lane's label, or -1 past sample n
+        for (int k = 0; k < L; ++k) lanes[k] = k < m ? Int<T>(labels[r * L + k]) : Int<T>(-1);
+        Wide<Int<T>> label;
+        __builtin_memcpy(&label, lanes, sizeof label);
+        for (int k = 0; k < m; ++k) picked[k] = z[lanes[k] * R + r][k];
         Vec<T> top = z[r];
-        for (int o = 1; o < OUTPUTS; ++o) top = z[o * R + r] > top ? z[o * R + r] : top;
+        for (int o = 1; o < OUTPUTS; ++o) top = select(z[o * R + r] > top, z[o * R + r], top);
         Vec<T> sum{};
         for (int o = 0; o < OUTPUTS; ++o) {
             z[o * R + r] = exp_lanes<T>(z[o * R + r] - top);
@@ -264,7 +341,7 @@ T softmax_grad(Vec<T>* z, const int64_t* labels, int n, int batch) {
         for (int k = 0; k < m; ++k) loss += std::log(sum[k]) + top[k] - picked[k];
         for (int o = 0; o < OUTPUTS; ++o) {
             const Vec<T> g = z[o * R + r] / sum;
-            z[o * R + r] = label < 0 ? Vec<T>{} : (label == o ? g - T(1) : g) / T(batch);
+            z[o * R + r] = select(label < 0, Vec<T>{}, select(label == o, g - T(1), g) / T(batch));
         }
     }
     return loss;
@@ -296,26 +373,43 @@ void store(T* rows, const Vec<T>* block, int n) {
 template <typename T>
 Vec<T> load_unaligned(const T* p) {
     Vec<T> v;
+#ifdef __AVX512F__
     __builtin_memcpy(&v, p, sizeof v);
+#else
+    __builtin_memcpy(&v.lo, p, sizeof v.lo);  // half by half: the pair as a whole goes through memory
+    __builtin_memcpy(&v.hi, p + LANES<T> / 2, sizeof v.hi);
+#endif
     return v;
 }
 
 // A vector of inputs from a row of In: the row's own numbers, or pixels converted (exactly). GCC
-// turns a generic conversion of bytes into a lane-by-lane one: AVX-512 has it in two instructions.
+// turns a generic conversion of bytes into a lane-by-lane one: AVX-512 has it in two
+// instructions, AVX2 in two for each half.
 template <typename T, typename In>
 Vec<T> load_row(const In* p) {
     if constexpr (std::is_same_v<T, In>) {
         return load_unaligned(p);
     } else {
-#ifdef __AVX512F__
+#if defined(__AVX512F__)
         if constexpr (std::is_same_v<T, float>)
             return Vec<T>(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)p))));
         else
             return Vec<T>(_mm512_cvtepi32_pd(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)p))));
+#elif defined(__AVX2__)
+        typedef typename Vec<T>::Half Half;
+        if constexpr (std::is_same_v<T, float>) {
+            return {Half(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)p)))),
+                    Half(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)(p + 8)))))};
+        } else {
+            int32_t quads[2];
+            __builtin_memcpy(quads, p, sizeof quads);
+            return {Half(_mm256_cvtepi32_pd(_mm_cvtepu8_epi32(_mm_cvtsi32_si128(quads[0])))),
+                    Half(_mm256_cvtepi32_pd(_mm_cvtepu8_epi32(_mm_cvtsi32_si128(quads[1]))))};
+        }
 #else
-        Vec<T> v;
-        for (int k = 0; k < LANES<T>; ++k) v[k] = T(p[k]);
-        return v;
+        T lanes[LANES<T>];
+        for (int k = 0; k < LANES<T>; ++k) lanes[k] = T(p[k]);
+        return load_unaligned(lanes);
 #endif
     }
 }
