@@ -99,8 +99,9 @@ Wide<To> bits_as(V v) {
 template <typename E>
 struct alignas(64) Wide {
     typedef typename Vector<E, 32>::type Half;
+    static constexpr int HALF = sizeof(Half) / sizeof(E);  // lanes in each
     Half lo, hi;
-    E operator[](int k) const { return k < int(sizeof(Half) / sizeof(E)) ? lo[k] : hi[k - sizeof(Half) / sizeof(E)]; }
+    E operator[](int k) const { return k < HALF ? lo[k] : hi[k - HALF]; }
 };
 
 template <typename E, typename S>
