@@ -121,7 +121,26 @@ def test_float32_training_on_a_cpu_reads_the_pixels(mnist):
         rows, y = steps.functions[0].inputs(stack, small, epoch, 50)
         assert rows.normalise == (NORMALISE if dtype == torch.float32 else None)
         assert torch.equal(rows.data, data[:600]) and torch.equal(rows.index, epoch.orders[:, 256:306])
-        assert torch.equal(y, small.y_train[epoch.orders[:, 256:306]])
+        assert y is None and torch.equal(rows.labels, small.y_train)
+
+
+def test_a_step_reads_its_labels_through_the_rows_index():
+    """A training step reads each sample's label where it reads its row (Rows.labels): the same
+    logits, loss and gradients, bit for bit, as from the labels gathered into (T, B) first."""
+    stack = chain_stack("5*3", torch.float32, "cpu")  # 6 trials, 3 sample orders
+    generator = torch.Generator().manual_seed(4)
+    data = torch.randn(500, 784, generator=generator)
+    index = torch.randint(500, (3, 45), generator=generator)
+    labels = torch.randint(10, (500,), generator=generator)
+    _, _, drop = chain_step(stack, 45, 0, native.dropout)
+    gathered = labels[index].index_select(0, torch.arange(6) % 3)
+    results = []
+    for rows, y in ((native.Rows(data, index), gathered), (native.Rows(data, index, labels=labels), None)):
+        logits, loss = torch.empty(6, 45, 10), torch.zeros(6)
+        native.gradients(stack, rows, y, drop, loss, logits)
+        results.append((logits, loss, stack.grad.clone()))
+    for gathered_first, read_in_place in zip(*results):
+        assert torch.equal(gathered_first, read_in_place)
 
 
 def test_a_trial_of_another_engine_version_is_refused_with_how_to_finish_it():

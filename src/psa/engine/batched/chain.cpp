@@ -45,9 +45,11 @@ struct Args {
     int fan_in;
     T scale, shift;
     T* logits;  // (T, B, OUTPUTS) out, or null (a step that needs none)
-    // A training step's (else null): labels (T, B); each trial's batch-mean loss, added to
-    // loss[t] (or null); the gradients of every layer into grads.
+    // A training step's (else null): labels (T, B), or with row_labels the label of each of the
+    // rows, read through index as the rows are (no gathered copy); each trial's batch-mean loss,
+    // added to loss[t] (or null); the gradients of every layer into grads.
     const int64_t* labels;
+    bool row_labels;
     T* loss;
     // Trial t's at t * stride: hidden layer 0's weight (W, fan_in) and bias (W), each later layer's
     // weight (W, W) and bias (W), then the output layer's weight (OUTPUTS, W) and bias (OUTPUTS).
@@ -431,12 +433,22 @@ T total(const T* lanes) {
 }
 
 // Samples read together: in the forward each weight vector loaded serves P of them, while their
-// accumulators still fit the vector registers; in the backward each gradient vector loaded and
-// stored takes BACKWARD_P samples' terms.
+// accumulators still fit the vector registers (P * CHUNK, with P rows' vectors and a weight
+// vector beside them); in the backward each gradient vector loaded and stored takes BACKWARD_P
+// samples' terms. Where a vector is a pair of halves, 16 registers hold 8 vectors: AVX-512's
+// blocking there kept accumulators on the stack (1*32's step 19.9 -> 15.5 ms with these on an
+// AVX2 EPYC). Each sum is added in the same order either way: the blocking changes no result.
+#ifdef __AVX512F__
 template <int W>
 constexpr int P = W <= 4 ? 4 : 3;
-constexpr int CHUNK = 8;  // outputs per pass over the forward's rows: P * CHUNK accumulators
+constexpr int CHUNK = 8;  // outputs per pass over the forward's rows
 constexpr int BACKWARD_P = 8;
+#else
+template <int W>
+constexpr int P = 2;
+constexpr int CHUNK = 2;
+constexpr int BACKWARD_P = 4;
+#endif
 
 // x[j], the rows of samples s0 .. s0 + n - 1, the last repeated up to `count`, read where they
 // are; ahead[j], the row of sample s0 + j + lead, is what the loops over a row fetch ahead line by
@@ -579,6 +591,7 @@ void chain_pass(const Args<T, In>& a, int t, Scratch<T>& scratch, T* z) {
     Vec<T>* tape = scratch.tape.data();
     Vec<T>* masks = MASK ? scratch.masks.data() : nullptr;
     Vec<T>* sums = scratch.sums.data();
+    const int64_t* order = a.index + (t % a.groups) * a.index_stride;
     if (STEP) std::fill(scratch.sums.begin(), scratch.sums.end(), Vec<T>{});
     Vec<T> logits[OUTPUTS * R], g[2 * plane];
     T loss = 0;
@@ -590,7 +603,10 @@ void chain_pass(const Args<T, In>& a, int t, Scratch<T>& scratch, T* z) {
         linear_forward<T, W, OUTPUTS>(output, tape + a.layers * plane, logits);
         if (a.logits) store<T, OUTPUTS>(a.logits + (long(t) * a.batch + s0) * OUTPUTS, logits, n);
         if (!STEP) continue;
-        loss += softmax_grad<T>(logits, a.labels + long(t) * a.batch + s0, n, a.batch);
+        int64_t labels[S];
+        for (int k = 0; k < n; ++k)
+            labels[k] = a.row_labels ? a.labels[order[s0 + k]] : a.labels[t * long(a.batch) + s0 + k];
+        loss += softmax_grad<T>(logits, labels, n, a.batch);
         linear_backward<T, W, OUTPUTS>(output, tape + a.layers * plane, logits, g, sums + a.layers * (W * W + W));
         block_backward<T, W, MASK>(a.layers, chain, tape, masks, g, g + plane, sums);
         store<T, W>(z + s0 * W, g, n);
@@ -670,13 +686,15 @@ int call(int width, const Args<T, In>& a) {
 }  // namespace
 
 // Every trial of a stack with hidden layers `width` wide (Args): the logits, where `logits` is not
-// null; with labels, a training step. itemsize 4 (float32) or 8 (float64); pixels: the rows are
-// uint8 pixels, else numbers of the parameters' type; drop_lo == drop_hi: no dropout. Returns 0,
-// or 1 for a width this file was not built for.
+// null; with labels, a training step (row_labels: the labels of the rows, else (trials, batch)).
+// itemsize 4 (float32) or 8 (float64); pixels: the rows are uint8 pixels, else numbers of the
+// parameters' type; drop_lo == drop_hi: no dropout. Returns 0, or 1 for a width this file was not
+// built for.
 extern "C" int psa_run(int itemsize, int pixels, int width, int trials, int layers, int batch, int threads,
                        const void* rows, const void* index, int groups, long index_stride, int fan_in, double scale,
-                       double shift, void* logits, const void* labels, void* loss, const void* params, void* grads,
-                       long stride, const void* keys, const void* p, long units, int drop_lo, int drop_hi) {
+                       double shift, void* logits, const void* labels, int row_labels, void* loss, const void* params,
+                       void* grads, long stride, const void* keys, const void* p, long units, int drop_lo,
+                       int drop_hi) {
     auto with = [&](auto type, auto in) {
         typedef decltype(type) T;
         typedef decltype(in) In;
@@ -693,6 +711,7 @@ extern "C" int psa_run(int itemsize, int pixels, int width, int trials, int laye
                             T(shift),
                             static_cast<T*>(logits),
                             static_cast<const int64_t*>(labels),
+                            row_labels != 0,
                             static_cast<T*>(loss),
                             static_cast<const T*>(params),
                             static_cast<T*>(grads),
