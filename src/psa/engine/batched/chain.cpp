@@ -171,7 +171,7 @@ constexpr int R = 4;
 
 // Per thread: a block's activations through the chain, its masks, and a trial's gradient sums;
 // hidden layer 0's weights and weight gradient in rows of whole vectors (no load split across
-// cache lines), and the batch's pre-activation of it, then the gradient of that, as rows (B, W).
+// cache lines), and a block's pre-activation of it, then the gradient of that, as rows (S, W).
 template <typename T>
 struct Scratch {
     std::vector<Vec<T>> tape, masks, sums, weights, dw;
@@ -385,36 +385,48 @@ Vec<T> load_unaligned(const T* p) {
     return v;
 }
 
-// A vector of inputs from a row of In: the row's own numbers, or pixels converted (exactly). GCC
-// turns a generic conversion of bytes into a lane-by-lane one: AVX-512 has it in two
-// instructions, AVX2 in two for each half.
+// Hidden layer 0's forward takes a vector a register at a time: a piece, the whole of it where a
+// register holds 64 bytes, else a half. Its accumulators are then pieces too, and 16 registers of
+// 32 bytes hold 12 of them beside a piece of inputs and one of weights (P and CHUNK below) where
+// whole pairs held 6. A lane's sum takes the same terms in the same order either way.
+#ifdef __AVX512F__
+constexpr int PIECE = 64;
+#else
+constexpr int PIECE = 32;
+#endif
+template <typename T>
+using Piece = typename Vector<T, PIECE>::type;
+template <typename T>
+constexpr int PIECE_LANES = PIECE / sizeof(T);
+constexpr int PIECES = 64 / PIECE;  // in a vector
+
+// A piece of inputs from a row of In: the row's own numbers, or pixels converted (exactly). GCC
+// turns a generic conversion of bytes into a lane-by-lane one: AVX-512 and AVX2 have it in two
+// instructions.
 template <typename T, typename In>
-Vec<T> load_row(const In* p) {
+Piece<T> load_piece(const In* p) {
+    Piece<T> v;
     if constexpr (std::is_same_v<T, In>) {
-        return load_unaligned(p);
+        __builtin_memcpy(&v, p, sizeof v);
     } else {
 #if defined(__AVX512F__)
         if constexpr (std::is_same_v<T, float>)
-            return Vec<T>(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)p))));
+            v = Piece<T>(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)p))));
         else
-            return Vec<T>(_mm512_cvtepi32_pd(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)p))));
+            v = Piece<T>(_mm512_cvtepi32_pd(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)p))));
 #elif defined(__AVX2__)
-        typedef typename Vec<T>::Half Half;
         if constexpr (std::is_same_v<T, float>) {
-            return {Half(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)p)))),
-                    Half(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)(p + 8)))))};
+            v = Piece<T>(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)p))));
         } else {
-            int32_t quads[2];
-            __builtin_memcpy(quads, p, sizeof quads);
-            return {Half(_mm256_cvtepi32_pd(_mm_cvtepu8_epi32(_mm_cvtsi32_si128(quads[0])))),
-                    Half(_mm256_cvtepi32_pd(_mm_cvtepu8_epi32(_mm_cvtsi32_si128(quads[1]))))};
+            int32_t quad;
+            __builtin_memcpy(&quad, p, sizeof quad);
+            v = Piece<T>(_mm256_cvtepi32_pd(_mm_cvtepu8_epi32(_mm_cvtsi32_si128(quad))));
         }
 #else
-        T lanes[LANES<T>];
-        for (int k = 0; k < LANES<T>; ++k) lanes[k] = T(p[k]);
-        return load_unaligned(lanes);
+        for (int k = 0; k < PIECE_LANES<T>; ++k) v[k] = T(p[k]);
 #endif
     }
+    return v;
 }
 
 // The sum of a vector's lanes, folded in halves (a few shuffles, not a chain of lane-by-lane adds).
@@ -432,33 +444,40 @@ T total(const T* lanes) {
     }
 }
 
-// Samples read together: in the forward each weight vector loaded serves P of them, while their
-// accumulators still fit the vector registers (P * CHUNK, with P rows' vectors and a weight
-// vector beside them); in the backward each gradient vector loaded and stored takes BACKWARD_P
-// samples' terms. Where a vector is a pair of halves, 16 registers hold 8 vectors: AVX-512's
-// blocking there kept accumulators on the stack (1*32's step 19.9 -> 15.5 ms with these on an
-// AVX2 EPYC). Each sum is added in the same order either way: the blocking changes no result.
+// Samples read together: in the forward each weight vector loaded serves P of them and each
+// input vector CHUNK outputs, while their accumulators still fit the vector registers (P * CHUNK
+// of them, with P rows' vectors and a weight vector beside them); in the backward each gradient
+// vector loaded and stored takes BACKWARD_P samples' terms. Where a vector is a pair of halves,
+// 16 registers hold 8 vectors: AVX-512's blocking there kept accumulators on the stack (1*32's
+// step 19.9 -> 15.5 ms with P = CHUNK = 2 on an AVX2 EPYC), and piece by piece (above), a pass of
+// up to 6 outputs of one sample beat two of two samples wherever W > 2 (its forward, rows in the
+// cache: 1*32 7.9 -> 6.6 ms, 1*8 1.96 -> 1.71 as 2 passes of 4), while a width of 1 takes 4
+// samples (0.90 -> 0.46 ms: 8 accumulators, not 4, hide the latency of their additions). Each sum
+// is added in the same order either way: the blocking changes no result.
 #ifdef __AVX512F__
 template <int W>
 constexpr int P = W <= 4 ? 4 : 3;
+template <int W>
 constexpr int CHUNK = 8;  // outputs per pass over the forward's rows
 constexpr int BACKWARD_P = 8;
 #else
 template <int W>
-constexpr int P = 2;
-constexpr int CHUNK = 2;
+constexpr int P = W == 1 ? 4 : W == 2 ? 2 : 1;
+template <int W>
+constexpr int CHUNK = (W + (W + 5) / 6 - 1) / ((W + 5) / 6);  // W in passes of at most 6 outputs
 constexpr int BACKWARD_P = 4;
 #endif
 
 // x[j], the rows of samples s0 .. s0 + n - 1, the last repeated up to `count`, read where they
-// are; ahead[j], the row of sample s0 + j + lead, is what the loops over a row fetch ahead line by
-// line: rows from all over the data set are otherwise read at a fraction of the memory's bandwidth.
+// are; ahead[j], the row of sample s0 + j + lead (of the `available` that index lists), is what
+// the loops over a row fetch ahead line by line: rows from all over the data set are otherwise
+// read at a fraction of the memory's bandwidth.
 template <typename T, typename In>
-void rows_of(const Args<T, In>& a, const int64_t* index, int s0, int n, int count, int lead, const In** x,
-             const In** ahead) {
+void rows_of(const Args<T, In>& a, const int64_t* index, int s0, int n, int count, int lead, int available,
+             const In** x, const In** ahead) {
     for (int j = 0; j < count; ++j) {
         x[j] = a.rows + index[s0 + std::min(j, n - 1)] * a.fan_in;
-        ahead[j] = a.rows + index[std::min(s0 + j + lead, a.batch - 1)] * a.fan_in;
+        ahead[j] = a.rows + index[std::min(s0 + j + lead, available - 1)] * a.fan_in;
     }
 }
 
@@ -468,24 +487,26 @@ void rows_of(const Args<T, In>& a, const int64_t* index, int s0, int n, int coun
 template <typename T, typename In, int W, int N, int O0>
 void first_outputs(int fan_in, int ws, const T* w, const T* bias, T scale, const In* const* x, const In* const* ahead,
                    int n, T* out) {
-    constexpr int L = LANES<T>, C = std::min(CHUNK, W - O0);
+    constexpr int L = LANES<T>, C = std::min(CHUNK<W>, W - O0), LINE = 64 / sizeof(In);
     const int full = fan_in - fan_in % L;
     for (int s0 = 0; s0 < n; s0 += N) {
-        Vec<T> sum[N][C] = {};
+        Piece<T> sum[N][C][PIECES] = {};
         for (int k = 0; k < full; k += L) {
-            Vec<T> xk[N];
-            for (int j = 0; j < N; ++j) {
-                xk[j] = load_row<T>(x[s0 + j] + k);
-                if (O0 == 0) __builtin_prefetch(ahead[s0 + j] + k);
-            }
-            for (int o = 0; o < C; ++o) {
-                const Vec<T> wk = *reinterpret_cast<const Vec<T>*>(w + (O0 + o) * ws + k);
-                for (int j = 0; j < N; ++j) sum[j][o] += wk * xk[j];
+            if (O0 == 0 && k % LINE == 0)
+                for (int j = 0; j < N; ++j) __builtin_prefetch(ahead[s0 + j] + k);
+            for (int p = 0; p < PIECES; ++p) {
+                const int at = k + p * PIECE_LANES<T>;
+                Piece<T> xk[N];
+                for (int j = 0; j < N; ++j) xk[j] = load_piece<T>(x[s0 + j] + at);
+                for (int o = 0; o < C; ++o) {
+                    const Piece<T> wk = *reinterpret_cast<const Piece<T>*>(w + (O0 + o) * ws + at);
+                    for (int j = 0; j < N; ++j) sum[j][o][p] += wk * xk[j];
+                }
             }
         }
         for (int j = 0; j < std::min(N, n - s0); ++j)
             for (int o = 0; o < C; ++o) {
-                T z = total<T>(reinterpret_cast<const T*>(&sum[j][o]));
+                T z = total<T>(reinterpret_cast<const T*>(sum[j][o]));
                 for (int k = full; k < fan_in; ++k) z += w[(O0 + o) * ws + k] * T(x[s0 + j][k]);
                 out[(s0 + j) * W + O0 + o] = bias[O0 + o] + scale * z;
             }
@@ -521,40 +542,41 @@ int first_weights(const Args<T, In>& a, const T* w, std::vector<Vec<T>>& weights
     return row * LANES<T>;
 }
 
-// The batch's pre-activation into out (B, W), GROUP samples at a time, each chunk of outputs over
-// all of them before the next chunk: a chunk's weights stay in the core's first cache, the
-// group's rows in its second.
+// The pre-activation of n samples (rows through index, of `available` listed) into out (n, W),
+// GROUP samples at a time, each chunk of outputs over all of them before the next chunk: a
+// chunk's weights stay in the core's first cache, the group's rows in its second.
 template <typename T, typename In, int W>
-void first_forward(const Args<T, In>& a, const int64_t* index, const T* weights, int ws, const T* bias, T* out) {
+void first_forward(const Args<T, In>& a, const int64_t* index, int n, int available, const T* weights, int ws,
+                   const T* bias, T* out) {
     constexpr int N = P<W>, GROUP = 8 * N;
     const T scale = PIXELS<T, In> ? a.scale : T(1);
-    for (int g0 = 0; g0 < a.batch; g0 += GROUP) {
-        const int m = std::min(GROUP, a.batch - g0), count = (m + N - 1) / N * N;
+    for (int g0 = 0; g0 < n; g0 += GROUP) {
+        const int m = std::min(GROUP, n - g0), count = (m + N - 1) / N * N;
         const In *x[GROUP], *ahead[GROUP];
-        rows_of(a, index, g0, m, count, N, x, ahead);
+        rows_of(a, index, g0, m, count, N, available, x, ahead);
         first_outputs<T, In, W, N, 0>(a.fan_in, ws, weights, bias, scale, x, ahead, m, out + long(g0) * W);
     }
 }
 
-// The batch's weight gradient from g (B, W), dL/d its pre-activation, added to dw (rows of `row`
-// vectors, unscaled: sum of g p) and db, N samples at a time.
+// The weight gradient of n samples from g (n, W), dL/d their pre-activation, added to dw (rows of
+// `row` vectors, unscaled: sum of g p) and db, N samples at a time. Their rows are still in the
+// core's cache from the forward.
 template <typename T, typename In, int W>
-void first_backward(const Args<T, In>& a, const int64_t* index, const T* g, Vec<T>* dw, int row, T* db) {
+void first_backward(const Args<T, In>& a, const int64_t* index, int n, const T* g, Vec<T>* dw, int row, T* db) {
     constexpr int L = LANES<T>, N = BACKWARD_P;
     const int full = a.fan_in - a.fan_in % L;
-    for (int g0 = 0; g0 < a.batch; g0 += N) {
-        const int m = std::min(N, a.batch - g0);
-        const In *x[N], *ahead[N];
-        rows_of(a, index, g0, m, N, N, x, ahead);
+    for (int g0 = 0; g0 < n; g0 += N) {
+        const int m = std::min(N, n - g0);
+        const In* x[N];
+        for (int j = 0; j < N; ++j) x[j] = a.rows + index[g0 + std::min(j, m - 1)] * a.fan_in;
         T gs[N][W];
         for (int j = 0; j < N; ++j)
             for (int o = 0; o < W; ++o) gs[j][o] = j < m ? g[(g0 + j) * W + o] : T(0);  // a repeated row adds 0
         for (int k = 0; k < full; k += L) {
             Vec<T> xk[N];
-            for (int j = 0; j < N; ++j) {
-                xk[j] = load_row<T>(x[j] + k);
-                __builtin_prefetch(ahead[j] + k);
-            }
+            for (int j = 0; j < N; ++j)
+                for (int p = 0; p < PIECES; ++p)
+                    reinterpret_cast<Piece<T>*>(&xk[j])[p] = load_piece<T>(x[j] + k + p * PIECE_LANES<T>);
             for (int o = 0; o < W; ++o) {
                 Vec<T> v = dw[o * row + k / L];
                 for (int j = 0; j < N; ++j) v += gs[j][o] * xk[j];
@@ -570,34 +592,39 @@ void first_backward(const Args<T, In>& a, const int64_t* index, const T* g, Vec<
     }
 }
 
-// Trial t's hidden layer 0: its pre-activation of the whole batch into z (B, W).
-template <typename T, typename In, int W>
-void first_pass(const Args<T, In>& a, int t, Scratch<T>& scratch, T* z) {
-    T bias[W];
-    const int ws = first_weights<T, In, W>(a, a.params + t * a.stride, scratch.weights, bias);
-    const T* weights = reinterpret_cast<const T*>(scratch.weights.data());
-    first_forward<T, In, W>(a, a.index + (t % a.groups) * a.index_stride, weights, ws, bias, z);
-}
-
-// Trial t's later layers, a block of S samples at a time, from z: to the logits; in a STEP on to
-// the loss and back, dL/d hidden layer 0's pre-activation into z and the later layers' gradients
-// into grads.
+// Trial t, a block of S samples at a time: hidden layer 0's pre-activation of the block from its
+// rows, then every later layer to the logits; in a STEP on to the loss and back through every
+// layer to hidden layer 0's gradients, the block's rows (S of them, 50 kB of pixels) still in the
+// core's cache. Each gradient sums over the samples in their order, block after block, as it did
+// when hidden layer 0 took the whole batch before the chain and after it (on an AVX2 EPYC, with
+// the blocking above, a step 0-12% faster than that: 1*32 15.2 -> 13.4 ms, 2048*1 10.5 -> 10.0,
+// 16*2 1.8 either way).
 template <typename T, typename In, int W, bool STEP, bool MASK>
-void chain_pass(const Args<T, In>& a, int t, Scratch<T>& scratch, T* z) {
+void trial_pass(const Args<T, In>& a, int t, Scratch<T>& scratch) {
     constexpr int plane = W * R, S = R * LANES<T>;
     const long first = long(W) * a.fan_in + W;  // hidden layer 0's parameters
-    const T* chain = a.params + t * a.stride + first;
+    const T* params = a.params + t * a.stride;
+    const T* chain = params + first;
     const T* output = chain + a.layers * (W * W + W);
     Vec<T>* tape = scratch.tape.data();
     Vec<T>* masks = MASK ? scratch.masks.data() : nullptr;
     Vec<T>* sums = scratch.sums.data();
+    T* z = scratch.rows.data();
     const int64_t* order = a.index + (t % a.groups) * a.index_stride;
-    if (STEP) std::fill(scratch.sums.begin(), scratch.sums.end(), Vec<T>{});
+    T bias[W], db[W] = {};
+    const int ws = first_weights<T, In, W>(a, params, scratch.weights, bias);
+    const T* weights = reinterpret_cast<const T*>(scratch.weights.data());
+    const int row = row_vectors<T>(a.fan_in);
+    if (STEP) {
+        std::fill(scratch.sums.begin(), scratch.sums.end(), Vec<T>{});
+        scratch.dw.assign(long(W) * row, Vec<T>{});
+    }
     Vec<T> logits[OUTPUTS * R], g[2 * plane];
     T loss = 0;
     for (int s0 = 0; s0 < a.batch; s0 += S) {
         const int n = std::min(S, a.batch - s0);
-        load<T, W>(tape, z + s0 * W, n);
+        first_forward<T, In, W>(a, order + s0, n, a.batch - s0, weights, ws, bias, z);
+        load<T, W>(tape, z, n);
         if (MASK) draw_masks<T, W>(a, t, s0, masks);
         block_forward<T, W, MASK>(a.layers, chain, tape, masks);
         linear_forward<T, W, OUTPUTS>(output, tape + a.layers * plane, logits);
@@ -609,26 +636,11 @@ void chain_pass(const Args<T, In>& a, int t, Scratch<T>& scratch, T* z) {
         loss += softmax_grad<T>(logits, labels, n, a.batch);
         linear_backward<T, W, OUTPUTS>(output, tape + a.layers * plane, logits, g, sums + a.layers * (W * W + W));
         block_backward<T, W, MASK>(a.layers, chain, tape, masks, g, g + plane, sums);
-        store<T, W>(z + s0 * W, g, n);
+        store<T, W>(z, g, n);
+        first_backward<T, In, W>(a, order + s0, n, z, scratch.dw.data(), row, db);
     }
     if (!STEP) return;
     if (a.loss) a.loss[t] += loss / T(a.batch);
-    T* grads = a.grads + t * a.stride + first;
-    const long count = long(a.layers) * (W * W + W) + OUTPUTS * W + OUTPUTS;
-    for (long j = 0; j < count; ++j) {
-        T sum = 0;
-        for (int k = 0; k < LANES<T>; ++k) sum += sums[j][k];
-        grads[j] = sum;
-    }
-}
-
-// Trial t's hidden layer 0 gradients from z, dL/d its pre-activation.
-template <typename T, typename In, int W>
-void first_grads(const Args<T, In>& a, int t, Scratch<T>& scratch, const T* z) {
-    const int row = row_vectors<T>(a.fan_in);
-    T db[W] = {};
-    scratch.dw.assign(long(W) * row, Vec<T>{});
-    first_backward<T, In, W>(a, a.index + (t % a.groups) * a.index_stride, z, scratch.dw.data(), row, db);
     T* grads = a.grads + t * a.stride;
     for (int o = 0; o < W; ++o) {
         const T* d = reinterpret_cast<const T*>(scratch.dw.data() + o * row);
@@ -636,20 +648,25 @@ void first_grads(const Args<T, In>& a, int t, Scratch<T>& scratch, const T* z) {
             grads[o * a.fan_in + k] = PIXELS<T, In> ? a.scale * d[k] + a.shift * db[o] : d[k];
         grads[W * a.fan_in + o] = db[o];
     }
+    const long count = long(a.layers) * (W * W + W) + OUTPUTS * W + OUTPUTS;
+    for (long j = 0; j < count; ++j) {
+        T sum = 0;
+        for (int k = 0; k < LANES<T>; ++k) sum += sums[j][k];
+        grads[first + j] = sum;
+    }
 }
 
 template <typename T, typename In, int W, bool STEP>
-void chain_pass(const Args<T, In>& a, int t, Scratch<T>& scratch, T* z) {
+void trial_pass(const Args<T, In>& a, int t, Scratch<T>& scratch) {
     if (t >= a.drop_lo && t < a.drop_hi)
-        chain_pass<T, In, W, STEP, true>(a, t, scratch, z);
+        trial_pass<T, In, W, STEP, true>(a, t, scratch);
     else
-        chain_pass<T, In, W, STEP, false>(a, t, scratch, z);
+        trial_pass<T, In, W, STEP, false>(a, t, scratch);
 }
 
-// Trials go to whichever thread is free, each through all three passes: its input rows, read for
-// hidden layer 0's forward, are then still in the core's cache for its gradients where the chain
-// between is short (16*2, 8*4: 10-20% faster a step than three passes over all trials in turn;
-// deep chains such as 2048*1 and 632*4 the same either way).
+// Trials go to whichever thread is free (a dynamic schedule): where another program holds a core,
+// the thread that still runs takes on the remaining trials instead of waiting at the end for the
+// one that does not.
 template <typename T, typename In, int W, bool STEP>
 void run(const Args<T, In>& a) {
 #pragma omp parallel num_threads(a.threads)
@@ -658,14 +675,9 @@ void run(const Args<T, In>& a) {
         scratch.tape.resize(long(a.layers + 1) * W * R);
         if (a.drop_hi > a.drop_lo) scratch.masks.resize(long(a.layers + 1) * W * R);
         if (STEP) scratch.sums.resize(long(a.layers) * (W * W + W) + OUTPUTS * W + OUTPUTS);
-        scratch.rows.resize(long(a.batch) * W);
-        T* z = scratch.rows.data();
+        scratch.rows.resize(long(R) * LANES<T> * W);
 #pragma omp for schedule(dynamic, 1)
-        for (int t = 0; t < a.trials; ++t) {
-            first_pass<T, In, W>(a, t, scratch, z);
-            chain_pass<T, In, W, STEP>(a, t, scratch, z);
-            if (STEP) first_grads<T, In, W>(a, t, scratch, z);
-        }
+        for (int t = 0; t < a.trials; ++t) trial_pass<T, In, W, STEP>(a, t, scratch);
     }
 }
 
