@@ -189,17 +189,17 @@ def test_a_damaged_store_is_a_clear_error_and_stays_as_it_was(tmp_path, unbroken
 def test_a_store_of_the_previous_schema_opens_upgraded_and_resumes(tmp_path, fixtures):
     """A schema-2 store (written by psa before threads, engine and loss were recorded), left by a
     sweep killed after three of six loops of its 1*8 trials, which engine version 1 began: this
-    psa's fused CPU kernels (version 3) refuse to finish them with one line that says how, and
+    psa's fused CPU kernels (version 4) refuse to finish them with one line that says how, and
     under PSA_FUSED=0 (version 1) they resume to an unbroken version-1 sweep's results."""
     store = tmp_path / "old.sqlite"
     store.write_bytes((fixtures / "store-v2-interrupted.sqlite").read_bytes())
     assert query(store, "PRAGMA user_version") == [(2,)]
     assert {row for row in query(store, "SELECT arch, status, loops_done FROM trials")} == {("1*8", "running", 3)}
-    if engine_version("cpu") == 3:
+    if engine_version("cpu") == 4:
         refused = start(store)
         assert refused.wait(timeout=300) == 2
         message = refused.stdout.read()
-        assert "begun by engine version 1, this psa runs version 3 here (PSA_FUSED=0" in " ".join(message.split())
+        assert "begun by engine version 1, this psa runs version 4 here (PSA_FUSED=0" in " ".join(message.split())
         assert {row for row in query(store, "SELECT arch, status, loops_done FROM trials")} == {("1*8", "running", 3)}
     assert start(store, PSA_FUSED="0").wait(timeout=300) == 0
     assert query(store, "PRAGMA user_version") == [(4,)]

@@ -249,5 +249,6 @@ def check_engine(names: str, versions: set, current: int) -> None:
 HOW = {  # how to run each engine version (psa.engine.batched.native.ENGINE_VERSION)
     1: "PSA_FUSED=0 runs version 1 on a CPU",
     2: "version 2, fused kernels that read normalised images, is an earlier psa: `psa info` names its commit",
-    3: "version 3 needs a C++ compiler on a CPU",
+    3: "version 3, whose fused kernels computed some sums by the CPU, is an earlier psa: `psa info` names its commit",
+    4: "version 4 needs a C++ compiler on a CPU",
 }

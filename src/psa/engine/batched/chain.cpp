@@ -256,13 +256,17 @@ ALWAYS_INLINE void block_forward(int layers, const T* params, Vec<T>* tape, cons
 }
 
 // dL/d x (IN, R vectors), into next, from g = dL/d z (OUT, R vectors) of z = w x + b; the layer's
-// gradients, summed over the block's R vectors, added to its sums.
+// gradients, summed over the block's R vectors, added to its sums. Each sum of products starts from
+// 0, not from its first product: chain.cpp is built with -ffp-contract=fast, and s + a * b fuses
+// into one rounding one way only where s is not itself a product; of a0 * b0 + a1 * b1, GCC 12
+// fused either product by the vector's type and the width (the AVX-512 build and the pair of
+// halves disagreed at widths 12 and 16: engine version 3).
 template <typename T, int IN, int OUT>
 inline void linear_backward(const T* w, const Vec<T>* x, const Vec<T>* g, Vec<T>* next, Vec<T>* sums) {
     for (int o = 0; o < OUT; ++o) {
         for (int i = 0; i < IN; ++i) {
-            Vec<T> sum = g[o * R] * x[i * R];
-            for (int r = 1; r < R; ++r) sum += g[o * R + r] * x[i * R + r];
+            Vec<T> sum{};
+            for (int r = 0; r < R; ++r) sum += g[o * R + r] * x[i * R + r];
             sums[o * IN + i] += sum;
         }
         Vec<T> sum = g[o * R];
@@ -271,8 +275,8 @@ inline void linear_backward(const T* w, const Vec<T>* x, const Vec<T>* g, Vec<T>
     }
     for (int i = 0; i < IN; ++i) {
         Vec<T> sum[R];
-        for (int r = 0; r < R; ++r) sum[r] = w[i] * g[r];
-        for (int o = 1; o < OUT; ++o)
+        for (int r = 0; r < R; ++r) sum[r] = Vec<T>{};
+        for (int o = 0; o < OUT; ++o)
             for (int r = 0; r < R; ++r) sum[r] += w[o * IN + i] * g[o * R + r];
         for (int r = 0; r < R; ++r) next[i * R + r] = sum[r];
     }
@@ -642,10 +646,10 @@ void trial_pass(const Args<T, In>& a, int t, Scratch<T>& scratch) {
     if (!STEP) return;
     if (a.loss) a.loss[t] += loss / T(a.batch);
     T* grads = a.grads + t * a.stride;
-    for (int o = 0; o < W; ++o) {
+    for (int o = 0; o < W; ++o) {  // a sum of two products: std::fma says which is fused (linear_backward)
         const T* d = reinterpret_cast<const T*>(scratch.dw.data() + o * row);
         for (int k = 0; k < a.fan_in; ++k)
-            grads[o * a.fan_in + k] = PIXELS<T, In> ? a.scale * d[k] + a.shift * db[o] : d[k];
+            grads[o * a.fan_in + k] = PIXELS<T, In> ? std::fma(a.scale, d[k], a.shift * db[o]) : d[k];
         grads[W * a.fan_in + o] = db[o];
     }
     const long count = long(a.layers) * (W * W + W) + OUTPUTS * W + OUTPUTS;
