@@ -83,8 +83,8 @@ def test_json_gives_the_cloud_plan_a_measured_cost_model(tmp_path, capsys):
 
 
 # `psa bench --estimate-sweep --device cpu --threads 2 --verbose`, 2026-12-05 (docs/PERFORMANCE.md,
-# engine version 3, as fast as 4): seconds per meta-loop of 60 trials, the narrowest, deepest and widest stacks
-# of the grid, fused and eager.
+# engine version 3, as fast as 4): seconds per meta-loop of 60 trials, the narrowest, deepest and
+# widest stacks of the grid, fused and eager.
 MEASURED_CPU = {
     "1*1": 0.289,
     "16*2": 0.343,

@@ -472,17 +472,10 @@ constexpr int CHUNK = (W + (W + 5) / 6 - 1) / ((W + 5) / 6);  // W in passes of 
 constexpr int BACKWARD_P = 4;
 #endif
 
-// x[j], the rows of samples s0 .. s0 + n - 1, the last repeated up to `count`, read where they
-// are; ahead[j], the row of sample s0 + j + lead (of the `available` that index lists), is what
-// the loops over a row fetch ahead line by line: rows from all over the data set are otherwise
-// read at a fraction of the memory's bandwidth.
+// x[j], the rows of samples s0 .. s0 + n - 1, the last repeated up to `count`, read where they are.
 template <typename T, typename In>
-void rows_of(const Args<T, In>& a, const int64_t* index, int s0, int n, int count, int lead, int available,
-             const In** x, const In** ahead) {
-    for (int j = 0; j < count; ++j) {
-        x[j] = a.rows + index[s0 + std::min(j, n - 1)] * a.fan_in;
-        ahead[j] = a.rows + index[std::min(s0 + j + lead, available - 1)] * a.fan_in;
-    }
+void rows_of(const Args<T, In>& a, const int64_t* index, int s0, int n, int count, const In** x) {
+    for (int j = 0; j < count; ++j) x[j] = a.rows + index[s0 + std::min(j, n - 1)] * a.fan_in;
 }
 
 // Outputs O0 .. O0 + C - 1 (C = CHUNK but at the end) of the group's n samples, rows x, N at a
@@ -557,7 +550,11 @@ void first_forward(const Args<T, In>& a, const int64_t* index, int n, int availa
     for (int g0 = 0; g0 < n; g0 += GROUP) {
         const int m = std::min(GROUP, n - g0), count = (m + N - 1) / N * N;
         const In *x[GROUP], *ahead[GROUP];
-        rows_of(a, index, g0, m, count, N, available, x, ahead);
+        rows_of(a, index, g0, m, count, x);
+        // The rows N samples on (of the `available` that index lists), which the loops over a row
+        // fetch line by line: rows from all over the data set are otherwise read at a fraction of
+        // the memory's bandwidth.
+        for (int j = 0; j < count; ++j) ahead[j] = a.rows + index[std::min(g0 + j + N, available - 1)] * a.fan_in;
         first_outputs<T, In, W, N, 0>(a.fan_in, ws, weights, bias, scale, x, ahead, m, out + long(g0) * W);
     }
 }
@@ -572,7 +569,7 @@ void first_backward(const Args<T, In>& a, const int64_t* index, int n, const T* 
     for (int g0 = 0; g0 < n; g0 += N) {
         const int m = std::min(N, n - g0);
         const In* x[N];
-        for (int j = 0; j < N; ++j) x[j] = a.rows + index[g0 + std::min(j, m - 1)] * a.fan_in;
+        rows_of(a, index, g0, m, N, x);
         T gs[N][W];
         for (int j = 0; j < N; ++j)
             for (int o = 0; o < W; ++o) gs[j][o] = j < m ? g[(g0 + j) * W + o] : T(0);  // a repeated row adds 0

@@ -35,8 +35,8 @@ from psa.trial.architecture import OUTPUTS
 
 # Results of a fixed seed change when the float32 arithmetic order changes: the store records the
 # version that began each trial, and a resume under another is refused (psa.sweeps.grid.check_engine).
-# Version 4 is these stacks fused on a CPU, hidden layer 0 reading the training set's pixels, every
-# multiply-add fused one way written in chain.cpp (version 3 left two to the compiler, whose choice
+# Version 4 is these stacks fused on a CPU, hidden layer 0 reading the training set's pixels, each
+# multiply-add written so that it fuses one way only (version 3 left the compiler a choice, which
 # depended on the CPU and the width; version 2 read normalised images); elsewhere (a GPU, no C++
 # compiler, PSA_FUSED=0) psa computes as version 1 did and records 1 (engine_version).
 ENGINE_VERSION = 4
