@@ -146,6 +146,40 @@ def test_a_step_reads_its_labels_through_the_rows_index():
         assert torch.equal(gathered_first, read_in_place)
 
 
+def test_pixel_vectors_mark_the_non_zero_ones():
+    rows = torch.zeros(3, 784, dtype=torch.uint8)
+    rows[1, 17] = 3  # vector 1
+    rows[2, [0, 783]] = 255  # vectors 0 and 48
+    assert native.pixel_vectors(rows).tolist() == [0, 2, 1 + (1 << 48)]
+
+
+@pytest.mark.parametrize("arch", ["4*2", "3*4", "2*16", "1*32"])
+def test_zero_pixel_vectors_are_skipped_with_the_same_bits(mnist, arch):
+    """Where Rows carries the rows' non-zero vectors, hidden layer 0 skips those that every row of
+    a register block has 0 (widths of 4 and more): MNIST's own rows give the same logits, loss and
+    gradients, bit for bit, as without; also where a trial's weights are not all finite (-inf
+    times a zero pixel is NaN, which ReLU makes 0, where skipping it would leave the bias's +inf:
+    nothing is skipped there)."""
+    stack = chain_stack(arch, torch.float32, "cpu", modes=("none", "dropout", "hidden"))
+    index = torch.randint(len(mnist.pixels_train), (3, 150), generator=torch.Generator().manual_seed(8))
+    vectors = native.pixel_vectors(mnist.pixels_train)
+    _, _, drop = chain_step(stack, 150, 0, native.dropout)
+    logits_of_trial_1 = []
+    for poisoned in (False, True):
+        if poisoned:
+            stack.active[1, 5] = -float("inf")  # of a pixel that is 0 in every digit
+        results = []
+        for known in (None, vectors):
+            rows = native.Rows(mnist.pixels_train, index, NORMALISE, mnist.y_train, known)
+            logits, loss = torch.empty(3, 150, 10), torch.zeros(3)
+            native.gradients(stack, rows, None, drop, loss, logits)
+            results.append([t.view(torch.int32) for t in (logits, loss, stack.grad.clone())])
+        for without, skipping in zip(*results):
+            assert torch.equal(without, skipping)
+        logits_of_trial_1.append(results[0][0][1])
+    assert not torch.equal(*logits_of_trial_1)
+
+
 def test_a_trial_of_another_engine_version_is_refused_with_how_to_finish_it():
     for begun, how in ((1, "PSA_FUSED=0"), (2, "psa info"), (3, "psa info")):
         with pytest.raises(PSAError, match=f"begun by engine version {begun}, this psa runs version 4 .*{how}"):
@@ -199,6 +233,36 @@ def test_a_trial_does_not_depend_on_the_thread_count():
         torch.set_num_threads(previous)
     for result in results[1:]:
         assert all(torch.equal(mine, first) for mine, first in zip(result, results[0]))
+
+
+def test_a_trial_does_not_depend_on_which_thread_flushes_denormals():
+    """OpenMP's threads keep the denormal setting of the thread that started them: started before
+    train_stacks' torch.set_flush_denormal(True), they would keep denormal inputs where the
+    calling thread reads them as 0, so a trial's gradients would depend on the thread that took
+    it. chain.cpp gives every thread the caller's setting: 1 and 2 threads agree bit for bit."""
+    code = (
+        "import sys, torch\n"
+        "sys.path.insert(0, 'tests')\n"
+        "from helpers import chain_stack, chain_step, gradients\n"
+        "from psa.engine.batched import native\n"
+        "torch.set_num_threads(2)\n"
+        "stack = chain_stack('3*4', torch.float32, 'cpu')\n"
+        "x, y, drop = chain_step(stack, 64, 0, native.dropout)\n"
+        "x = x * 1e-39  # denormal inputs\n"
+        "kept = gradients(stack, native, x, y, drop)[1]  # also starts the threads, denormals kept\n"
+        "torch.set_flush_denormal(True)\n"
+        "results = []\n"
+        "for threads in (1, 2):\n"
+        "    torch.set_num_threads(threads)\n"
+        "    results.append(gradients(stack, native, x, y, drop))\n"
+        "bits = lambda t: t.view(torch.int32)  # compared as numbers, denormals would read as 0\n"
+        "print(not torch.equal(bits(kept), bits(results[0][1])))\n"
+        "print(all(torch.equal(bits(one), bits(two)) for one, two in zip(*results)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    flushing_matters, threads_agree = done.stdout.split()
+    assert flushing_matters == "True" and threads_agree == "True"
 
 
 def test_accuracy_through_the_chain_is_the_eager_accuracy():

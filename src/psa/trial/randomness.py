@@ -24,9 +24,9 @@ def generator(seed: int, purpose: str, loop: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(stream_seed(seed, purpose, loop))
 
 
-def shuffle(seed: int, loop: int, n: int) -> torch.Tensor:
-    """The sample order of meta-loop `loop` (a new shuffle every epoch)."""
-    return torch.randperm(n, generator=generator(seed, "shuffle", loop))
+def shuffle(seed: int, loop: int, n: int, out: torch.Tensor | None = None) -> torch.Tensor:
+    """The sample order of meta-loop `loop` (a new shuffle every epoch), in `out` where given."""
+    return torch.randperm(n, generator=generator(seed, "shuffle", loop), out=out)
 
 
 def mix32(x: torch.Tensor) -> torch.Tensor:

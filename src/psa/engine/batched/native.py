@@ -104,7 +104,7 @@ def library(width: int) -> ctypes.CDLL | None:
     lib.psa_run.restype = integer
     lib.psa_run.argtypes = [integer] * 7 + [pointer] * 2 + [integer, long, integer, double, double]
     lib.psa_run.argtypes += [pointer, pointer, integer] + [pointer] * 3 + [long]  # logits .. stride
-    lib.psa_run.argtypes += [pointer] * 2 + [long, integer, integer]
+    lib.psa_run.argtypes += [pointer] * 2 + [long, integer, integer, pointer]
     return lib
 
 
@@ -152,6 +152,7 @@ class Rows:
     index: torch.Tensor  # (orders, B) int64, rows contiguous (a slice of the epoch's sample orders)
     normalise: tuple[float, float] | None = None
     labels: torch.Tensor | None = None  # (N,) int64
+    vectors: torch.Tensor | None = None  # (N,) int64 of pixel rows: pixel_vectors(data)
 
     @classmethod
     def of(cls, x: "torch.Tensor | Rows") -> "Rows":
@@ -161,6 +162,20 @@ class Rows:
         x = x[:1] if x.stride(0) == 0 else x
         index = torch.arange(x.shape[0] * x.shape[1], device=x.device).view(x.shape[:2])
         return cls(x.reshape(-1, x.shape[2]).contiguous(), index)
+
+
+VECTOR = 16  # pixels in a bit of pixel_vectors: a vector of float32
+
+
+def pixel_vectors(pixels: torch.Tensor) -> torch.Tensor:
+    """(N,) int64 of uint8 rows (N, inputs): bit v set where pixels VECTOR v .. VECTOR (v + 1) - 1
+    are not all 0. Hidden layer 0 skips the vectors that all the rows of a register block have 0
+    (42% of MNIST's, one by one): they add exactly nothing to its sums (chain.cpp, live_vectors)."""
+    count = pixels.shape[1] // VECTOR
+    assert count <= 63, "a row's vectors fit an int64"
+    words = pixels[:, : count * VECTOR].contiguous().view(torch.int64)  # 8 pixels each: 10x quicker
+    live = words.view(len(pixels), count, VECTOR // 8).ne(0).any(2)
+    return (live.long() << torch.arange(count)).sum(1)
 
 
 @dataclass(frozen=True)
@@ -198,6 +213,7 @@ def _run(stack: Stack, rows: Rows, flat: torch.Tensor, logits=None, drop: Dropou
         assert labels is not None and labels.shape == rows.data.shape[:1] and labels.dtype == torch.int64
     else:
         assert labels is None or (labels.shape == (flat.shape[0], rows.index.shape[1]) and labels.dtype == torch.int64)
+    assert rows.vectors is None or (rows.vectors.shape == rows.data.shape[:1] and rows.vectors.dtype == torch.int64)
     scale, shift = rows.normalise or (1.0, 0.0)
     dropping = stack.drop if drop is not None else slice(0, 0)
     status = library(width).psa_run(
@@ -226,6 +242,7 @@ def _run(stack: Stack, rows: Rows, flat: torch.Tensor, logits=None, drop: Dropou
         layout.topology.dropout_units,
         dropping.start,
         dropping.stop,
+        _pointer(rows.vectors) if rows.normalise and flat.dtype == torch.float32 else None,
     )
     assert status == 0, f"chain.cpp's library for width {width} computes another"
 
