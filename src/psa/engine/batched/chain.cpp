@@ -1,8 +1,9 @@
 // A SimpleMLP stack whose hidden layers all have one width W, on the CPU, every trial in one call
 // (psa/engine/batched/native.py builds and calls this file): psa_run takes a trial's batch a block
 // of S samples at a time through hidden layer 0, whose input rows it reads in place from the data
-// set, every later hidden layer, dropout included, and the output layer to the logits; in a
-// training step on through the loss and back to hidden layer 0's gradients.
+// set, skipping its zero pixels where it is 4 or more wide, every later hidden layer, dropout
+// included, and the output layer to the logits; in a training step on through the loss and back to
+// hidden layer 0's gradients.
 // Eagerly each layer costs a dozen framework operations of 10-40 us for a few microseconds of
 // arithmetic; here the width is known at compile time and a step is one call.
 //
@@ -17,7 +18,7 @@
 // ops.forward / ops.cross_entropy_grad / ops.backward's.
 #include <algorithm>
 #include <cmath>
-#if defined(__AVX512F__) || defined(__AVX2__) || defined(__SSE__)
+#ifdef __SSE__  // x86: its vector instructions, and its floating-point settings (run)
 #include <immintrin.h>
 #endif
 #include <cstdint>
