@@ -64,8 +64,8 @@ struct Args {
     const T* p;
     long units;
     int drop_lo, drop_hi;
-    // Where pixels are read in float32, or null: bit v of vectors[r] is set where row r's pixels
-    // 16 v .. 16 v + 15 are not all 0 (live_vectors).
+    // Or null: bit v of vectors[r] is set where row r's pixels 16 v .. 16 v + 15 are not all 0
+    // (read where pixels are read in float32: live_vectors).
     const uint64_t* vectors;
 };
 
@@ -278,8 +278,7 @@ inline void linear_backward(const T* w, const Vec<T>* x, const Vec<T>* g, Vec<T>
         sums[OUT * IN + o] += sum;
     }
     for (int i = 0; i < IN; ++i) {
-        Vec<T> sum[R];
-        for (int r = 0; r < R; ++r) sum[r] = Vec<T>{};
+        Vec<T> sum[R] = {};
         for (int o = 0; o < OUT; ++o)
             for (int r = 0; r < R; ++r) sum[r] += w[o * IN + i] * g[o * R + r];
         for (int r = 0; r < R; ++r) next[i * R + r] = sum[r];

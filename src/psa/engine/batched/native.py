@@ -242,7 +242,7 @@ def _run(stack: Stack, rows: Rows, flat: torch.Tensor, logits=None, drop: Dropou
         layout.topology.dropout_units,
         dropping.start,
         dropping.stop,
-        _pointer(rows.vectors) if rows.normalise and flat.dtype == torch.float32 else None,
+        _pointer(rows.vectors),
     )
     assert status == 0, f"chain.cpp's library for width {width} computes another"
 
