@@ -13,9 +13,10 @@ import torch
 from helpers import chain_stack, chain_step, gradients, relative, subset
 from psa.engine.batched import native, ops
 from psa.engine.batched.stack import CHAIN_MAX_WIDTH
-from psa.engine.batched.step import Steps
+from psa.engine.batched.step import CPU_STEP, Steps, dropout_masks, loop_inputs, step_functions
 from psa.errors import PSAError
 from psa.sweeps.grid import check_engine
+from psa.trial import randomness
 from psa.trial.data import MEAN, NORMALISE, STD
 
 pytestmark = pytest.mark.skipif(native.library(1) is None, reason="no C++ compiler to build chain.cpp")
@@ -215,6 +216,30 @@ def test_extreme_dropout_probabilities_keep_every_unit_or_almost_none(p):
     drop = chain_step(stack, 40, 0, native.dropout)[2]
     assert (masks == 0).all() if p > 0.5 else (masks == 1).all()
     assert relative(gradients(stack, native, x, y, drop)[0], gradients(stack, ops, x, y, masks)[0]) < 1e-12
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_stacks_on_ops_take_chain_cpps_dropout_masks_which_are_torchs_bit_for_bit(dtype, mnist):
+    """native.keep_masks, the masks of CPU stacks that train on ops (wider than a chain), a layer's
+    units at a time as ops reads them, against step.dropout_masks' framework operations:
+    probabilities from none to almost all dropped (the command line takes 0 <= p < 1), batches
+    that end anywhere, one and two threads."""
+    stack = chain_stack("3*40", dtype, "cpu", modes=("dropout",) * 5 + ("none",))
+    assert Steps([stack], subset(mnist, dtype=dtype)).functions[0] == step_functions(stack) == CPU_STEP
+    stack.drop_p.copy_(torch.tensor([0.0, 0.1, 1 / 3, 0.5, 0.999999]).view(-1, 1, 1))
+    units, previous = stack.layout.topology.dropout_units, torch.get_num_threads()
+    try:
+        for batch, step, threads in ((256, 0, 2), (37, 3, 1), (1, 5, 2)):
+            torch.set_num_threads(threads)
+            keys = loop_inputs(stack, 2, batch, step + 1)[1][step]
+            grid = randomness.int32_grid(batch, units)
+            drawn, reference = native.keep_masks(stack, grid, keys, batch), dropout_masks(stack, grid, keys, batch)
+            for first, stop in ((0, 40), (40, 80), (80, units), (37, 41), (0, units)):
+                assert torch.equal(drawn(first, stop), reference[:, :, first:stop])
+    finally:
+        torch.set_num_threads(previous)
+    assert (reference[0] == 1).all() and (reference[4] == 0).float().mean() > 0.999
+    assert set(reference[3].unique().tolist()) == {0.0, 2.0}
 
 
 def test_a_trial_does_not_depend_on_the_thread_count():

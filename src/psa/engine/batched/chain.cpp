@@ -3,7 +3,8 @@
 // of S samples at a time through hidden layer 0, whose input rows it reads in place from the data
 // set, skipping its zero pixels where it is 4 or more wide, every later hidden layer, dropout
 // included, and the output layer to the logits; in a training step on through the loss and back to
-// hidden layer 0's gradients.
+// hidden layer 0's gradients. psa_keep_masks draws the dropout masks of stacks that train on
+// torch's operations instead, a layer at a time.
 // Eagerly each layer costs a dozen framework operations of 10-40 us for a few microseconds of
 // arithmetic; here the width is known at compile time and a step is one call.
 //
@@ -190,23 +191,49 @@ uint32_t mix32(uint32_t x) {  // psa.trial.randomness.mix32
     return x ^ (x >> 16);
 }
 
+// Dropout of one trial: a unit whose counter c (sample * units + unit) hashes to
+// mix32(mix32(c) ^ key) >= threshold is kept and scaled, as psa.trial.randomness.keep_thresholds
+// puts it: threshold = ceil(p 2^32) (exact: a power of two), p = 1 keeping none, scale 1 / (1 - p).
+template <typename T>
+struct Keep {
+    uint32_t key, threshold;
+    T scale;
+
+    Keep(int64_t key, T p) : key(uint32_t(key)) {
+        const int64_t at_least = int64_t(std::ceil(p * T(4294967296.0)));
+        const bool none_kept = at_least > int64_t(UINT32_MAX);
+        threshold = none_kept ? 0 : uint32_t(at_least);
+        scale = none_kept ? T(0) : T(1) / (T(1) - p);
+    }
+    T operator()(uint32_t counter) const { return mix32(mix32(counter) ^ key) >= threshold ? scale : T(0); }
+};
+
 // The block's masks at every hidden layer, (layers + 1) * W units of R vectors each.
 template <typename T, int W, typename In>
 void draw_masks(const Args<T, In>& a, int t, int s0, Vec<T>* out) {
     constexpr int S = R * LANES<T>;
     const int i = t - a.drop_lo;
-    const uint32_t key = uint32_t(a.keys[i]);
-    const int64_t at_least = int64_t(std::ceil(a.p[i] * T(4294967296.0)));  // exact: a power of two
-    const bool none_kept = at_least > int64_t(UINT32_MAX);                 // p = 1
-    const uint32_t threshold = none_kept ? 0 : uint32_t(at_least);
-    const T scale = none_kept ? T(0) : T(1) / (T(1) - a.p[i]);
+    const Keep<T> keep(a.keys[i], a.p[i]);
     T* lanes = reinterpret_cast<T*>(out);
     const int count = (a.layers + 1) * W;
     for (int u = 0; u < count; ++u)
-        for (int k = 0; k < S; ++k) {
-            const uint32_t counter = uint32_t(s0 + k) * uint32_t(a.units) + uint32_t(u);
-            lanes[u * S + k] = mix32(mix32(counter) ^ key) >= threshold ? scale : T(0);
-        }
+        for (int k = 0; k < S; ++k) lanes[u * S + k] = keep(uint32_t(s0 + k) * uint32_t(a.units) + uint32_t(u));
+}
+
+// Units first .. first + count - 1 of the dropout masks (trials, batch, units) of a stack that
+// trains on torch's operations, into out (trials, batch, count), bit for bit
+// psa.trial.randomness.scaled_keep_masks': trial i's by keys[i] and p[i]. Each number depends on
+// its place alone, so the rows may go to the threads in any way.
+template <typename T>
+void keep_masks(int trials, int batch, long units, long first, long count, const int64_t* keys, const T* p,
+                int threads, T* out) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (long row = 0; row < long(trials) * batch; ++row) {
+        const Keep<T> keep(keys[row / batch], p[row / batch]);
+        const uint32_t counter = uint32_t(row % batch) * uint32_t(units) + uint32_t(first);
+        T* masks = out + row * count;
+        for (long u = 0; u < count; ++u) masks[u] = keep(counter + uint32_t(u));
+    }
 }
 
 // A layer's output from its pre-activation, in place: relu(z) * mask.
@@ -805,4 +832,16 @@ extern "C" int psa_run(int itemsize, int pixels, int width, int trials, int laye
     };
     if (itemsize == 4) return pixels ? with(float(), uint8_t()) : with(float(), float());
     return pixels ? with(double(), uint8_t()) : with(double(), double());
+}
+
+// keep_masks for psa.engine.batched.native.keep_masks: itemsize 4 (float32) or 8 (float64).
+extern "C" void psa_keep_masks(int itemsize, int trials, int batch, long units, long first, long count,
+                               const void* keys, const void* p, int threads, void* out) {
+    const auto* key = static_cast<const int64_t*>(keys);
+    if (itemsize == 4)
+        keep_masks(trials, batch, units, first, count, key, static_cast<const float*>(p), threads,
+                   static_cast<float*>(out));
+    else
+        keep_masks(trials, batch, units, first, count, key, static_cast<const double*>(p), threads,
+                   static_cast<double*>(out));
 }

@@ -105,6 +105,8 @@ def library(width: int) -> ctypes.CDLL | None:
     lib.psa_run.argtypes = [integer] * 7 + [pointer] * 2 + [integer, long, integer, double, double]
     lib.psa_run.argtypes += [pointer, pointer, integer] + [pointer] * 3 + [long]  # logits .. stride
     lib.psa_run.argtypes += [pointer] * 2 + [long, integer, integer, pointer]
+    lib.psa_keep_masks.restype = None
+    lib.psa_keep_masks.argtypes = [integer] * 3 + [long] * 3 + [pointer, pointer, integer, pointer]
     return lib
 
 
@@ -191,6 +193,39 @@ def dropout(stack: Stack, grid: torch.Tensor, keys: torch.Tensor, batch: int, ou
     """step.dropout_masks for the chain: no masks are made here; chain.cpp hashes each (sample,
     unit) counter itself rather than read `grid`, the cache of those hashes."""
     return Dropout(keys.view(-1), stack.drop_p.view(-1))
+
+
+def keep_masks(stack: Stack, grid: torch.Tensor, keys: torch.Tensor, batch: int, out=None):
+    """step.dropout_masks of a CPU stack that trains on ops, bit for bit, as ops reads them
+    (ops.units_of): a function of (first unit, stop) that hashes those units' masks (dropout
+    trials, batch, stop - first) into `out`, the same memory each call, which ops multiplies
+    before the next. A layer's masks drawn where they are used stay in the cache; a step's drawn
+    at once by a dozen framework operations (135 MB for 115*115) were 9-16% of a deep square's
+    step (docs/PERFORMANCE.md). chain.cpp hashes each (sample, unit) counter itself rather than
+    read `grid`."""
+    trials, units = len(stack.specs[stack.drop]), grid.shape[1]
+    keys, p = keys.reshape(-1).contiguous(), stack.drop_p.reshape(-1).contiguous()
+    assert keys.dtype == torch.int64 and len(keys) == len(p) == trials and p.dtype == stack.active.dtype
+    out = torch.empty(trials * batch * units, dtype=p.dtype) if out is None else out
+
+    def masks(first: int, stop: int) -> torch.Tensor:
+        assert 0 <= first <= stop <= units
+        view = out[: trials * batch * (stop - first)].view(trials, batch, stop - first)
+        library(1).psa_keep_masks(
+            p.element_size(),
+            trials,
+            batch,
+            units,
+            first,
+            stop - first,
+            keys.data_ptr(),
+            p.data_ptr(),
+            torch.get_num_threads(),
+            _pointer(view),
+        )
+        return view
+
+    return masks
 
 
 def _pointer(tensor: torch.Tensor | None) -> int | None:

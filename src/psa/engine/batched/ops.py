@@ -57,10 +57,17 @@ def linear(x, weight, bias):
     return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
 
 
+def units_of(masks, first: int, count: int) -> torch.Tensor:
+    """The scaled keep-masks (dropout trials, B, count) of units first .. first + count - 1 from
+    `masks`: all of a step's (dropout trials, B, units), or a function of (first, stop) that
+    draws them (psa.engine.batched.native.keep_masks)."""
+    return masks(first, first + count) if callable(masks) else masks[:, :, first : first + count]
+
+
 def forward(stack: Stack, x: torch.Tensor, masks=None, weights=None, keep: bool = True):
     """Logits (T, B, 10) and what backward needs, with `weights` (default: the active ones).
-    `masks`: scaled keep-masks (dropout trials, B, units) while training, else None. Without
-    `keep` (evaluation), no tape: each activation is freed once the next layer has read it."""
+    `masks` (units_of) while training, else None. Without `keep` (evaluation), no tape: each
+    activation is freed once the next layer has read it."""
     weights, top, tape = weights or stack.weights, stack.layout.topology, []
     record = tape.append if keep else lambda entry: None
     offsets = top.dropout_offsets
@@ -70,7 +77,7 @@ def forward(stack: Stack, x: torch.Tensor, masks=None, weights=None, keep: bool 
         ReLU backward: a dropped unit's gradient is zero anyway, and a kept unit's output is
         positive exactly where it was before (the fused kernels do the same)."""
         if masks is not None:
-            a[stack.drop] *= masks[:, :, offsets[point] : offsets[point] + a.shape[2]]
+            a[stack.drop] *= units_of(masks, offsets[point], a.shape[2])
         return a
 
     for point, (kind, li) in enumerate(top.sequence):
@@ -103,7 +110,7 @@ def backward(stack: Stack, g: torch.Tensor, last: torch.Tensor, tape, masks=None
 
     def undrop(g, point):
         if masks is not None:
-            g[stack.drop] *= masks[:, :, offsets[point] : offsets[point] + g.shape[2]]
+            g[stack.drop] *= units_of(masks, offsets[point], g.shape[2])
         return g
 
     layer_grads(stack, len(weights) - 1, g, last)

@@ -144,6 +144,16 @@ class StepFunctions:
 
 
 NATIVE_STEP = StepFunctions(native.gradients, native.dropout, batch_rows)
+CPU_STEP = StepFunctions(masks=native.keep_masks)
+
+
+def step_functions(stack: Stack, fused: bool = True) -> StepFunctions:
+    """How a stack's steps compute: through chain.cpp where it has a chain (with `fused`), else
+    through ops, whose dropout masks chain.cpp draws on a CPU where it builds."""
+    if fused and native.supported(stack):
+        return NATIVE_STEP
+    cpu = stack.active.device.type == "cpu" and stack.active.dtype in (torch.float32, torch.float64)
+    return CPU_STEP if cpu and native.library(1) is not None else StepFunctions()
 
 
 def train_step(stack: Stack, epoch: Epoch, data: MNIST, batch: int, functions: StepFunctions = StepFunctions()) -> None:
@@ -160,15 +170,14 @@ def train_step(stack: Stack, epoch: Epoch, data: MNIST, batch: int, functions: S
 
 class Steps:
     """The training steps of a group of stacks, a meta-loop's epoch at a time: begin(loop), then
-    one call per batch size of `batches`, which steps each stack in turn: with `fused`, those that
-    psa.engine.batched.native supports through it, else through ops. psa.engine.batched.cuda's
-    GraphSteps replays the same steps from a CUDA graph."""
+    one call per batch size of `batches`, which steps each stack in turn, as step_functions says.
+    psa.engine.batched.cuda's GraphSteps replays the same steps from a CUDA graph."""
 
     def __init__(self, stacks: list[Stack], data: MNIST, fused: bool = True):
         self.stacks, self.data, self.n = stacks, data, len(data.x_train)
         size = stacks[0].specs[0].hyper.batch_size  # the same for every stack of a group
         self.batches = [min(size, self.n - start) for start in range(0, self.n, size)]
-        self.functions = [NATIVE_STEP if fused and native.supported(s) else StepFunctions() for s in stacks]
+        self.functions = [step_functions(stack, fused) for stack in stacks]
         fusing = data.pixels_train is not None and NATIVE_STEP in self.functions
         vectors = native.pixel_vectors(data.pixels_train) if fusing else None
         self.epochs = [Epoch.of(stack, self.n, vectors) for stack in stacks]
