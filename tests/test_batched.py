@@ -1,3 +1,4 @@
+import gc
 import subprocess
 import sys
 
@@ -130,6 +131,22 @@ def test_stacks_trained_side_by_side_give_each_stack_its_own_results(data64):
         assert [(r.history, r.bounty, r.test_accuracy) for r in results] == [
             (r.history, r.bounty, r.test_accuracy) for r in alone
         ]
+
+
+def test_objects_older_than_training_are_left_out_of_collections_while_it_runs(data64):
+    """train_stacks freezes the objects that exist when it starts (a full collection of them took
+    ~100 ms inside a run's second loop), and puts them back when it ends or fails."""
+    specs = [TrialSpec(Architecture.parse("1*4"), "simplemlp", mode, 0, 7, Hyper(batch_size=300)) for mode in MODES]
+    frozen = []
+    batched.train_stacks([specs], data64, 2, on_loop=lambda *_: frozen.append(gc.get_freeze_count()))
+    assert len(frozen) == 2 and min(frozen) > 1000 and gc.get_freeze_count() == 0
+
+    def fail(*_):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        batched.train_stacks([specs], data64, 2, on_loop=fail)
+    assert gc.get_freeze_count() == 0
 
 
 def test_only_small_stacks_are_packed():
