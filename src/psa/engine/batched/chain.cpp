@@ -651,7 +651,7 @@ void first_backward(const Args<T, In>& a, const int64_t* index, int n, const int
         const In *x[N], *next[N];
         rows_of(a, index, g0, m, N, x);
         const int fetch = std::max(0, std::min(N, coming - g0));
-        for (int j = 0; j < fetch; ++j) next[j] = a.rows + upcoming[g0 + j] * a.fan_in;
+        rows_of(a, upcoming, g0, fetch, fetch, next);
         T gs[N][W];
         bool finite = true;
         for (int j = 0; j < N; ++j)
