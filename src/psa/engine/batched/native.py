@@ -119,13 +119,20 @@ def build(widths: set[int]) -> None:
         list(pool.map(library, sorted(widths | {1})))
 
 
+def _computes(stack: Stack) -> bool:
+    """Whether chain.cpp computes in this stack's dtype on its device."""
+    return stack.active.device.type == "cpu" and stack.active.dtype in (torch.float32, torch.float64)
+
+
 def supported(stack: Stack) -> bool:
-    return (
-        stack.active.device.type == "cpu"
-        and stack.active.dtype in (torch.float32, torch.float64)
-        and stack.layout.fused_width is not None
-        and library(stack.layout.fused_width) is not None
-    )
+    """Whether this stack's steps run through chain.cpp (native.gradients)."""
+    width = stack.layout.fused_width
+    return _computes(stack) and width is not None and library(width) is not None
+
+
+def draws_masks(stack: Stack) -> bool:
+    """Whether chain.cpp draws this stack's dropout masks where it trains on ops (keep_masks)."""
+    return _computes(stack) and library(1) is not None
 
 
 def fuses(layout: Layout) -> bool:

@@ -152,8 +152,7 @@ def step_functions(stack: Stack, fused: bool = True) -> StepFunctions:
     through ops, whose dropout masks chain.cpp draws on a CPU where it builds."""
     if fused and native.supported(stack):
         return NATIVE_STEP
-    cpu = stack.active.device.type == "cpu" and stack.active.dtype in (torch.float32, torch.float64)
-    return CPU_STEP if cpu and native.library(1) is not None else StepFunctions()
+    return CPU_STEP if native.draws_masks(stack) else StepFunctions()
 
 
 def train_step(stack: Stack, epoch: Epoch, data: MNIST, batch: int, functions: StepFunctions = StepFunctions()) -> None:
